@@ -1,0 +1,192 @@
+//! Wiring: builds the metrics, sinks, pipeline and listener from a [`Config`], and runs the
+//! shutdown order of DESIGN.md: stop accepting → every media connection finishes its current
+//! message and closes with 1001 → the call pipelines close their streams → each sink drains its
+//! queue, finalises its outputs and stops → done. All under `server.shutdown_grace_ms`.
+
+use crate::config::{Config, ConfigError};
+use crate::ingress::{self, IngressConfig, IngressState};
+use crate::metrics::Metrics;
+use crate::pipeline::sink::SinkWorkers;
+use crate::pipeline::{FanOut, Pipeline, PipelineConfig};
+use crate::shutdown::{Phase, Shutdown, Step};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// Errors starting the gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A sink could not start.
+    #[error("sink {kind} cannot start: {source}")]
+    Sink {
+        /// The sink kind.
+        kind: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// What the shutdown did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Media connections still open when the grace period ended.
+    pub connections_left: usize,
+    /// Sink workers that did not finish in time.
+    pub sinks_unfinished: usize,
+    /// The recorded steps, in order.
+    pub steps: Vec<Step>,
+}
+
+impl ShutdownReport {
+    /// True when everything closed and finalised in time.
+    pub fn clean(&self) -> bool {
+        self.connections_left == 0 && self.sinks_unfinished == 0
+    }
+}
+
+/// A running gateway.
+pub struct AppHandle {
+    addr: SocketAddr,
+    state: Arc<IngressState>,
+    sinks: Vec<SinkWorkers>,
+    server: JoinHandle<()>,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for AppHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppHandle")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+/// Validates `cfg`, starts the sinks, binds the listener and starts serving.
+pub async fn start(cfg: Config) -> Result<AppHandle, AppError> {
+    cfg.validate()?;
+    let addr = cfg.server.listen_addr()?;
+    let metrics = Metrics::new();
+    let shutdown = Shutdown::new();
+    let mut sinks = Vec::with_capacity(cfg.sinks.len());
+    for s in &cfg.sinks {
+        let w = s.start(&metrics).map_err(|source| AppError::Sink {
+            kind: s.kind(),
+            source,
+        })?;
+        sinks.push(w);
+    }
+    let fanout = FanOut::new(sinks.iter().map(|w| w.handle.clone()).collect());
+    let pipeline = Pipeline::new(PipelineConfig::from(&cfg), fanout, metrics.clone());
+    let listener = match TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(source) => {
+            stop_sinks(sinks, &shutdown, Instant::now() + Duration::from_secs(2)).await;
+            return Err(AppError::Bind { addr, source });
+        }
+    };
+    let addr = listener
+        .local_addr()
+        .map_err(|source| AppError::Bind { addr, source })?;
+    let state = IngressState::new(
+        IngressConfig {
+            max_connections: cfg.server.max_connections,
+            max_frame_bytes: cfg.server.max_frame_bytes,
+            handshake_timeout: Duration::from_millis(cfg.server.handshake_timeout_ms),
+            idle_timeout: Duration::from_millis(cfg.server.idle_timeout_ms),
+        },
+        pipeline,
+        metrics,
+        shutdown.clone(),
+    );
+    let server = tokio::spawn(ingress::serve(listener, state.clone()));
+    shutdown.set(Phase::Running);
+    tracing::info!(%addr, "acs-media-gateway listening (media WebSocket at /ws and /ws/{{token}})");
+    Ok(AppHandle {
+        addr,
+        state,
+        sinks,
+        server,
+        grace: Duration::from_millis(cfg.server.shutdown_grace_ms),
+    })
+}
+
+async fn stop_sinks(sinks: Vec<SinkWorkers>, shutdown: &Shutdown, deadline: Instant) -> usize {
+    let mut unfinished = 0;
+    for w in sinks {
+        let kind = w.handle.kind();
+        let left = tokio::task::spawn_blocking(move || w.finish_and_join(deadline))
+            .await
+            .unwrap_or(1);
+        if left == 0 {
+            shutdown.record(Step::SinkFinalised { kind });
+        }
+        unfinished += left;
+    }
+    shutdown.record(Step::SinksDone { unfinished });
+    unfinished
+}
+
+impl AppHandle {
+    /// The bound address (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.state.metrics
+    }
+
+    /// The shutdown token (phase and step log).
+    pub fn shutdown_token(&self) -> &Shutdown {
+        &self.state.shutdown
+    }
+
+    /// Open media connections.
+    pub fn media_connections(&self) -> usize {
+        self.state.media_connections()
+    }
+
+    /// Graceful shutdown in the documented order; returns what happened.
+    pub async fn shutdown(self) -> ShutdownReport {
+        let started = Instant::now();
+        let sd = self.state.shutdown.clone();
+        sd.set(Phase::Draining);
+        let _ = self.server.await;
+        let connections_left = self.state.wait_idle(self.grace).await;
+        sd.record(Step::ConnectionsDone {
+            remaining: connections_left,
+        });
+        let remaining = self
+            .grace
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1));
+        let sinks_unfinished = stop_sinks(self.sinks, &sd, Instant::now() + remaining).await;
+        sd.set(Phase::Stopped);
+        let report = ShutdownReport {
+            connections_left,
+            sinks_unfinished,
+            steps: sd.steps(),
+        };
+        tracing::info!(
+            connections_left,
+            sinks_unfinished,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "shutdown complete"
+        );
+        report
+    }
+}

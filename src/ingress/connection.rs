@@ -1,0 +1,131 @@
+//! One media connection: reads WebSocket messages, hands each to the call's
+//! [`CallPipeline`](crate::pipeline::CallPipeline), and closes with the documented code when
+//! something is wrong or the gateway shuts down. Generic over the byte stream, so tests drive it
+//! through an in-memory duplex pipe without sockets.
+//!
+//! | event | close code | reason (prefix) | metric |
+//! |---|---|---|---|
+//! | message over `max_frame_bytes` | 1009 | `message too large` | `decode_errors_total{reason="frame_too_large"}` |
+//! | not UTF-8 / not JSON / no kind / no payload | 1007 | the parse error | `decode_errors_total{reason=...}` |
+//! | AudioMetadata with an unsupported format | 1003 | `unsupported audio format` | `decode_errors_total{reason="unsupported_format"}` |
+//! | no message for `idle_timeout_ms` | 1001 | `idle timeout` | `ws_closes_total{code="1001"}` |
+//! | gateway shutdown | 1001 | `gateway shutting down` | `ws_closes_total{code="1001"}` |
+//!
+//! Audio problems inside a well-formed message (bad base64, odd length, ...) drop that message
+//! only and are counted; the connection goes on. Whatever ends the connection, every stream of
+//! the call is closed and its recordings finalised.
+
+use super::{IngressState, MediaSlot};
+use crate::metrics::BadFrame;
+use crate::pipeline::{CallPipeline, EndReason};
+use crate::shutdown::Step;
+use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// How long the gateway waits for the peer's answer to its close frame.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Serves one upgraded media connection to its end.
+pub async fn run<S>(io: S, mut call: CallPipeline, st: Arc<IngressState>, slot: MediaSlot)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let cfg = WebSocketConfig::default()
+        .max_message_size(Some(st.cfg.max_frame_bytes))
+        .max_frame_size(Some(st.cfg.max_frame_bytes));
+    let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(cfg)).await;
+    tracing::info!(call = %call.call().label, id = call.call().id, "media connection open");
+    let reason = serve(&mut ws, &mut call, &st).await;
+    tracing::info!(call = %call.call().label, id = call.call().id, %reason, "media connection ended");
+    let shutting_down = reason == EndReason::Shutdown;
+    call.finish(reason);
+    if shutting_down {
+        st.shutdown.record(Step::ConnectionClosed);
+    }
+    drop(slot);
+}
+
+async fn serve<S>(
+    ws: &mut WebSocketStream<S>,
+    call: &mut CallPipeline,
+    st: &IngressState,
+) -> EndReason
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = st.shutdown.draining() => {
+                close(ws, st, 1001, "gateway shutting down").await;
+                return EndReason::Shutdown;
+            }
+            n = tokio::time::timeout(st.cfg.idle_timeout, ws.next()) => n,
+        };
+        let msg = match next {
+            Err(_) => {
+                let reason = "idle timeout";
+                close(ws, st, 1001, reason).await;
+                return EndReason::ClosedByGateway {
+                    code: 1001,
+                    reason: reason.into(),
+                };
+            }
+            Ok(None) => return EndReason::Disconnected,
+            Ok(Some(Ok(m))) => m,
+            Ok(Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size })))) => {
+                st.metrics.bad_frame(BadFrame::FrameTooLarge);
+                let reason = format!("message too large: {size} bytes, limit {max_size}");
+                close(ws, st, 1009, &reason).await;
+                return EndReason::ClosedByGateway { code: 1009, reason };
+            }
+            Ok(Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed))) => {
+                return EndReason::PeerClosed
+            }
+            Ok(Some(Err(e))) => {
+                tracing::debug!(error = %e, "websocket error");
+                let reason = format!("protocol error: {e}");
+                close(ws, st, 1002, &reason).await;
+                return EndReason::Disconnected;
+            }
+        };
+        let payload: &[u8] = match &msg {
+            Message::Text(t) => t.as_bytes(),
+            Message::Binary(b) => b,
+            Message::Close(_) => return EndReason::PeerClosed,
+            // tungstenite answers pings itself; pongs and raw frames carry nothing for us
+            _ => continue,
+        };
+        if let Err(e) = call.handle(payload) {
+            let (code, reason) = (e.close_code(), e.close_reason());
+            tracing::warn!(call = %call.call().label, code, %reason, "closing media connection");
+            close(ws, st, code, &reason).await;
+            return EndReason::ClosedByGateway { code, reason };
+        }
+    }
+}
+
+/// Sends a close frame and waits (bounded) for the peer's close.
+async fn close<S>(ws: &mut WebSocketStream<S>, st: &IngressState, code: u16, reason: &str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    st.metrics.closed_with(code);
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.to_owned().into(),
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        if ws.send(Message::Close(Some(frame))).await.is_ok() {
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    })
+    .await;
+}

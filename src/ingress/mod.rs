@@ -1,0 +1,402 @@
+//! EDGE: the one listener. Accepts TCP, serves HTTP/1.1 with hyper, answers the plain routes via
+//! [`crate::control`], and upgrades `GET /ws` and `GET /ws/{token}` to the ACS media WebSocket
+//! (tokio-tungstenite on the upgraded stream), one task per connection ([`connection`]).
+//!
+//! Limits: `max_connections` media connections (more get HTTP 503 before the upgrade, counted
+//! `connection_limit`); at most `max_connections + SOCKET_HEADROOM` open sockets (further TCP
+//! connections are closed at accept, counted `socket_limit`); `handshake_timeout_ms` to send the
+//! request head; `max_frame_bytes` per WebSocket message (close 1009); `idle_timeout_ms` without
+//! any message (close 1001). While draining, upgrades get 503 (`draining`).
+
+pub mod connection;
+
+use crate::control::{self, error_response, HttpResponse};
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::shutdown::{Shutdown, Step};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+/// Sockets allowed beyond `max_connections` (health checks, scrapes, rejected upgrades).
+pub const SOCKET_HEADROOM: usize = 128;
+/// Longest accepted `x-ms-call-*` header value or path token, in bytes.
+pub const MAX_ID_LEN: usize = 256;
+
+/// Limits and timeouts of the listener.
+#[derive(Clone, Debug)]
+pub struct IngressConfig {
+    /// Media connections.
+    pub max_connections: usize,
+    /// Largest WebSocket message.
+    pub max_frame_bytes: usize,
+    /// Time to receive the request head.
+    pub handshake_timeout: Duration,
+    /// Time without any message before closing.
+    pub idle_timeout: Duration,
+}
+
+/// What the listener and its connections share.
+#[derive(Debug)]
+pub struct IngressState {
+    /// Limits.
+    pub cfg: IngressConfig,
+    /// The pipeline calls are started on.
+    pub pipeline: Arc<Pipeline>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Shutdown token.
+    pub shutdown: Shutdown,
+    media: AtomicUsize,
+    sockets: AtomicUsize,
+    idle: Notify,
+}
+
+impl IngressState {
+    /// Shared state for one listener.
+    pub fn new(
+        cfg: IngressConfig,
+        pipeline: Arc<Pipeline>,
+        metrics: Arc<Metrics>,
+        shutdown: Shutdown,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            cfg,
+            pipeline,
+            metrics,
+            shutdown,
+            media: AtomicUsize::new(0),
+            sockets: AtomicUsize::new(0),
+            idle: Notify::new(),
+        })
+    }
+
+    /// Open media connections.
+    pub fn media_connections(&self) -> usize {
+        self.media.load(Ordering::Acquire)
+    }
+
+    /// Waits until no media connection is open (or `timeout`); returns how many remain.
+    pub async fn wait_idle(&self, timeout: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.idle.notified();
+            let n = self.media_connections();
+            if n == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.media_connections();
+            }
+        }
+    }
+
+    fn try_reserve_media(&self) -> bool {
+        self.media
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.cfg.max_connections).then_some(n + 1)
+            })
+            .is_ok()
+    }
+}
+
+/// Holds one media connection slot; releasing it updates the gauge and wakes the drain.
+pub struct MediaSlot(Arc<IngressState>);
+
+impl Drop for MediaSlot {
+    fn drop(&mut self) {
+        self.0.metrics.connections_active.dec();
+        if self.0.media.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+struct SocketSlot(Arc<IngressState>);
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        self.0.sockets.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Accepts until draining starts; each socket is served on its own task.
+pub async fn serve(listener: TcpListener, state: Arc<IngressState>) {
+    let max_sockets = state.cfg.max_connections + SOCKET_HEADROOM;
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = state.shutdown.draining() => break,
+            a = listener.accept() => a,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        if state.sockets.fetch_add(1, Ordering::AcqRel) >= max_sockets {
+            state.sockets.fetch_sub(1, Ordering::AcqRel);
+            state.metrics.rejected("socket_limit");
+            drop(tcp);
+            continue;
+        }
+        let _ = tcp.set_nodelay(true);
+        let slot = SocketSlot(state.clone());
+        let st = state.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let svc_state = st.clone();
+            let service = hyper::service::service_fn(move |req| {
+                let st = svc_state.clone();
+                async move { Ok::<_, Infallible>(handle(req, st)) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(st.cfg.handshake_timeout)
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades();
+            tokio::pin!(conn);
+            let res = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = st.shutdown.draining() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = res {
+                if e.is_timeout() {
+                    st.metrics.rejected("handshake_timeout");
+                }
+                tracing::debug!(%peer, error = %e, "http connection ended with an error");
+            }
+        });
+    }
+    state.shutdown.record(Step::StoppedAccepting);
+}
+
+fn handle(req: Request<Incoming>, st: Arc<IngressState>) -> HttpResponse {
+    if let Some(r) = control::route(&req, &st.metrics, &st.shutdown) {
+        return r;
+    }
+    let path = req.uri().path();
+    let token = match path {
+        "/ws" | "/ws/" => None,
+        p if p.starts_with("/ws/") => Some(p["/ws/".len()..].to_string()),
+        _ => return error_response(StatusCode::NOT_FOUND, format!("no route for {path}")),
+    };
+    upgrade(req, token, st)
+}
+
+/// Checks a WebSocket upgrade request; the error is the HTTP status and message to answer with.
+pub fn check_upgrade(method: &Method, headers: &HeaderMap) -> Result<String, (StatusCode, String)> {
+    let bad = |m: &str| Err((StatusCode::BAD_REQUEST, m.to_string()));
+    if method != Method::GET {
+        return Err((
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed; the media endpoint takes a GET upgrade"),
+        ));
+    }
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    if !has_token(header::UPGRADE, "websocket") {
+        return Err((
+            StatusCode::UPGRADE_REQUIRED,
+            "this is the ACS media WebSocket endpoint: Upgrade: websocket required".into(),
+        ));
+    }
+    if !has_token(header::CONNECTION, "upgrade") {
+        return bad("Connection: Upgrade required");
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .and_then(|v| v.to_str().ok())
+        != Some("13")
+    {
+        return bad("Sec-WebSocket-Version: 13 required");
+    }
+    match headers.get(header::SEC_WEBSOCKET_KEY) {
+        Some(k) if !k.is_empty() && k.len() <= 64 => {
+            Ok(tokio_tungstenite::tungstenite::handshake::derive_accept_key(k.as_bytes()))
+        }
+        _ => bad("Sec-WebSocket-Key missing or malformed"),
+    }
+}
+
+/// Reads an optional id header: absent → `None`; too long or not visible ASCII → error.
+pub fn id_header(headers: &HeaderMap, name: &str) -> Result<Option<String>, String> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => match v.to_str() {
+            Ok(s) if s.len() <= MAX_ID_LEN => {
+                Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty()))
+            }
+            Ok(_) => Err(format!("{name} longer than {MAX_ID_LEN} bytes")),
+            Err(_) => Err(format!("{name} is not visible ASCII")),
+        },
+    }
+}
+
+fn upgrade(
+    mut req: Request<Incoming>,
+    token: Option<String>,
+    st: Arc<IngressState>,
+) -> HttpResponse {
+    let accept = match check_upgrade(req.method(), req.headers()) {
+        Ok(a) => a,
+        Err((status, msg)) => {
+            st.metrics.rejected("bad_upgrade");
+            return error_response(status, msg);
+        }
+    };
+    let ids = (|| {
+        let conn = id_header(req.headers(), "x-ms-call-connection-id")?;
+        let corr = id_header(req.headers(), "x-ms-call-correlation-id")?;
+        if token.as_ref().is_some_and(|t| t.len() > MAX_ID_LEN) {
+            return Err(format!("path token longer than {MAX_ID_LEN} bytes"));
+        }
+        Ok((conn, corr))
+    })();
+    let (conn_id, corr_id) = match ids {
+        Ok(x) => x,
+        Err(msg) => {
+            st.metrics.rejected("bad_upgrade");
+            return error_response(StatusCode::BAD_REQUEST, msg);
+        }
+    };
+    if st.shutdown.is_draining() {
+        st.metrics.rejected("draining");
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, "gateway is shutting down");
+    }
+    if !st.try_reserve_media() {
+        st.metrics.rejected("connection_limit");
+        let mut r = error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "media connection limit reached ({})",
+                st.cfg.max_connections
+            ),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    }
+    st.metrics.connections_active.inc();
+    st.metrics.connections_total.inc();
+    let slot = MediaSlot(st.clone());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let call = st
+        .pipeline
+        .start_call(conn_id, corr_id, token.filter(|t| !t.is_empty()));
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => connection::run(TokioIo::new(upgraded), call, st, slot).await,
+            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+        }
+    });
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn upgrade_checks() {
+        let good = headers(&[
+            ("upgrade", "websocket"),
+            ("connection", "keep-alive, Upgrade"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ]);
+        // RFC 6455 §1.3 example
+        assert_eq!(
+            check_upgrade(&Method::GET, &good).unwrap(),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        assert_eq!(
+            check_upgrade(&Method::POST, &good).unwrap_err().0,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        let no_upgrade = headers(&[
+            ("connection", "Upgrade"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "x"),
+        ]);
+        assert_eq!(
+            check_upgrade(&Method::GET, &no_upgrade).unwrap_err().0,
+            StatusCode::UPGRADE_REQUIRED
+        );
+        let old = headers(&[
+            ("upgrade", "websocket"),
+            ("connection", "upgrade"),
+            ("sec-websocket-version", "8"),
+            ("sec-websocket-key", "x"),
+        ]);
+        assert_eq!(
+            check_upgrade(&Method::GET, &old).unwrap_err().0,
+            StatusCode::BAD_REQUEST
+        );
+        let nokey = headers(&[
+            ("upgrade", "websocket"),
+            ("connection", "upgrade"),
+            ("sec-websocket-version", "13"),
+        ]);
+        assert!(check_upgrade(&Method::GET, &nokey)
+            .unwrap_err()
+            .1
+            .contains("Key"));
+    }
+
+    #[test]
+    fn id_headers_are_bounded() {
+        let h = headers(&[
+            ("x-ms-call-connection-id", " abc "),
+            ("x-ms-call-correlation-id", &"x".repeat(300)),
+        ]);
+        assert_eq!(
+            id_header(&h, "x-ms-call-connection-id").unwrap().as_deref(),
+            Some("abc")
+        );
+        assert!(id_header(&h, "x-ms-call-correlation-id").is_err());
+        assert_eq!(id_header(&h, "absent").unwrap(), None);
+    }
+}

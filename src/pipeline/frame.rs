@@ -1,0 +1,399 @@
+//! The values that flow from a call's pipeline to the sinks: call and stream descriptions,
+//! fixed-size audio frames (samples inline, so fanning a frame out to a bounded queue copies it
+//! into a pre-allocated slot and never touches the heap), call events and end-of-stream summaries.
+
+use std::sync::Arc;
+
+/// Most samples one [`AudioFrame`] carries: 20 ms at 24 kHz. Longer decoded payloads are split.
+pub const MAX_FRAME_SAMPLES: usize = 480;
+
+/// Gateway-unique id of a call (one media WebSocket connection).
+pub type CallId = u64;
+/// Gateway-unique id of one audio stream (a participant, ACS's mixed stream, or our mix).
+pub type StreamId = u64;
+
+/// What the gateway knows about a call when its media connection opens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallInfo {
+    /// Gateway-unique id.
+    pub id: CallId,
+    /// `x-ms-call-connection-id` upgrade header, when ACS sent it.
+    pub call_connection_id: Option<String>,
+    /// `x-ms-call-correlation-id` upgrade header, when ACS sent it.
+    pub correlation_id: Option<String>,
+    /// The token from the `/ws/{token}` path, if any.
+    pub token: Option<String>,
+    /// Human-meaningful name used for folders and logs: the connection id, else the correlation
+    /// id, else the token, else `call-<id>` (not yet sanitised).
+    pub label: String,
+    /// Unix ms when the connection opened.
+    pub opened_unix_ms: i64,
+}
+
+impl CallInfo {
+    /// Builds the info, choosing the label as documented on [`CallInfo::label`].
+    pub fn new(
+        id: CallId,
+        call_connection_id: Option<String>,
+        correlation_id: Option<String>,
+        token: Option<String>,
+        opened_unix_ms: i64,
+    ) -> Self {
+        let label = [&call_connection_id, &correlation_id, &token]
+            .into_iter()
+            .flatten()
+            .find(|s| !s.is_empty())
+            .cloned()
+            .unwrap_or_else(|| format!("call-{id}"));
+        Self {
+            id,
+            call_connection_id,
+            correlation_id,
+            token,
+            label,
+            opened_unix_ms,
+        }
+    }
+}
+
+/// What a stream carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamKind {
+    /// ACS's mixed stream (AudioData without `participantRawID`).
+    Mixed,
+    /// One participant of an unmixed stream.
+    Participant,
+    /// The gateway's own mix of the unmixed participants, aligned on the call timeline.
+    Mix,
+}
+
+/// An audio stream, announced to sinks before its first frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// The call it belongs to.
+    pub call: Arc<CallInfo>,
+    /// Gateway-unique id.
+    pub id: StreamId,
+    /// What it carries.
+    pub kind: StreamKind,
+    /// The participant's rawId for [`StreamKind::Participant`].
+    pub participant: Option<Arc<str>>,
+    /// Samples per second (16000 or 24000).
+    pub sample_rate: u32,
+    /// Unix ms of the stream's first sample, from the frame timestamps when ACS sent them.
+    pub start_unix_ms: Option<i64>,
+    /// Where the stream's first sample sits on the call timeline (samples from the call's first
+    /// timestamped sample), for aligning participants.
+    pub call_offset: u64,
+}
+
+/// One block of PCM (≤ [`MAX_FRAME_SAMPLES`] samples) with its place in its stream.
+#[derive(Clone, Debug)]
+pub struct AudioFrame {
+    /// The stream.
+    pub stream: StreamId,
+    /// The call (routes the frame to the same sink worker as the call's other messages).
+    pub call: CallId,
+    /// Position of the first sample in the stream (samples since the stream's start, gaps
+    /// included).
+    pub pos: u64,
+    /// Samples per second.
+    pub sample_rate: u32,
+    /// ACS flagged this frame `silent`.
+    pub acs_silent: bool,
+    /// Our detector judged it voiced.
+    pub voiced: bool,
+    len: u16,
+    samples: [i16; MAX_FRAME_SAMPLES],
+}
+
+impl AudioFrame {
+    /// A frame holding `samples` (at most [`MAX_FRAME_SAMPLES`]; extra samples are not stored —
+    /// callers split longer payloads).
+    pub fn new(
+        call: CallId,
+        stream: StreamId,
+        pos: u64,
+        sample_rate: u32,
+        samples: &[i16],
+    ) -> Self {
+        let mut f = Self {
+            stream,
+            call,
+            pos,
+            sample_rate,
+            acs_silent: false,
+            voiced: false,
+            len: 0,
+            samples: [0; MAX_FRAME_SAMPLES],
+        };
+        f.set_samples(samples);
+        f
+    }
+
+    /// Replaces the samples (truncated to [`MAX_FRAME_SAMPLES`]).
+    pub fn set_samples(&mut self, samples: &[i16]) {
+        let n = samples.len().min(MAX_FRAME_SAMPLES);
+        self.samples[..n].copy_from_slice(&samples[..n]);
+        self.len = n as u16;
+    }
+
+    /// The samples.
+    pub fn samples(&self) -> &[i16] {
+        &self.samples[..self.len as usize]
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// True when the frame holds no samples.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Something that happened in a call, delivered to every sink in order with the audio.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallEvent {
+    /// A participant's (or the mixed) stream started.
+    ParticipantJoined {
+        /// The stream.
+        stream: StreamId,
+        /// rawId, `None` for ACS's mixed stream.
+        participant: Option<Arc<str>>,
+    },
+    /// A participant's stream ended (call end, or a format change).
+    ParticipantLeft {
+        /// The stream.
+        stream: StreamId,
+        /// rawId, `None` for ACS's mixed stream.
+        participant: Option<Arc<str>>,
+    },
+    /// Our detector found the start of speech.
+    SpeechStarted {
+        /// The stream.
+        stream: StreamId,
+        /// Sample position in the stream.
+        pos: u64,
+    },
+    /// Our detector found the end of speech.
+    SpeechEnded {
+        /// The stream.
+        stream: StreamId,
+        /// Position of the segment's first sample.
+        start: u64,
+        /// Position just after its last voiced sample.
+        end: u64,
+    },
+    /// A DTMF tone.
+    Dtmf {
+        /// The tone (`0`-`9`, `*`, `#`, `A`-`D`).
+        tone: String,
+        /// Who pressed it, when ACS said.
+        participant: Option<String>,
+        /// ACS's timestamp, unix ms.
+        unix_ms: Option<i64>,
+    },
+    /// A transcription result.
+    Transcription(Transcript),
+    /// TranscriptionMetadata: transcription started with this locale.
+    TranscriptionStarted {
+        /// Locale, e.g. `en-US`.
+        locale: Option<String>,
+        /// Subscription id.
+        subscription_id: Option<String>,
+    },
+    /// An audio mark (preview) was played or cancelled.
+    Mark {
+        /// Mark id (or sequence as text).
+        id: String,
+        /// `Completed` / `Cancelled`.
+        status: Option<String>,
+    },
+}
+
+/// One transcription result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transcript {
+    /// The text.
+    pub text: String,
+    /// Who said it.
+    pub participant: Option<String>,
+    /// `true` for a final result, `false` for an intermediate one.
+    pub is_final: bool,
+    /// Recogniser confidence.
+    pub confidence: Option<f64>,
+    /// Offset in 100 ns ticks.
+    pub offset_ticks: Option<u64>,
+    /// Duration in 100 ns ticks.
+    pub duration_ticks: Option<u64>,
+}
+
+/// Counters of one stream, sent to sinks when it closes.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StreamStats {
+    /// Frames accepted.
+    pub frames: u64,
+    /// Samples written, silence fill included.
+    pub samples: u64,
+    /// Gaps filled.
+    pub gaps: u64,
+    /// Samples of silence inserted for gaps.
+    pub filled_samples: u64,
+    /// Late frames dropped.
+    pub late: u64,
+    /// Duplicate frames dropped.
+    pub duplicates: u64,
+    /// Timeline resynchronisations.
+    pub resyncs: u64,
+    /// Frames ACS flagged silent.
+    pub acs_silent_frames: u64,
+    /// Samples our detector judged silent (gaps included).
+    pub silent_samples: u64,
+    /// Samples our detector judged voiced.
+    pub voiced_samples: u64,
+}
+
+impl StreamStats {
+    /// Share of the stream that was silence (0..=1), from our detector.
+    pub fn silence_ratio(&self) -> f64 {
+        let total = self.silent_samples + self.voiced_samples;
+        if total == 0 {
+            1.0
+        } else {
+            self.silent_samples as f64 / total as f64
+        }
+    }
+}
+
+/// Why a call's media stream ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// The peer closed the WebSocket.
+    PeerClosed,
+    /// The connection broke without a close frame.
+    Disconnected,
+    /// The gateway closed it (code and reason as sent).
+    ClosedByGateway {
+        /// Close code.
+        code: u16,
+        /// Close reason.
+        reason: String,
+    },
+    /// Gateway shutdown.
+    Shutdown,
+}
+
+impl std::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EndReason::PeerClosed => f.write_str("peer closed"),
+            EndReason::Disconnected => f.write_str("disconnected"),
+            EndReason::ClosedByGateway { code, reason } => {
+                write!(f, "closed by gateway ({code}: {reason})")
+            }
+            EndReason::Shutdown => f.write_str("gateway shutdown"),
+        }
+    }
+}
+
+/// A message on a sink's queue. Order is preserved per queue; a call always uses one queue.
+#[derive(Clone, Debug)]
+pub enum SinkMsg {
+    /// A stream starts.
+    Open(Arc<StreamInfo>),
+    /// Audio.
+    Audio(AudioFrame),
+    /// `samples` of silence at the current end of `stream` (a timeline gap).
+    Gap {
+        /// The call.
+        call: CallId,
+        /// The stream.
+        stream: StreamId,
+        /// How many samples.
+        samples: u64,
+    },
+    /// A call event.
+    Event {
+        /// The call.
+        call: Arc<CallInfo>,
+        /// What happened, with the call-relative unix ms when known.
+        event: Arc<CallEvent>,
+    },
+    /// A stream ends; no more audio follows for it.
+    Close {
+        /// The call.
+        call: CallId,
+        /// The stream.
+        stream: StreamId,
+        /// Its counters.
+        stats: StreamStats,
+    },
+    /// The call's media connection ended; every stream of it was closed before.
+    CallEnded {
+        /// The call.
+        call: Arc<CallInfo>,
+        /// Why.
+        reason: EndReason,
+    },
+}
+
+impl SinkMsg {
+    /// The call the message belongs to (routing key).
+    pub fn call_id(&self) -> CallId {
+        match self {
+            SinkMsg::Open(s) => s.call.id,
+            SinkMsg::Audio(f) => f.call,
+            SinkMsg::Gap { call, .. } | SinkMsg::Close { call, .. } => *call,
+            SinkMsg::Event { call, .. } | SinkMsg::CallEnded { call, .. } => call.id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_keeps_at_most_max_samples() {
+        let long = vec![7i16; MAX_FRAME_SAMPLES + 10];
+        let f = AudioFrame::new(1, 2, 0, 24_000, &long);
+        assert_eq!(f.len(), MAX_FRAME_SAMPLES);
+        let f = AudioFrame::new(1, 2, 0, 16_000, &[1, 2, 3]);
+        assert_eq!(f.samples(), &[1, 2, 3]);
+        assert!(!f.is_empty());
+    }
+
+    #[test]
+    fn call_label_prefers_connection_id_then_correlation_then_token() {
+        let c = CallInfo::new(
+            5,
+            Some("conn".into()),
+            Some("corr".into()),
+            Some("tok".into()),
+            0,
+        );
+        assert_eq!(c.label, "conn");
+        let c = CallInfo::new(5, None, Some("corr".into()), Some("tok".into()), 0);
+        assert_eq!(c.label, "corr");
+        let c = CallInfo::new(5, None, None, Some("tok".into()), 0);
+        assert_eq!(c.label, "tok");
+        let c = CallInfo::new(5, Some(String::new()), Some("corr".into()), None, 0);
+        assert_eq!(c.label, "corr");
+        let c = CallInfo::new(5, Some(String::new()), None, None, 0);
+        assert_eq!(c.label, "call-5");
+    }
+
+    #[test]
+    fn silence_ratio() {
+        let s = StreamStats {
+            silent_samples: 30,
+            voiced_samples: 10,
+            ..Default::default()
+        };
+        assert!((s.silence_ratio() - 0.75).abs() < 1e-9);
+        assert_eq!(StreamStats::default().silence_ratio(), 1.0);
+    }
+}

@@ -1,0 +1,727 @@
+//! PURE: the per-call media pipeline (no sockets, no tokio).
+//!
+//! [`Pipeline`] is shared by all connections; [`Pipeline::start_call`] gives each media
+//! connection a [`CallPipeline`], which takes every WebSocket message of that call through:
+//! parse (borrowed strings) → base64 decode into a reused buffer → sample-alignment and length
+//! checks → the participant's state (looked up by `participantRawID` in a small vector) →
+//! [`timeline`] placement (gap fill, late/duplicate drop) → [`ring`] buffer → [`silence`]
+//! detector (speech start/end events) → fan-out to every sink's bounded queue ([`sink`]). In
+//! unmixed calls the [`mixer`] adds a mixed stream aligned on the call timeline. The steady-state
+//! AudioData path does not allocate.
+
+pub mod frame;
+pub mod mixer;
+pub mod pcm;
+pub mod ring;
+pub mod silence;
+pub mod sink;
+pub mod timeline;
+
+pub use frame::{
+    AudioFrame, CallEvent, CallId, CallInfo, EndReason, SinkMsg, StreamId, StreamInfo, StreamKind,
+    StreamStats,
+};
+pub use sink::{FanOut, Sink, SinkError, SinkHandle};
+
+use crate::config::Config;
+use crate::metrics::{BadFrame, Metrics};
+use crate::protocol::b64::decode_base64_into;
+use crate::protocol::error::ProtocolError;
+use crate::protocol::media::{parse_inbound, AudioData, AudioMetadata, Inbound, ResultStatus};
+use crate::protocol::timestamp::parse_timestamp;
+use frame::{Transcript, MAX_FRAME_SAMPLES};
+use mixer::{MixInput, MixSource, Mixer};
+use ring::{Cursor, Ring};
+use silence::{SilenceConfig, SilenceDetector, VoiceEdge};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use timeline::{Placement, Timeline, TimelineConfig};
+
+/// Longest accepted participant id, in bytes.
+pub const MAX_PARTICIPANT_ID_LEN: usize = 512;
+/// Longest accepted decoded payload of one AudioData: one second of audio.
+pub const MAX_PAYLOAD_MS: usize = 1000;
+
+/// Settings of the pipeline (from [`Config`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PipelineConfig {
+    /// Rate used before AudioMetadata.
+    pub default_sample_rate: u32,
+    /// Participants per call.
+    pub max_participants: usize,
+    /// Ring capacity per participant (ms).
+    pub ring_capacity_ms: u32,
+    /// Timeline settings.
+    pub timeline: TimelineConfig,
+    /// Silence detector settings.
+    pub silence: SilenceConfig,
+    /// Mix unmixed calls.
+    pub mix_unmixed: bool,
+    /// Mixer latency (ms).
+    pub mix_latency_ms: u32,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self::from(&Config::default())
+    }
+}
+
+impl From<&Config> for PipelineConfig {
+    fn from(c: &Config) -> Self {
+        Self {
+            default_sample_rate: c.media.default_sample_rate,
+            max_participants: c.media.max_participants,
+            ring_capacity_ms: c.media.ring_capacity_ms,
+            timeline: TimelineConfig {
+                max_gap_fill_ms: c.media.max_gap_fill_ms,
+                resync_after_late: c.media.resync_after_late,
+            },
+            silence: c.silence_config(),
+            mix_unmixed: c.media.mix_unmixed,
+            mix_latency_ms: c.media.mix_latency_ms,
+        }
+    }
+}
+
+/// A message that ends the connection: the close code and reason to send.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// Not a protocol message at all (not UTF-8, not JSON, no kind): close 1007.
+    #[error("{0}")]
+    Protocol(#[from] ProtocolError),
+    /// AudioMetadata announcing a format the gateway cannot take: close 1003.
+    #[error("unsupported audio format: {0}")]
+    UnsupportedFormat(String),
+}
+
+impl FrameError {
+    /// The WebSocket close code.
+    pub fn close_code(&self) -> u16 {
+        match self {
+            FrameError::Protocol(_) => 1007,
+            FrameError::UnsupportedFormat(_) => 1003,
+        }
+    }
+
+    /// The close reason (≤ 123 bytes, cut on a char boundary).
+    pub fn close_reason(&self) -> String {
+        let mut s = self.to_string();
+        if s.len() > 120 {
+            let mut cut = 120;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            s.truncate(cut);
+        }
+        s
+    }
+}
+
+/// What [`CallPipeline::handle`] did with a message that did not end the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Audio placed and fanned out.
+    Audio,
+    /// Audio dropped as late or duplicate (counted).
+    Dropped,
+    /// Audio refused for a reason (counted).
+    Refused(BadFrame),
+    /// AudioMetadata applied.
+    Metadata,
+    /// DTMF, transcription or mark event delivered.
+    Event,
+    /// Unknown kind (counted, skipped).
+    Unknown,
+}
+
+/// Shared by every connection: settings, sinks, metrics, id counters.
+#[derive(Debug)]
+pub struct Pipeline {
+    cfg: PipelineConfig,
+    fanout: FanOut,
+    metrics: Arc<Metrics>,
+    next_call: AtomicU64,
+    next_stream: AtomicU64,
+}
+
+impl Pipeline {
+    /// A pipeline fanning out to `fanout`.
+    pub fn new(cfg: PipelineConfig, fanout: FanOut, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Self {
+            cfg,
+            fanout,
+            metrics,
+            next_call: AtomicU64::new(1),
+            next_stream: AtomicU64::new(1),
+        })
+    }
+
+    /// The sinks.
+    pub fn fanout(&self) -> &FanOut {
+        &self.fanout
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// State for a new call (one media connection).
+    pub fn start_call(
+        self: &Arc<Self>,
+        call_connection_id: Option<String>,
+        correlation_id: Option<String>,
+        token: Option<String>,
+    ) -> CallPipeline {
+        let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let now = chrono::Utc::now().timestamp_millis();
+        let call = Arc::new(CallInfo::new(
+            id,
+            call_connection_id,
+            correlation_id,
+            token,
+            now,
+        ));
+        CallPipeline {
+            shared: self.clone(),
+            call,
+            rate: self.cfg.default_sample_rate,
+            metadata: None,
+            participants: Vec::new(),
+            b64: Vec::with_capacity(4096),
+            pcm: Vec::with_capacity(2048),
+            call_origin_ms: None,
+            mix: None,
+            frame: Box::new(AudioFrame::new(id, 0, 0, self.cfg.default_sample_rate, &[])),
+            ended: false,
+        }
+    }
+}
+
+struct Participant {
+    key: Arc<str>,
+    stream: Arc<StreamInfo>,
+    timeline: Timeline,
+    ring: Ring<i16>,
+    mix_cursor: Cursor,
+    detector: SilenceDetector,
+    acs_silent_frames: u64,
+}
+
+impl Participant {
+    fn stats(&self) -> StreamStats {
+        let t = self.timeline.stats();
+        StreamStats {
+            frames: t.frames,
+            samples: self.timeline.position(),
+            gaps: t.gaps,
+            filled_samples: t.filled_samples,
+            late: t.late,
+            duplicates: t.duplicates,
+            resyncs: t.resyncs,
+            acs_silent_frames: self.acs_silent_frames,
+            silent_samples: self.detector.silent_samples(),
+            voiced_samples: self.detector.voiced_samples(),
+        }
+    }
+}
+
+impl MixSource for Participant {
+    fn mix_input(&mut self) -> Option<MixInput<'_>> {
+        // ACS's own mixed stream is not mixed again
+        (self.stream.kind == StreamKind::Participant).then(|| MixInput {
+            ring: &self.ring,
+            offset: self.stream.call_offset,
+            cursor: &mut self.mix_cursor,
+        })
+    }
+}
+
+struct MixState {
+    mixer: Mixer,
+    stream: Option<Arc<StreamInfo>>,
+    frames: u64,
+    samples: u64,
+}
+
+/// One call's pipeline state; owned by its connection task.
+pub struct CallPipeline {
+    shared: Arc<Pipeline>,
+    call: Arc<CallInfo>,
+    rate: u32,
+    metadata: Option<u32>,
+    participants: Vec<Participant>,
+    b64: Vec<u8>,
+    pcm: Vec<i16>,
+    call_origin_ms: Option<i64>,
+    mix: Option<MixState>,
+    frame: Box<AudioFrame>,
+    ended: bool,
+}
+
+impl std::fmt::Debug for CallPipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallPipeline")
+            .field("call", &self.call)
+            .field("rate", &self.rate)
+            .field("participants", &self.participants.len())
+            .finish()
+    }
+}
+
+impl CallPipeline {
+    /// The call.
+    pub fn call(&self) -> &Arc<CallInfo> {
+        &self.call
+    }
+
+    /// The current sample rate.
+    pub fn sample_rate(&self) -> u32 {
+        self.rate
+    }
+
+    /// Number of streams currently open (participants, or ACS's mixed stream).
+    pub fn participant_count(&self) -> usize {
+        self.participants.len()
+    }
+
+    /// The most recent `out.len()` samples of a participant (`None` = the mixed stream), from its
+    /// ring buffer; returns how many were copied.
+    pub fn latest_audio(&self, participant: Option<&str>, out: &mut [i16]) -> usize {
+        let key = participant.unwrap_or("");
+        self.participants
+            .iter()
+            .find(|p| &*p.key == key)
+            .map_or(0, |p| p.ring.latest(out))
+    }
+
+    /// Takes one WebSocket message (text or binary payload). `Err` means: close the connection
+    /// with [`FrameError::close_code`]; everything already received is kept.
+    pub fn handle(&mut self, frame: &[u8]) -> Result<Handled, FrameError> {
+        let started = Instant::now();
+        let m = self.shared.metrics.clone();
+        m.frame_bytes.inc_by(frame.len() as u64);
+        let msg = match parse_inbound(frame) {
+            Ok(msg) => msg,
+            Err(e) => {
+                m.bad_frame(BadFrame::from_protocol(&e));
+                return Err(e.into());
+            }
+        };
+        m.frame(msg.kind());
+        match msg {
+            Inbound::AudioData(a) => {
+                let r = self.audio(&a, &m);
+                m.frame_seconds.observe(started.elapsed().as_secs_f64());
+                Ok(r)
+            }
+            Inbound::AudioMetadata(meta) => self.apply_metadata(&meta, &m),
+            Inbound::DtmfData(d) => {
+                let unix_ms = d
+                    .timestamp
+                    .as_deref()
+                    .and_then(parse_timestamp)
+                    .map(|t| t.unix_ms);
+                self.event(CallEvent::Dtmf {
+                    tone: d.data.to_string(),
+                    participant: d
+                        .participant_raw_id
+                        .map(|p| p.into_owned())
+                        .filter(|p| !p.is_empty()),
+                    unix_ms,
+                });
+                Ok(Handled::Event)
+            }
+            Inbound::TranscriptionMetadata(t) => {
+                self.event(CallEvent::TranscriptionStarted {
+                    locale: t.locale.map(|s| s.into_owned()),
+                    subscription_id: t.subscription_id.map(|s| s.into_owned()),
+                });
+                Ok(Handled::Event)
+            }
+            Inbound::TranscriptionData(t) => {
+                self.event(CallEvent::Transcription(Transcript {
+                    text: t.text.into_owned(),
+                    participant: t.participant_raw_id.map(|s| s.into_owned()),
+                    is_final: matches!(t.result_status, Some(ResultStatus::Final)),
+                    confidence: t.confidence,
+                    offset_ticks: t.offset,
+                    duration_ticks: t.duration,
+                }));
+                Ok(Handled::Event)
+            }
+            Inbound::MarkData(mk) => {
+                let id = mk
+                    .id
+                    .map(|s| s.into_owned())
+                    .or_else(|| mk.sequence.map(|n| n.to_string()))
+                    .unwrap_or_default();
+                self.event(CallEvent::Mark {
+                    id,
+                    status: mk.status.map(|s| s.into_owned()),
+                });
+                Ok(Handled::Event)
+            }
+            Inbound::Unknown { kind } => {
+                tracing::debug!(call = %self.call.label, kind = %kind, "unknown message kind skipped");
+                Ok(Handled::Unknown)
+            }
+        }
+    }
+
+    fn event(&self, event: CallEvent) {
+        self.shared.fanout.control(SinkMsg::Event {
+            call: self.call.clone(),
+            event: Arc::new(event),
+        });
+    }
+
+    fn apply_metadata(
+        &mut self,
+        meta: &AudioMetadata<'_>,
+        m: &Metrics,
+    ) -> Result<Handled, FrameError> {
+        let rate = meta.sample_rate.unwrap_or(self.rate);
+        let channels = meta.channels.unwrap_or(1);
+        let encoding_ok = meta
+            .encoding
+            .as_deref()
+            .is_none_or(|e| e.eq_ignore_ascii_case("pcm"));
+        if !(rate == 16_000 || rate == 24_000) || channels != 1 || !encoding_ok {
+            m.bad_frame(BadFrame::UnsupportedFormat);
+            return Err(FrameError::UnsupportedFormat(format!(
+                "sampleRate={rate} channels={channels} encoding={}",
+                meta.encoding.as_deref().unwrap_or("?")
+            )));
+        }
+        if rate != self.rate && !self.participants.is_empty() {
+            // a new format mid-call: the old streams end, new ones start with the next frames
+            self.close_streams();
+        }
+        self.rate = rate;
+        self.metadata = Some(rate);
+        Ok(Handled::Metadata)
+    }
+
+    fn audio(&mut self, a: &AudioData<'_>, m: &Metrics) -> Handled {
+        if self.metadata.is_none() {
+            m.frames_before_metadata.inc();
+        }
+        let pid = a.participant();
+        if pid.is_some_and(|p| p.len() > MAX_PARTICIPANT_ID_LEN) {
+            return refuse(m, BadFrame::ParticipantIdTooLong);
+        }
+        // decode and check the payload
+        let bytes = match decode_base64_into(a.data.as_bytes(), &mut self.b64) {
+            Ok(n) => n,
+            Err(_) => return refuse(m, BadFrame::BadBase64),
+        };
+        if bytes == 0 {
+            return refuse(m, BadFrame::Empty);
+        }
+        if bytes % 2 != 0 {
+            return refuse(m, BadFrame::OddLength);
+        }
+        if bytes > self.rate as usize * 2 * MAX_PAYLOAD_MS / 1000 {
+            return refuse(m, BadFrame::TooLong);
+        }
+        if bytes != pcm::frame_bytes(self.rate) {
+            m.bad_frame(BadFrame::LengthMismatch); // accepted: whole samples, just not 20 ms
+        }
+        pcm::le_bytes_to_i16(&self.b64[..bytes], &mut self.pcm);
+        let ts = a.timestamp.as_deref().and_then(parse_timestamp);
+        let idx = match self.participant_index(pid, ts.filter(|t| t.precise).map(|t| t.unix_ms), m)
+        {
+            Some(i) => i,
+            None => return refuse(m, BadFrame::TooManyParticipants),
+        };
+        m.audio_bytes.inc_by(bytes as u64);
+        if a.silent {
+            m.silent_frames_acs.inc();
+        }
+
+        let fan = &self.shared.fanout;
+        let call = &self.call;
+        let p = &mut self.participants[idx];
+        let n = self.pcm.len();
+        let placement = p
+            .timeline
+            .place(ts.map(|t| t.unix_ms), ts.is_some_and(|t| t.precise), n);
+        let (fill, resynced) = match placement {
+            Placement::Late => {
+                m.late_frames.inc();
+                return Handled::Dropped;
+            }
+            Placement::Duplicate => {
+                m.duplicate_frames.inc();
+                return Handled::Dropped;
+            }
+            Placement::Append { fill, resynced } => (fill, resynced),
+        };
+        if resynced {
+            m.timeline_resyncs.inc();
+        }
+        let stream_id = p.stream.id;
+        if fill > 0 {
+            m.gaps_filled.inc();
+            m.gap_fill_samples.inc_by(fill);
+            p.ring.push_fill(0, fill);
+            if let Some(edge) = p.detector.process_gap(fill) {
+                emit_edge(fan, call, stream_id, edge, m);
+            }
+            fan.control(SinkMsg::Gap {
+                call: call.id,
+                stream: stream_id,
+                samples: fill,
+            });
+        }
+        if a.silent {
+            p.acs_silent_frames += 1;
+        }
+        let mut pos = p.ring.write_pos();
+        for chunk in self.pcm.chunks(MAX_FRAME_SAMPLES) {
+            let voice = p.detector.process(chunk, a.silent);
+            if !voice.voiced {
+                m.silent_frames_detected.inc();
+            }
+            p.ring.push(chunk);
+            let f = &mut *self.frame;
+            f.stream = stream_id;
+            f.call = call.id;
+            f.pos = pos;
+            f.sample_rate = self.rate;
+            f.acs_silent = a.silent;
+            f.voiced = voice.voiced;
+            f.set_samples(chunk);
+            fan.audio(f);
+            pos += chunk.len() as u64;
+            if let Some(edge) = voice.edge {
+                emit_edge(fan, call, stream_id, edge, m);
+            }
+        }
+        self.pump_mix(false);
+        Handled::Audio
+    }
+
+    /// Finds or creates the participant's state; `None` when the call is full.
+    fn participant_index(
+        &mut self,
+        pid: Option<&str>,
+        ts_ms: Option<i64>,
+        m: &Metrics,
+    ) -> Option<usize> {
+        let key = pid.unwrap_or("");
+        if let Some(i) = self.participants.iter().position(|p| &*p.key == key) {
+            return Some(i);
+        }
+        if self.participants.len() >= self.shared.cfg.max_participants {
+            return None;
+        }
+        if self.call_origin_ms.is_none() {
+            self.call_origin_ms = ts_ms;
+        }
+        let call_offset = match (ts_ms, self.call_origin_ms) {
+            (Some(t), Some(o)) if t > o => {
+                ((t - o) as u64).saturating_mul(u64::from(self.rate)) / 1000
+            }
+            // no timestamps: the participant starts where the mix is now
+            (None, _) => self.mix.as_ref().map_or(0, |x| x.mixer.position()),
+            _ => 0,
+        };
+        let id = self.shared.next_stream.fetch_add(1, Ordering::Relaxed);
+        let key: Arc<str> = Arc::from(key);
+        let stream = Arc::new(StreamInfo {
+            call: self.call.clone(),
+            id,
+            kind: if pid.is_some() {
+                StreamKind::Participant
+            } else {
+                StreamKind::Mixed
+            },
+            participant: pid.map(|_| key.clone()),
+            sample_rate: self.rate,
+            start_unix_ms: ts_ms,
+            call_offset,
+        });
+        let cfg = &self.shared.cfg;
+        let ring = Ring::new(
+            (self.rate as usize * cfg.ring_capacity_ms as usize / 1000).max(MAX_FRAME_SAMPLES),
+        );
+        let mix_cursor = ring.cursor_at(0);
+        self.shared.fanout.control(SinkMsg::Open(stream.clone()));
+        self.event(CallEvent::ParticipantJoined {
+            stream: id,
+            participant: stream.participant.clone(),
+        });
+        m.participants.inc();
+        if pid.is_some() && cfg.mix_unmixed && self.mix.is_none() {
+            self.mix = Some(MixState {
+                mixer: Mixer::new(
+                    pcm::frame_samples(self.rate),
+                    u64::from(cfg.mix_latency_ms) * u64::from(self.rate) / 1000,
+                ),
+                stream: None,
+                frames: 0,
+                samples: 0,
+            });
+        }
+        self.participants.push(Participant {
+            key,
+            stream,
+            timeline: Timeline::new(&cfg.timeline, self.rate),
+            ring,
+            mix_cursor,
+            detector: SilenceDetector::new(&cfg.silence, self.rate),
+            acs_silent_frames: 0,
+        });
+        Some(self.participants.len() - 1)
+    }
+
+    fn pump_mix(&mut self, flush: bool) {
+        let Some(mix) = self.mix.as_mut() else { return };
+        let fan = &self.shared.fanout;
+        let call = &self.call;
+        let metrics = &self.shared.metrics;
+        let rate = self.rate;
+        let origin = self.call_origin_ms;
+        let stream_ids = &self.shared.next_stream;
+        let frame = &mut *self.frame;
+        let MixState {
+            mixer,
+            stream,
+            frames,
+            samples,
+        } = mix;
+        let ensure = |stream: &mut Option<Arc<StreamInfo>>| -> Arc<StreamInfo> {
+            stream
+                .get_or_insert_with(|| {
+                    let s = Arc::new(StreamInfo {
+                        call: call.clone(),
+                        id: stream_ids.fetch_add(1, Ordering::Relaxed),
+                        kind: StreamKind::Mix,
+                        participant: None,
+                        sample_rate: rate,
+                        start_unix_ms: origin,
+                        call_offset: 0,
+                    });
+                    fan.control(SinkMsg::Open(s.clone()));
+                    s
+                })
+                .clone()
+        };
+        let pending_gap = std::cell::Cell::new(0u64);
+        let outcome = mixer.pump(
+            &mut self.participants,
+            flush,
+            |g| pending_gap.set(pending_gap.get() + g),
+            |pos, block| {
+                let s = ensure(stream);
+                if pending_gap.get() > 0 {
+                    fan.control(SinkMsg::Gap {
+                        call: call.id,
+                        stream: s.id,
+                        samples: pending_gap.take(),
+                    });
+                }
+                frame.stream = s.id;
+                frame.call = call.id;
+                frame.pos = pos;
+                frame.sample_rate = rate;
+                frame.acs_silent = false;
+                frame.voiced = false;
+                frame.set_samples(block);
+                fan.audio(frame);
+                *frames += 1;
+                *samples += block.len() as u64;
+            },
+        );
+        if outcome.overrun > 0 {
+            metrics.ring_overruns.inc_by(outcome.overrun);
+        }
+    }
+
+    /// Ends every open stream: final speech edges, mixer flush, `Close` and `ParticipantLeft`.
+    fn close_streams(&mut self) {
+        self.pump_mix(true);
+        let fan = &self.shared.fanout;
+        let m = &self.shared.metrics;
+        for mut p in self.participants.drain(..) {
+            if let Some(edge) = p.detector.finish() {
+                emit_edge(fan, &self.call, p.stream.id, edge, m);
+            }
+            fan.control(SinkMsg::Close {
+                call: self.call.id,
+                stream: p.stream.id,
+                stats: p.stats(),
+            });
+            fan.control(SinkMsg::Event {
+                call: self.call.clone(),
+                event: Arc::new(CallEvent::ParticipantLeft {
+                    stream: p.stream.id,
+                    participant: p.stream.participant.clone(),
+                }),
+            });
+        }
+        if let Some(mix) = self.mix.take() {
+            if let Some(s) = mix.stream {
+                let stats = StreamStats {
+                    frames: mix.frames,
+                    samples: mix.samples,
+                    ..Default::default()
+                };
+                fan.control(SinkMsg::Close {
+                    call: self.call.id,
+                    stream: s.id,
+                    stats,
+                });
+            }
+        }
+        self.call_origin_ms = None;
+    }
+
+    /// Ends the call: closes every stream and tells the sinks why. Idempotent.
+    pub fn finish(&mut self, reason: EndReason) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        self.close_streams();
+        self.shared.fanout.control(SinkMsg::CallEnded {
+            call: self.call.clone(),
+            reason,
+        });
+    }
+}
+
+impl Drop for CallPipeline {
+    fn drop(&mut self) {
+        // a connection task that ends without finish() (panic, cancellation) still closes its
+        // streams so recordings are finalised
+        self.finish(EndReason::Disconnected);
+    }
+}
+
+fn refuse(m: &Metrics, why: BadFrame) -> Handled {
+    m.bad_frame(why);
+    Handled::Refused(why)
+}
+
+fn emit_edge(fan: &FanOut, call: &Arc<CallInfo>, stream: StreamId, edge: VoiceEdge, m: &Metrics) {
+    let event = match edge {
+        VoiceEdge::SpeechStart { at } => {
+            m.speech_segments.inc();
+            CallEvent::SpeechStarted { stream, pos: at }
+        }
+        VoiceEdge::SpeechEnd { at, started } => CallEvent::SpeechEnded {
+            stream,
+            start: started,
+            end: at,
+        },
+    };
+    fan.control(SinkMsg::Event {
+        call: call.clone(),
+        event: Arc::new(event),
+    });
+}

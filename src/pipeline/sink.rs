@@ -1,0 +1,818 @@
+//! The sink contract and the machinery that keeps sinks from ever stalling ingress.
+//!
+//! A [`Sink`] is small and synchronous: open a stream, write frames, hear about gaps and events,
+//! close the stream, end the call, flush now and then, shut down. Each configured sink runs on its
+//! own worker thread(s) behind a bounded crossbeam queue ([`spawn_blocking_sink`]); the connection
+//! task only ever calls the non-blocking [`SinkHandle::send_audio`] / [`SinkHandle::send_control`].
+//!
+//! Queue policy (declared per sink as [`Overflow`]): a queue holds `audio_capacity` audio frames
+//! plus a `control_reserve` that only control messages (open, close, events, call end) may use, so
+//! a queue flooded with audio still delivers the messages that keep the sink's state right, and
+//! everything stays in order in one queue. When the audio part is full the newest frame is dropped
+//! and counted (`acs_gateway_sink_queue_drops_total{class="audio"}`); a full reserve drops and
+//! counts the control message (`class="control"`). A call's messages always go to the same worker,
+//! so per-call order holds with several workers. A sink that returns errors has them counted; a
+//! sink that panics is marked dead and its messages are counted as dropped from then on.
+
+use super::frame::{
+    AudioFrame, CallEvent, CallId, CallInfo, EndReason, SinkMsg, StreamId, StreamInfo, StreamStats,
+};
+use crate::metrics::SinkMetrics;
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use serde::{Deserialize, Serialize};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Errors a sink reports; counted per sink kind, never fatal to the call.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// File or socket I/O.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// A message named a stream the sink does not know (never opened, or already closed).
+    #[error("unknown stream {0}")]
+    UnknownStream(StreamId),
+    /// Anything else, described.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The sink contract. Methods are called from one worker thread, in queue order.
+pub trait Sink: Send + 'static {
+    /// Short kind name, the `sink` metric label (`wav`, `null`, ...).
+    fn kind(&self) -> &'static str;
+    /// A stream starts; its format is in `stream`.
+    fn open(&mut self, stream: &Arc<StreamInfo>) -> Result<(), SinkError>;
+    /// A block of audio for an open stream.
+    fn write(&mut self, frame: &AudioFrame) -> Result<(), SinkError>;
+    /// `samples` of silence at the end of an open stream (a timeline gap).
+    fn gap(&mut self, _call: CallId, _stream: StreamId, _samples: u64) -> Result<(), SinkError> {
+        Ok(())
+    }
+    /// A call event.
+    fn event(&mut self, _call: &Arc<CallInfo>, _event: &CallEvent) -> Result<(), SinkError> {
+        Ok(())
+    }
+    /// A stream ends; the sink finalises what belongs to it.
+    fn close(
+        &mut self,
+        call: CallId,
+        stream: StreamId,
+        stats: &StreamStats,
+    ) -> Result<(), SinkError>;
+    /// The call ended; all its streams were closed before.
+    fn end_call(&mut self, _call: &Arc<CallInfo>, _reason: &EndReason) -> Result<(), SinkError> {
+        Ok(())
+    }
+    /// Periodic (about once a second, and when the queue is idle): make outputs durable.
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+    /// Process shutdown: finalise everything still open. Called once, last.
+    fn shutdown(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// What a full queue does with the next audio frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overflow {
+    /// Drop the frame being offered and count it (real-time sinks: never wait).
+    #[default]
+    DropNewest,
+}
+
+/// Queue and worker settings of one sink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Audio frames a worker's queue holds.
+    pub audio_capacity: usize,
+    /// Extra room only control messages may use.
+    pub control_reserve: usize,
+    /// How often the worker calls [`Sink::flush`].
+    pub flush_interval: Duration,
+    /// Worker threads (calls are spread by call id).
+    pub workers: usize,
+    /// What a full queue does.
+    pub overflow: Overflow,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            audio_capacity: 4096,
+            control_reserve: 1024,
+            flush_interval: Duration::from_millis(500),
+            workers: 1,
+            overflow: Overflow::DropNewest,
+        }
+    }
+}
+
+enum Cmd {
+    Msg(SinkMsg),
+    Finish,
+}
+
+/// The sending side of one sink: cheap to call from the hot path, never blocks.
+#[derive(Clone)]
+pub struct SinkHandle {
+    kind: &'static str,
+    queues: Arc<[Sender<Cmd>]>,
+    audio_capacity: usize,
+    metrics: SinkMetrics,
+}
+
+impl std::fmt::Debug for SinkHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkHandle")
+            .field("kind", &self.kind)
+            .field("workers", &self.queues.len())
+            .finish()
+    }
+}
+
+impl SinkHandle {
+    /// The sink kind.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    fn queue(&self, call: CallId) -> &Sender<Cmd> {
+        &self.queues[(call % self.queues.len() as u64) as usize]
+    }
+
+    /// Offers one audio frame; drops and counts it when the sink is behind. Never blocks.
+    #[inline]
+    pub fn send_audio(&self, frame: &AudioFrame) -> bool {
+        let q = self.queue(frame.call);
+        if q.len() >= self.audio_capacity {
+            self.metrics.audio_drops.inc();
+            return false;
+        }
+        match q.try_send(Cmd::Msg(SinkMsg::Audio(frame.clone()))) {
+            Ok(()) => true,
+            Err(_) => {
+                self.metrics.audio_drops.inc();
+                false
+            }
+        }
+    }
+
+    /// Offers a control message (may use the reserve); counts it when even that is full.
+    pub fn send_control(&self, msg: SinkMsg) -> bool {
+        let q = self.queue(msg.call_id());
+        match q.try_send(Cmd::Msg(msg)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.metrics.control_drops.inc();
+                false
+            }
+        }
+    }
+
+    /// Messages waiting, all workers together.
+    pub fn depth(&self) -> usize {
+        self.queues.iter().map(|q| q.len()).sum()
+    }
+
+    /// Asks every worker to finish: process what is queued, shut the sink down, exit.
+    pub fn finish(&self) {
+        for q in self.queues.iter() {
+            // Blocking send is fine here: it is shutdown, not the hot path, and the worker is
+            // draining; a dead worker has dropped its receiver and the send fails at once.
+            let _ = q.send_timeout(Cmd::Finish, Duration::from_secs(5));
+        }
+    }
+}
+
+/// A running sink: its handle and worker threads.
+pub struct SinkWorkers {
+    /// The sending side.
+    pub handle: SinkHandle,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SinkWorkers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkWorkers")
+            .field("handle", &self.handle)
+            .finish()
+    }
+}
+
+impl SinkWorkers {
+    /// Finishes and waits for the workers until `deadline`; returns how many did not end in time.
+    pub fn finish_and_join(self, deadline: Instant) -> usize {
+        self.handle.finish();
+        let mut unfinished = 0;
+        for t in self.threads {
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                unfinished += 1;
+            }
+        }
+        unfinished
+    }
+}
+
+/// Starts a blocking sink: `workers` threads, each with its own sink from `make(worker_index)`
+/// and its own bounded queue. `on_finalised` runs on each worker after its sink shut down.
+pub fn spawn_blocking_sink<F>(
+    kind: &'static str,
+    mut make: F,
+    cfg: &QueueConfig,
+    metrics: SinkMetrics,
+) -> std::io::Result<SinkWorkers>
+where
+    F: FnMut(usize) -> Box<dyn Sink>,
+{
+    let workers = cfg.workers.max(1);
+    let mut senders = Vec::with_capacity(workers);
+    let mut threads = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let (tx, rx) = bounded(cfg.audio_capacity.max(1) + cfg.control_reserve.max(1));
+        let sink = make(i);
+        let metrics = metrics.clone();
+        let interval = cfg.flush_interval;
+        let t = std::thread::Builder::new()
+            .name(format!("sink-{kind}-{i}"))
+            .spawn(move || run_worker(sink, rx, interval, &metrics))?;
+        senders.push(tx);
+        threads.push(t);
+    }
+    Ok(SinkWorkers {
+        handle: SinkHandle {
+            kind,
+            queues: senders.into(),
+            audio_capacity: cfg.audio_capacity.max(1),
+            metrics,
+        },
+        threads,
+    })
+}
+
+struct Guarded {
+    sink: Box<dyn Sink>,
+    dead: bool,
+}
+
+impl Guarded {
+    /// Runs one sink call, counting errors and containing panics.
+    fn call(
+        &mut self,
+        m: &SinkMetrics,
+        f: impl FnOnce(&mut dyn Sink) -> Result<(), SinkError>,
+    ) -> bool {
+        if self.dead {
+            return false;
+        }
+        let sink = &mut self.sink;
+        match catch_unwind(AssertUnwindSafe(|| f(sink.as_mut()))) {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                m.write_errors.inc();
+                tracing::warn!(sink = self.sink.kind(), error = %e, "sink error");
+                false
+            }
+            Err(_) => {
+                m.write_errors.inc();
+                tracing::error!(
+                    sink = self.sink.kind(),
+                    "sink panicked; its messages are dropped from now on"
+                );
+                self.dead = true;
+                false
+            }
+        }
+    }
+}
+
+fn run_worker(sink: Box<dyn Sink>, rx: Receiver<Cmd>, interval: Duration, m: &SinkMetrics) {
+    let mut g = Guarded { sink, dead: false };
+    let mut next_flush = Instant::now() + interval;
+    let mut finishing = false;
+    loop {
+        let now = Instant::now();
+        let msg = if finishing {
+            match rx.try_recv() {
+                Ok(c) => Ok(c),
+                Err(_) => break,
+            }
+        } else {
+            rx.recv_timeout(next_flush.saturating_duration_since(now))
+        };
+        match msg {
+            Ok(Cmd::Msg(msg)) => dispatch(&mut g, m, msg),
+            Ok(Cmd::Finish) => finishing = true,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if Instant::now() >= next_flush {
+            g.call(m, |s| s.flush());
+            m.queue_depth.set(rx.len() as i64);
+            next_flush = Instant::now() + interval;
+        }
+    }
+    g.dead = false; // a panicked sink still gets the chance to finalise what it can
+    g.call(m, |s| s.shutdown());
+    m.queue_depth.set(0);
+}
+
+fn dispatch(g: &mut Guarded, m: &SinkMetrics, msg: SinkMsg) {
+    if g.dead {
+        if matches!(msg, SinkMsg::Audio(_)) {
+            m.audio_drops.inc();
+        } else {
+            m.control_drops.inc();
+        }
+        return;
+    }
+    match msg {
+        SinkMsg::Open(info) => {
+            g.call(m, |s| s.open(&info));
+        }
+        SinkMsg::Audio(frame) => {
+            if g.call(m, |s| s.write(&frame)) {
+                m.frames.inc();
+            }
+        }
+        SinkMsg::Gap {
+            call,
+            stream,
+            samples,
+        } => {
+            g.call(m, |s| s.gap(call, stream, samples));
+        }
+        SinkMsg::Event { call, event } => {
+            g.call(m, |s| s.event(&call, &event));
+        }
+        SinkMsg::Close {
+            call,
+            stream,
+            stats,
+        } => {
+            g.call(m, |s| s.close(call, stream, &stats));
+        }
+        SinkMsg::CallEnded { call, reason } => {
+            g.call(m, |s| s.end_call(&call, &reason));
+        }
+    }
+}
+
+/// Every sink a call's audio and events go to.
+#[derive(Clone, Debug, Default)]
+pub struct FanOut {
+    sinks: Vec<SinkHandle>,
+}
+
+impl FanOut {
+    /// Fans out to `sinks`.
+    pub fn new(sinks: Vec<SinkHandle>) -> Self {
+        Self { sinks }
+    }
+
+    /// The sinks.
+    pub fn sinks(&self) -> &[SinkHandle] {
+        &self.sinks
+    }
+
+    /// Offers a frame to every sink (each decides alone whether it has room).
+    #[inline]
+    pub fn audio(&self, frame: &AudioFrame) {
+        for s in &self.sinks {
+            s.send_audio(frame);
+        }
+    }
+
+    /// Sends a control message to every sink.
+    pub fn control(&self, msg: SinkMsg) {
+        if let Some((last, rest)) = self.sinks.split_last() {
+            for s in rest {
+                s.send_control(msg.clone());
+            }
+            last.send_control(msg);
+        }
+    }
+}
+
+/// The shared contract every sink must pass, used by each sink's tests: a scripted two-stream
+/// call with gaps, events and closes, plus misuse (unknown streams, writes after close, repeated
+/// shutdown) that must give errors, never panics.
+#[doc(hidden)]
+pub mod contract {
+    use super::*;
+    use crate::pipeline::frame::{CallInfo, StreamKind};
+
+    /// The scripted call's info.
+    pub fn call(id: CallId) -> Arc<CallInfo> {
+        Arc::new(CallInfo::new(
+            id,
+            Some(format!("contract-call-{id}")),
+            Some("corr".into()),
+            None,
+            1_700_000_000_000,
+        ))
+    }
+
+    /// A stream of the scripted call.
+    pub fn stream(
+        call: &Arc<CallInfo>,
+        id: StreamId,
+        participant: Option<&str>,
+        rate: u32,
+    ) -> Arc<StreamInfo> {
+        Arc::new(StreamInfo {
+            call: call.clone(),
+            id,
+            kind: if participant.is_some() {
+                StreamKind::Participant
+            } else {
+                StreamKind::Mixed
+            },
+            participant: participant.map(Arc::from),
+            sample_rate: rate,
+            start_unix_ms: Some(1_700_000_000_000),
+            call_offset: 0,
+        })
+    }
+
+    /// Runs the contract against `sink`; returns the number of frames written per stream
+    /// (stream 1 and 2) so the caller can check its outputs.
+    pub fn run(sink: &mut dyn Sink) -> (u64, u64) {
+        let c = call(42);
+        let a = stream(&c, 1, Some("8:acs:alice"), 16_000);
+        let b = stream(&c, 2, Some("../../etc/passwd"), 16_000);
+        sink.open(&a).expect("open a");
+        sink.open(&b).expect("open b");
+        let ev = CallEvent::ParticipantJoined {
+            stream: 1,
+            participant: a.participant.clone(),
+        };
+        sink.event(&c, &ev).expect("event");
+        let mut pos = 0u64;
+        for i in 0..10i16 {
+            let samples: Vec<i16> = (0..320).map(|k| (k as i16).wrapping_mul(i)).collect();
+            let f = AudioFrame::new(c.id, 1, pos, 16_000, &samples);
+            sink.write(&f).expect("write a");
+            let f = AudioFrame::new(c.id, 2, pos, 16_000, &samples);
+            sink.write(&f).expect("write b");
+            pos += 320;
+        }
+        sink.gap(c.id, 1, 640).expect("gap");
+        sink.event(
+            &c,
+            &CallEvent::Dtmf {
+                tone: "5".into(),
+                participant: None,
+                unix_ms: None,
+            },
+        )
+        .expect("dtmf");
+        sink.flush().expect("flush");
+        // misuse must be an error, not a panic
+        assert!(
+            sink.write(&AudioFrame::new(c.id, 99, 0, 16_000, &[1, 2]))
+                .is_err(),
+            "write to unknown stream"
+        );
+        sink.close(
+            c.id,
+            1,
+            &StreamStats {
+                frames: 10,
+                ..Default::default()
+            },
+        )
+        .expect("close a");
+        assert!(
+            sink.write(&AudioFrame::new(c.id, 1, 0, 16_000, &[1, 2]))
+                .is_err(),
+            "write after close"
+        );
+        sink.close(
+            c.id,
+            2,
+            &StreamStats {
+                frames: 10,
+                ..Default::default()
+            },
+        )
+        .expect("close b");
+        sink.end_call(&c, &EndReason::PeerClosed).expect("end call");
+        // a stream left open is finalised by shutdown
+        let c2 = call(43);
+        let d = stream(&c2, 3, None, 24_000);
+        sink.open(&d).expect("open d");
+        sink.write(&AudioFrame::new(c2.id, 3, 0, 24_000, &[100; 480]))
+            .expect("write d");
+        sink.shutdown().expect("shutdown");
+        (10, 10)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use std::sync::Mutex;
+
+    /// Records what it saw; optionally slow, failing or panicking.
+    struct Probe {
+        seen: Arc<Mutex<Vec<String>>>,
+        delay: Duration,
+        fail_writes: bool,
+        panic_after: Option<u64>,
+        writes: u64,
+        open: std::collections::HashSet<StreamId>,
+    }
+
+    impl Probe {
+        fn new(seen: Arc<Mutex<Vec<String>>>) -> Self {
+            Self {
+                seen,
+                delay: Duration::ZERO,
+                fail_writes: false,
+                panic_after: None,
+                writes: 0,
+                open: Default::default(),
+            }
+        }
+    }
+
+    impl Sink for Probe {
+        fn kind(&self) -> &'static str {
+            "probe"
+        }
+        fn open(&mut self, s: &Arc<StreamInfo>) -> Result<(), SinkError> {
+            self.open.insert(s.id);
+            self.seen.lock().unwrap().push(format!("open {}", s.id));
+            Ok(())
+        }
+        fn write(&mut self, f: &AudioFrame) -> Result<(), SinkError> {
+            if !self.open.contains(&f.stream) {
+                return Err(SinkError::UnknownStream(f.stream));
+            }
+            self.writes += 1;
+            if self.panic_after.is_some_and(|n| self.writes > n) {
+                panic!("probe told to panic");
+            }
+            std::thread::sleep(self.delay);
+            if self.fail_writes {
+                return Err(SinkError::Other("told to fail".into()));
+            }
+            self.seen
+                .lock()
+                .unwrap()
+                .push(format!("audio {} {}", f.stream, f.pos));
+            Ok(())
+        }
+        fn close(&mut self, _c: CallId, s: StreamId, _st: &StreamStats) -> Result<(), SinkError> {
+            if !self.open.remove(&s) {
+                return Err(SinkError::UnknownStream(s));
+            }
+            self.seen.lock().unwrap().push(format!("close {s}"));
+            Ok(())
+        }
+        fn shutdown(&mut self) -> Result<(), SinkError> {
+            self.seen.lock().unwrap().push("shutdown".into());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn probe_passes_the_contract() {
+        let mut p = Probe::new(Arc::default());
+        contract::run(&mut p);
+    }
+
+    fn cfg(audio: usize) -> QueueConfig {
+        QueueConfig {
+            audio_capacity: audio,
+            control_reserve: 8,
+            flush_interval: Duration::from_millis(20),
+            workers: 1,
+            overflow: Overflow::DropNewest,
+        }
+    }
+
+    #[test]
+    fn order_is_kept_and_close_follows_its_audio() {
+        let m = Metrics::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let w = spawn_blocking_sink(
+            "probe",
+            move |_| Box::new(Probe::new(s2.clone())),
+            &cfg(64),
+            m.sink("probe"),
+        )
+        .unwrap();
+        let c = contract::call(1);
+        w.handle
+            .send_control(SinkMsg::Open(contract::stream(&c, 7, None, 16_000)));
+        for i in 0..20 {
+            assert!(w
+                .handle
+                .send_audio(&AudioFrame::new(1, 7, i * 320, 16_000, &[0; 320])));
+        }
+        w.handle.send_control(SinkMsg::Close {
+            call: 1,
+            stream: 7,
+            stats: StreamStats::default(),
+        });
+        assert_eq!(
+            w.finish_and_join(Instant::now() + Duration::from_secs(5)),
+            0
+        );
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.first().unwrap(), "open 7");
+        assert_eq!(seen[20], "audio 7 6080");
+        assert_eq!(seen[21], "close 7");
+        assert_eq!(seen.last().unwrap(), "shutdown");
+    }
+
+    #[test]
+    fn slow_sink_drops_and_counts_without_blocking_the_sender_or_other_sinks() {
+        let m = Metrics::new();
+        let slow_seen = Arc::new(Mutex::new(Vec::new()));
+        let fast_seen = Arc::new(Mutex::new(Vec::new()));
+        let (a, b) = (slow_seen.clone(), fast_seen.clone());
+        let slow = spawn_blocking_sink(
+            "slow",
+            move |_| {
+                let mut p = Probe::new(a.clone());
+                p.delay = Duration::from_millis(20);
+                Box::new(p)
+            },
+            &cfg(4),
+            m.sink("slow"),
+        )
+        .unwrap();
+        let fast = spawn_blocking_sink(
+            "fast",
+            move |_| Box::new(Probe::new(b.clone())),
+            &cfg(1024),
+            m.sink("fast"),
+        )
+        .unwrap();
+        let fan = FanOut::new(vec![slow.handle.clone(), fast.handle.clone()]);
+        let c = contract::call(1);
+        fan.control(SinkMsg::Open(contract::stream(&c, 1, None, 16_000)));
+        let t0 = Instant::now();
+        for i in 0..500u64 {
+            fan.audio(&AudioFrame::new(1, 1, i * 320, 16_000, &[1; 320]));
+        }
+        let offered = t0.elapsed();
+        // 500 offers to a sink that takes 20 ms per frame would take 10 s if anything waited.
+        assert!(
+            offered < Duration::from_secs(2),
+            "fan-out waited on the slow sink: {offered:?}"
+        );
+        fan.control(SinkMsg::Close {
+            call: 1,
+            stream: 1,
+            stats: StreamStats::default(),
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        assert_eq!(fast.finish_and_join(deadline), 0);
+        let fast_audio = fast_seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.starts_with("audio"))
+            .count();
+        assert_eq!(fast_audio, 500, "the fast sink lost nothing");
+        let slow_drops = m.sink("slow").audio_drops.get();
+        assert!(slow_drops > 400, "slow sink drops counted: {slow_drops}");
+        assert_eq!(slow.finish_and_join(deadline), 0);
+        let slow_audio = slow_seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.starts_with("audio"))
+            .count() as u64;
+        assert_eq!(
+            slow_audio + slow_drops,
+            500,
+            "every frame is either written or counted"
+        );
+        assert!(
+            slow_seen.lock().unwrap().contains(&"close 1".to_string()),
+            "control survived the flood"
+        );
+    }
+
+    #[test]
+    fn failing_and_panicking_sinks_are_counted_and_contained() {
+        let m = Metrics::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let failing = spawn_blocking_sink(
+            "failing",
+            move |_| {
+                let mut p = Probe::new(s.clone());
+                p.fail_writes = true;
+                Box::new(p)
+            },
+            &cfg(64),
+            m.sink("failing"),
+        )
+        .unwrap();
+        let s = seen.clone();
+        let panicking = spawn_blocking_sink(
+            "panicking",
+            move |_| {
+                let mut p = Probe::new(s.clone());
+                p.panic_after = Some(3);
+                Box::new(p)
+            },
+            &cfg(64),
+            m.sink("panicking"),
+        )
+        .unwrap();
+        let fan = FanOut::new(vec![failing.handle.clone(), panicking.handle.clone()]);
+        let c = contract::call(3);
+        fan.control(SinkMsg::Open(contract::stream(&c, 1, None, 16_000)));
+        for i in 0..10u64 {
+            fan.audio(&AudioFrame::new(3, 1, i * 320, 16_000, &[1; 320]));
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        assert_eq!(failing.finish_and_join(deadline), 0);
+        assert_eq!(panicking.finish_and_join(deadline), 0);
+        assert_eq!(m.sink("failing").write_errors.get(), 10);
+        assert_eq!(m.sink("failing").frames.get(), 0);
+        assert_eq!(m.sink("panicking").frames.get(), 3);
+        assert_eq!(m.sink("panicking").write_errors.get(), 1);
+        assert_eq!(
+            m.sink("panicking").audio_drops.get(),
+            6,
+            "after the panic, frames are counted as dropped"
+        );
+    }
+
+    #[test]
+    fn control_messages_use_the_reserve_when_audio_fills_the_queue() {
+        let m = Metrics::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let gate = Arc::new(Mutex::new(()));
+        let hold = gate.lock().unwrap();
+        let g2 = gate.clone();
+        struct Gated(Probe, Arc<Mutex<()>>);
+        impl Sink for Gated {
+            fn kind(&self) -> &'static str {
+                "gated"
+            }
+            fn open(&mut self, s: &Arc<StreamInfo>) -> Result<(), SinkError> {
+                let _g = self.1.lock().unwrap();
+                self.0.open(s)
+            }
+            fn write(&mut self, f: &AudioFrame) -> Result<(), SinkError> {
+                self.0.write(f)
+            }
+            fn close(&mut self, c: CallId, s: StreamId, st: &StreamStats) -> Result<(), SinkError> {
+                self.0.close(c, s, st)
+            }
+        }
+        let w = spawn_blocking_sink(
+            "gated",
+            move |_| Box::new(Gated(Probe::new(s.clone()), g2.clone())),
+            &cfg(4),
+            m.sink("gated"),
+        )
+        .unwrap();
+        let c = contract::call(1);
+        w.handle
+            .send_control(SinkMsg::Open(contract::stream(&c, 1, None, 16_000)));
+        std::thread::sleep(Duration::from_millis(50)); // the worker is now stuck in open()
+        let accepted = (0..10u64)
+            .filter(|i| {
+                w.handle
+                    .send_audio(&AudioFrame::new(1, 1, i * 320, 16_000, &[0; 320]))
+            })
+            .count();
+        assert_eq!(accepted, 4);
+        assert!(w.handle.send_control(SinkMsg::Close {
+            call: 1,
+            stream: 1,
+            stats: StreamStats::default()
+        }));
+        drop(hold);
+        assert_eq!(
+            w.finish_and_join(Instant::now() + Duration::from_secs(5)),
+            0
+        );
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.iter().filter(|s| s.starts_with("audio")).count(), 4);
+        assert_eq!(seen.iter().filter(|s| *s == "close 1").count(), 1);
+        assert_eq!(m.sink("gated").audio_drops.get(), 6);
+    }
+}

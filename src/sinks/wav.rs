@@ -1,0 +1,640 @@
+//! The WAV recorder sink (hound): one file per participant and, optionally, one mixed file per
+//! call, under `<dir>/<YYYY-MM-DD>/<call>/`, with a `call.json` beside them.
+//!
+//! Every file's header is brought up to date on each [`Sink::flush`] (at least once a second),
+//! so a killed process leaves playable files; files are finalised when their stream closes and at
+//! shutdown. Folder and file names come from [`super::names`]: sanitised, bounded and distinct.
+//! `call.json` is written when the call's first stream opens and rewritten (atomically, via a
+//! temporary file and rename) when the call ends or the sink shuts down.
+
+use super::names::{sanitize, NameSet};
+use crate::pipeline::frame::{
+    AudioFrame, CallEvent, CallId, CallInfo, EndReason, StreamId, StreamInfo, StreamKind,
+    StreamStats,
+};
+use crate::pipeline::sink::{QueueConfig, Sink, SinkError};
+use crate::protocol::timestamp::format_timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Name of the mixed file of a call.
+pub const MIXED_NAME: &str = "mixed";
+
+/// `[[sinks]] type = "wav"`
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WavSinkConfig {
+    /// Root folder of the recordings.
+    pub dir: PathBuf,
+    /// Write one file per participant (unmixed calls).
+    pub participants: bool,
+    /// Write the call's mixed file (ACS's mixed stream, or the gateway's mix of an unmixed call).
+    pub mixed: bool,
+    /// Audio frames the sink's queue holds per worker.
+    pub queue_frames: usize,
+    /// Worker threads (calls are spread by id).
+    pub workers: usize,
+    /// How often headers are brought up to date (ms, ≤ 1000).
+    pub header_interval_ms: u64,
+}
+
+impl Default for WavSinkConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("./recordings"),
+            participants: true,
+            mixed: true,
+            queue_frames: 8192,
+            workers: 1,
+            header_interval_ms: 500,
+        }
+    }
+}
+
+impl WavSinkConfig {
+    /// Problems with the values.
+    pub fn validate(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.dir.as_os_str().is_empty() {
+            p.push("dir must not be empty".into());
+        }
+        if !(16..=1_000_000).contains(&self.queue_frames) {
+            p.push(format!(
+                "queue_frames {} must be between 16 and 1000000",
+                self.queue_frames
+            ));
+        }
+        if !(1..=64).contains(&self.workers) {
+            p.push(format!("workers {} must be between 1 and 64", self.workers));
+        }
+        if !(50..=1000).contains(&self.header_interval_ms) {
+            p.push(format!(
+                "header_interval_ms {} must be between 50 and 1000 (a killed process must leave playable files)",
+                self.header_interval_ms
+            ));
+        }
+        if !self.participants && !self.mixed {
+            p.push("participants and mixed are both false: nothing would be recorded".into());
+        }
+        p
+    }
+
+    /// Queue settings.
+    pub fn queue(&self) -> QueueConfig {
+        QueueConfig {
+            audio_capacity: self.queue_frames,
+            flush_interval: Duration::from_millis(self.header_interval_ms),
+            workers: self.workers,
+            ..QueueConfig::default()
+        }
+    }
+}
+
+type Writer = hound::WavWriter<BufWriter<File>>;
+
+struct StreamRec {
+    call: CallId,
+    info: Arc<StreamInfo>,
+    file: String,
+    writer: Option<Writer>,
+    samples: u64,
+    speech: Vec<(u64, u64)>,
+    stats: Option<StreamStats>,
+    closed: bool,
+}
+
+struct CallRec {
+    info: Arc<CallInfo>,
+    dir: PathBuf,
+    names: NameSet,
+    streams: Vec<StreamId>,
+    dtmf: Vec<serde_json::Value>,
+    transcripts: Vec<serde_json::Value>,
+    marks: Vec<serde_json::Value>,
+    end: Option<(i64, String)>,
+}
+
+/// The WAV recorder.
+pub struct WavSink {
+    cfg: WavSinkConfig,
+    calls: HashMap<CallId, CallRec>,
+    streams: HashMap<StreamId, StreamRec>,
+    zeros: Vec<i16>,
+    on_finalised: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl WavSink {
+    /// A recorder writing under `cfg.dir`; `on_finalised` is called for every file finalised.
+    pub fn new(cfg: WavSinkConfig, on_finalised: Option<Arc<dyn Fn() + Send + Sync>>) -> Self {
+        Self {
+            cfg,
+            calls: HashMap::new(),
+            streams: HashMap::new(),
+            zeros: vec![0; 4096],
+            on_finalised,
+        }
+    }
+
+    fn wanted(&self, kind: StreamKind) -> bool {
+        match kind {
+            StreamKind::Participant => self.cfg.participants,
+            StreamKind::Mixed | StreamKind::Mix => self.cfg.mixed,
+        }
+    }
+
+    fn call_rec(&mut self, info: &Arc<CallInfo>) -> Result<&mut CallRec, SinkError> {
+        if !self.calls.contains_key(&info.id) {
+            let dir = make_call_dir(&self.cfg.dir, info)?;
+            self.calls.insert(
+                info.id,
+                CallRec {
+                    info: info.clone(),
+                    dir,
+                    names: NameSet::with_reserved(&[MIXED_NAME, "call"]),
+                    streams: Vec::new(),
+                    dtmf: Vec::new(),
+                    transcripts: Vec::new(),
+                    marks: Vec::new(),
+                    end: None,
+                },
+            );
+        }
+        Ok(self.calls.get_mut(&info.id).expect("inserted above"))
+    }
+
+    fn finalise_stream(&mut self, id: StreamId) -> Result<(), SinkError> {
+        if let Some(rec) = self.streams.get_mut(&id) {
+            rec.closed = true;
+            if let Some(w) = rec.writer.take() {
+                w.finalize().map_err(wav_err)?;
+                if let Some(f) = &self.on_finalised {
+                    f();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write_call_json(&self, call: CallId) -> Result<(), SinkError> {
+        let Some(c) = self.calls.get(&call) else {
+            return Ok(());
+        };
+        let mut streams = Vec::new();
+        let mut rate = None;
+        for sid in &c.streams {
+            let Some(s) = self.streams.get(sid) else {
+                continue;
+            };
+            rate.get_or_insert(s.info.sample_rate);
+            let r = u64::from(s.info.sample_rate);
+            let ms = |samples: u64| samples * 1000 / r;
+            let stats = s.stats.unwrap_or_default();
+            streams.push(json!({
+                "file": format!("{}.wav", s.file),
+                "kind": match s.info.kind {
+                    StreamKind::Mixed => "mixed",
+                    StreamKind::Participant => "participant",
+                    StreamKind::Mix => "mix",
+                },
+                "participantRawId": s.info.participant.as_deref(),
+                "sampleRate": s.info.sample_rate,
+                "startTime": s.info.start_unix_ms.map(ts),
+                "callOffsetMs": ms(s.info.call_offset),
+                "samples": s.samples,
+                "durationMs": ms(s.samples),
+                "frames": stats.frames,
+                "gapsFilled": stats.gaps,
+                "filledSamples": stats.filled_samples,
+                "lateFrames": stats.late,
+                "duplicateFrames": stats.duplicates,
+                "timelineResyncs": stats.resyncs,
+                "acsSilentFrames": stats.acs_silent_frames,
+                "silenceRatio": s.stats.map(|st| (st.silence_ratio() * 1000.0).round() / 1000.0),
+                "speechSegments": s.speech.iter().map(|(a, b)| json!({"startMs": ms(*a), "endMs": ms(*b)})).collect::<Vec<_>>(),
+                "complete": s.closed,
+            }));
+        }
+        let digits: String = c
+            .dtmf
+            .iter()
+            .filter_map(|d| d.get("tone").and_then(|t| t.as_str()))
+            .collect();
+        let doc = json!({
+            "call": {
+                "label": c.info.label,
+                "callConnectionId": c.info.call_connection_id,
+                "correlationId": c.info.correlation_id,
+                "openedAt": ts(c.info.opened_unix_ms),
+                "endedAt": c.end.as_ref().map(|(t, _)| ts(*t)),
+                "endReason": c.end.as_ref().map(|(_, r)| r.clone()),
+            },
+            "format": {"encoding": "pcm_s16le", "channels": 1, "sampleRate": rate},
+            "streams": streams,
+            "dtmfDigits": digits,
+            "dtmf": c.dtmf,
+            "transcripts": c.transcripts,
+            "marks": c.marks,
+        });
+        let tmp = c.dir.join(".call.json.tmp");
+        fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(&doc).map_err(|e| SinkError::Other(e.to_string()))?,
+        )?;
+        fs::rename(&tmp, c.dir.join("call.json"))?;
+        Ok(())
+    }
+
+    fn stream_mut(&mut self, id: StreamId) -> Result<&mut StreamRec, SinkError> {
+        match self.streams.get_mut(&id) {
+            Some(s) if !s.closed => Ok(s),
+            _ => Err(SinkError::UnknownStream(id)),
+        }
+    }
+}
+
+fn ts(ms: i64) -> String {
+    let mut s = String::with_capacity(24);
+    format_timestamp(ms, &mut s);
+    s
+}
+
+fn wav_err(e: hound::Error) -> SinkError {
+    match e {
+        hound::Error::IoError(io) => SinkError::Io(io),
+        other => SinkError::Other(format!("wav: {other}")),
+    }
+}
+
+/// Creates `<root>/<date>/<call>[-n]/`, never reusing an existing folder.
+fn make_call_dir(root: &Path, call: &CallInfo) -> Result<PathBuf, SinkError> {
+    let date = chrono::DateTime::from_timestamp_millis(call.opened_unix_ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%d")
+        .to_string();
+    let day = root.join(date);
+    fs::create_dir_all(&day)?;
+    let base = sanitize(&call.label);
+    for n in 1..=10_000u32 {
+        let name = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
+        let dir = day.join(name);
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(SinkError::Other(format!(
+        "no free folder name for call {}",
+        call.label
+    )))
+}
+
+impl Sink for WavSink {
+    fn kind(&self) -> &'static str {
+        "wav"
+    }
+
+    fn open(&mut self, stream: &Arc<StreamInfo>) -> Result<(), SinkError> {
+        let wanted = self.wanted(stream.kind);
+        let call = self.call_rec(&stream.call)?;
+        let base = match (stream.kind, &stream.participant) {
+            (StreamKind::Participant, Some(p)) => sanitize(p),
+            _ => MIXED_NAME.to_string(),
+        };
+        let file = if base == MIXED_NAME && call.names.reserve("mixed#taken") {
+            MIXED_NAME.to_string()
+        } else {
+            call.names.claim(&base)
+        };
+        let writer = if wanted {
+            let spec = hound::WavSpec {
+                channels: 1,
+                sample_rate: stream.sample_rate,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            Some(Writer::create(call.dir.join(format!("{file}.wav")), spec).map_err(wav_err)?)
+        } else {
+            None
+        };
+        call.streams.push(stream.id);
+        let call_id = stream.call.id;
+        self.streams.insert(
+            stream.id,
+            StreamRec {
+                call: call_id,
+                info: stream.clone(),
+                file,
+                writer,
+                samples: 0,
+                speech: Vec::new(),
+                stats: None,
+                closed: false,
+            },
+        );
+        if wanted {
+            self.write_call_json(call_id)?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, frame: &AudioFrame) -> Result<(), SinkError> {
+        let s = self.stream_mut(frame.stream)?;
+        s.samples += frame.len() as u64;
+        if let Some(w) = s.writer.as_mut() {
+            let mut sw = w.get_i16_writer(frame.len() as u32);
+            for &x in frame.samples() {
+                sw.write_sample(x);
+            }
+            sw.flush().map_err(wav_err)?;
+        }
+        Ok(())
+    }
+
+    fn gap(&mut self, _call: CallId, stream: StreamId, samples: u64) -> Result<(), SinkError> {
+        let zeros = std::mem::take(&mut self.zeros);
+        let res = (|| {
+            let s = self.stream_mut(stream)?;
+            s.samples += samples;
+            if let Some(w) = s.writer.as_mut() {
+                let mut left = samples;
+                while left > 0 {
+                    let n = left.min(zeros.len() as u64) as usize;
+                    let mut sw = w.get_i16_writer(n as u32);
+                    for &z in &zeros[..n] {
+                        sw.write_sample(z);
+                    }
+                    sw.flush().map_err(wav_err)?;
+                    left -= n as u64;
+                }
+            }
+            Ok(())
+        })();
+        self.zeros = zeros;
+        res
+    }
+
+    fn event(&mut self, call: &Arc<CallInfo>, event: &CallEvent) -> Result<(), SinkError> {
+        match event {
+            CallEvent::SpeechEnded { stream, start, end } => {
+                if let Some(s) = self.streams.get_mut(stream) {
+                    s.speech.push((*start, *end));
+                }
+            }
+            CallEvent::Dtmf {
+                tone,
+                participant,
+                unix_ms,
+            } => {
+                self.call_rec(call)?.dtmf.push(json!({
+                    "tone": tone, "participantRawId": participant, "time": unix_ms.map(ts),
+                }));
+            }
+            CallEvent::Transcription(t) => {
+                self.call_rec(call)?.transcripts.push(json!({
+                    "text": t.text, "participantRawId": t.participant, "final": t.is_final,
+                    "confidence": t.confidence, "offsetTicks": t.offset_ticks, "durationTicks": t.duration_ticks,
+                }));
+            }
+            CallEvent::Mark { id, status } => {
+                self.call_rec(call)?
+                    .marks
+                    .push(json!({"id": id, "status": status}));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn close(
+        &mut self,
+        _call: CallId,
+        stream: StreamId,
+        stats: &StreamStats,
+    ) -> Result<(), SinkError> {
+        let s = self.stream_mut(stream)?;
+        s.stats = Some(*stats);
+        self.finalise_stream(stream)
+    }
+
+    fn end_call(&mut self, call: &Arc<CallInfo>, reason: &EndReason) -> Result<(), SinkError> {
+        let open: Vec<StreamId> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.call == call.id && !s.closed)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut first_err = None;
+        for id in open {
+            if let Err(e) = self.finalise_stream(id) {
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Some(c) = self.calls.get_mut(&call.id) {
+            c.end = Some((chrono::Utc::now().timestamp_millis(), reason.to_string()));
+        }
+        let json = self.write_call_json(call.id);
+        // forget the call: its files are final
+        if let Some(c) = self.calls.remove(&call.id) {
+            for sid in c.streams {
+                self.streams.remove(&sid);
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => json,
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        let mut first_err = None;
+        for s in self.streams.values_mut() {
+            if let Some(w) = s.writer.as_mut() {
+                if let Err(e) = w.flush() {
+                    first_err.get_or_insert(wav_err(e));
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn shutdown(&mut self) -> Result<(), SinkError> {
+        let ids: Vec<StreamId> = self.streams.keys().copied().collect();
+        let mut first_err = None;
+        for id in ids {
+            if let Err(e) = self.finalise_stream(id) {
+                first_err.get_or_insert(e);
+            }
+        }
+        let calls: Vec<CallId> = self.calls.keys().copied().collect();
+        for c in calls {
+            if let Some(rec) = self.calls.get_mut(&c) {
+                if rec.end.is_none() {
+                    rec.end = Some((
+                        chrono::Utc::now().timestamp_millis(),
+                        EndReason::Shutdown.to_string(),
+                    ));
+                }
+            }
+            if let Err(e) = self.write_call_json(c) {
+                first_err.get_or_insert(e);
+            }
+        }
+        self.calls.clear();
+        self.streams.clear();
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::sink::contract;
+
+    fn read(path: &Path) -> (hound::WavSpec, Vec<i16>) {
+        let mut r = hound::WavReader::open(path).unwrap();
+        let spec = r.spec();
+        (spec, r.samples::<i16>().map(|s| s.unwrap()).collect())
+    }
+
+    fn find_call_dir(root: &Path, label: &str) -> PathBuf {
+        let day = fs::read_dir(root).unwrap().next().unwrap().unwrap().path();
+        day.join(sanitize(label))
+    }
+
+    #[test]
+    fn passes_the_sink_contract_and_writes_what_it_was_given() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut sink = WavSink::new(
+            WavSinkConfig {
+                dir: tmp.path().into(),
+                ..Default::default()
+            },
+            None,
+        );
+        contract::run(&mut sink);
+        let dir = find_call_dir(tmp.path(), "contract-call-42");
+        let (spec, alice) = read(&dir.join(format!("{}.wav", sanitize("8:acs:alice"))));
+        assert_eq!(
+            (spec.sample_rate, spec.channels, spec.bits_per_sample),
+            (16_000, 1, 16)
+        );
+        assert_eq!(
+            alice.len(),
+            10 * 320 + 640,
+            "10 frames + the 640-sample gap"
+        );
+        assert_eq!(alice[320 + 5], 5, "frame 1 sample 5 = 5*1");
+        assert!(alice[3200..].iter().all(|&s| s == 0), "gap is silence");
+        // the hostile id stayed inside the call folder
+        let files: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(
+            files
+                .iter()
+                .any(|f| f.starts_with("_._.._etc_passwd-") && f.ends_with(".wav")),
+            "{files:?}"
+        );
+        let doc: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join("call.json")).unwrap()).unwrap();
+        assert_eq!(doc["dtmfDigits"], "5");
+        assert_eq!(doc["streams"][0]["participantRawId"], "8:acs:alice");
+        assert_eq!(doc["streams"][0]["samples"], 3840);
+        assert_eq!(doc["streams"][1]["participantRawId"], "../../etc/passwd");
+        assert_eq!(doc["call"]["endReason"], "peer closed");
+        // the stream left open was finalised by shutdown, with a complete header
+        let dir2 = find_call_dir(tmp.path(), "contract-call-43");
+        let (spec, d) = read(&dir2.join("mixed.wav"));
+        assert_eq!(spec.sample_rate, 24_000);
+        assert_eq!(d, vec![100; 480]);
+        let doc2: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir2.join("call.json")).unwrap()).unwrap();
+        assert_eq!(doc2["call"]["endReason"], "gateway shutdown");
+    }
+
+    #[test]
+    fn header_is_current_after_flush_so_a_killed_process_leaves_a_playable_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut sink = WavSink::new(
+            WavSinkConfig {
+                dir: tmp.path().into(),
+                ..Default::default()
+            },
+            None,
+        );
+        let c = contract::call(7);
+        sink.open(&contract::stream(&c, 1, None, 16_000)).unwrap();
+        for i in 0..5u64 {
+            sink.write(&AudioFrame::new(7, 1, i * 320, 16_000, &[i as i16; 320]))
+                .unwrap();
+        }
+        sink.flush().unwrap();
+        // read while the writer is still open (as after a kill -9)
+        let dir = find_call_dir(tmp.path(), "contract-call-7");
+        let (_, samples) = read(&dir.join("mixed.wav"));
+        assert_eq!(samples.len(), 1600);
+        assert_eq!(samples[1599], 4);
+        std::mem::forget(sink); // no finalisation, like a killed process
+    }
+
+    #[test]
+    fn same_call_label_twice_gets_a_second_folder_and_mixed_name_is_not_stolen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut sink = WavSink::new(
+            WavSinkConfig {
+                dir: tmp.path().into(),
+                ..Default::default()
+            },
+            None,
+        );
+        let c1 = contract::call(1);
+        let c2 = Arc::new(CallInfo {
+            id: 2,
+            ..(*c1).clone()
+        });
+        sink.open(&contract::stream(&c1, 1, Some("mixed"), 16_000))
+            .unwrap();
+        sink.open(&contract::stream(&c1, 2, None, 16_000)).unwrap();
+        sink.open(&contract::stream(&c2, 3, None, 16_000)).unwrap();
+        sink.shutdown().unwrap();
+        let day = fs::read_dir(tmp.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let base = sanitize(&c1.label);
+        assert!(day.join(&base).join("mixed.wav").exists());
+        assert!(
+            day.join(&base).join("mixed-2.wav").exists(),
+            "participant named 'mixed' got its own file"
+        );
+        assert!(day.join(format!("{base}-2")).join("mixed.wav").exists());
+    }
+
+    #[test]
+    fn validation_reports_every_problem() {
+        let c = WavSinkConfig {
+            dir: PathBuf::new(),
+            queue_frames: 1,
+            workers: 0,
+            header_interval_ms: 5000,
+            participants: false,
+            mixed: false,
+        };
+        assert_eq!(c.validate().len(), 5);
+        assert!(WavSinkConfig::default().validate().is_empty());
+    }
+}
