@@ -1,0 +1,271 @@
+//! Shared helpers for the integration tests: start a gateway on 127.0.0.1:0 with its recordings
+//! in a temporary folder, speak the ACS media protocol to it, read back WAVs, call.json and
+//! /metrics. Everything is loopback with timeouts.
+#![allow(dead_code)]
+
+use acs_media_gateway::app::{self, AppHandle, ShutdownReport};
+use acs_media_gateway::config::Config;
+use acs_media_gateway::protocol::media::{inbound_audio_data_json, inbound_audio_metadata_json};
+use acs_media_gateway::protocol::timestamp::format_timestamp;
+use acs_media_gateway::sinks::SinkConfig;
+use base64::Engine as _;
+use futures_util::{SinkExt, StreamExt};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// A client connection.
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// First frame time used by the tests (2024-11-15T19:16:12.925Z).
+pub const T0: i64 = 1_731_698_172_925;
+/// Generous bound for any single network step.
+pub const STEP: Duration = Duration::from_secs(10);
+
+/// A running gateway and its recordings folder.
+pub struct Gw {
+    /// The app.
+    pub app: Option<AppHandle>,
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// Recordings root (deleted on drop).
+    pub dir: tempfile::TempDir,
+}
+
+impl Gw {
+    /// Starts a gateway with `tweak` applied to the default config (listen on port 0, WAV sink
+    /// in a temp dir).
+    pub async fn start(tweak: impl FnOnce(&mut Config)) -> Gw {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.server.listen = "127.0.0.1:0".into();
+        for s in &mut cfg.sinks {
+            s.set_recordings_dir(dir.path());
+        }
+        tweak(&mut cfg);
+        let app = app::start(cfg).await.expect("gateway starts");
+        Gw {
+            addr: app.addr(),
+            app: Some(app),
+            dir,
+        }
+    }
+
+    /// The app.
+    pub fn app(&self) -> &AppHandle {
+        self.app.as_ref().unwrap()
+    }
+
+    /// `ws://addr/path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    /// Opens a media connection with the ACS upgrade headers.
+    pub async fn connect(&self, path: &str, call_connection_id: &str) -> Ws {
+        let mut req = self.url(path).into_client_request().unwrap();
+        req.headers_mut().insert(
+            "x-ms-call-connection-id",
+            call_connection_id.parse().unwrap(),
+        );
+        req.headers_mut().insert(
+            "x-ms-call-correlation-id",
+            format!("corr-{call_connection_id}").parse().unwrap(),
+        );
+        let (ws, resp) = tokio::time::timeout(STEP, tokio_tungstenite::connect_async(req))
+            .await
+            .expect("connect in time")
+            .expect("upgrade accepted");
+        assert_eq!(resp.status(), 101);
+        ws
+    }
+
+    /// Waits until no media connection is open.
+    pub async fn wait_no_connections(&self) {
+        let deadline = tokio::time::Instant::now() + STEP;
+        while self.app().media_connections() > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "connections did not end"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Graceful shutdown (finalises every recording).
+    pub async fn shutdown(&mut self) -> ShutdownReport {
+        let app = self.app.take().expect("running");
+        tokio::time::timeout(Duration::from_secs(30), app.shutdown())
+            .await
+            .expect("shutdown in time")
+    }
+
+    /// The folder of a call: `<dir>/<date>/<label>`.
+    pub fn call_dir(&self, label: &str) -> PathBuf {
+        let day = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .next()
+            .expect("a date folder")
+            .unwrap()
+            .path();
+        day.join(label)
+    }
+
+    /// GET a path, returning status and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.addr, path).await
+    }
+
+    /// The rendered /metrics.
+    pub async fn metrics(&self) -> String {
+        let (status, body) = self.get("/metrics").await;
+        assert_eq!(status, 200);
+        body
+    }
+
+    /// One series from /metrics (0 when absent).
+    pub async fn metric(&self, series: &str) -> f64 {
+        acs_media_gateway::metrics::scrape_value(&self.metrics().await, series).unwrap_or(0.0)
+    }
+}
+
+/// Minimal HTTP/1.1 GET with `Connection: close`.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let fut = async {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
+        let text = String::from_utf8_lossy(&buf).to_string();
+        let status: u16 = text.split(' ').nth(1).unwrap().parse().unwrap();
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|x| x.1.to_string())
+            .unwrap_or_default();
+        (status, body)
+    };
+    tokio::time::timeout(STEP, fut).await.expect("http in time")
+}
+
+/// Samples of a committed fixture WAV.
+pub fn fixture(name: &str) -> (u32, Vec<i16>) {
+    read_wav(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/audio")
+            .join(name),
+    )
+}
+
+/// Rate and samples of a mono 16-bit WAV.
+pub fn read_wav(path: &Path) -> (u32, Vec<i16>) {
+    let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let spec = r.spec();
+    assert_eq!(
+        (spec.channels, spec.bits_per_sample),
+        (1, 16),
+        "{}",
+        path.display()
+    );
+    (
+        spec.sample_rate,
+        r.samples::<i16>().map(|s| s.unwrap()).collect(),
+    )
+}
+
+/// The call.json of a call folder.
+pub fn call_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("call.json")).unwrap()).unwrap()
+}
+
+/// AudioMetadata text.
+pub fn metadata(rate: u32) -> String {
+    inbound_audio_metadata_json(rate, "89e8cb59-b991-48b0-b154-1db84f16a077")
+}
+
+/// AudioData text for `samples` at frame index `k` (timestamp T0 + 20·k ms).
+pub fn audio(samples: &[i16], k: i64, participant: Option<&str>, silent: bool) -> String {
+    let mut bytes = Vec::with_capacity(samples.len() * 2);
+    for s in samples {
+        bytes.extend_from_slice(&s.to_le_bytes());
+    }
+    audio_bytes(&bytes, k, participant, silent)
+}
+
+/// AudioData text for raw PCM bytes.
+pub fn audio_bytes(bytes: &[u8], k: i64, participant: Option<&str>, silent: bool) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut ts = String::new();
+    format_timestamp(T0 + 20 * k, &mut ts);
+    let mut out = String::new();
+    inbound_audio_data_json(&mut out, &b64, &ts, participant, silent);
+    out
+}
+
+/// Sends text messages.
+pub async fn send_all(ws: &mut Ws, msgs: impl IntoIterator<Item = String>) {
+    for m in msgs {
+        tokio::time::timeout(STEP, ws.send(Message::text(m)))
+            .await
+            .expect("send in time")
+            .expect("send");
+    }
+}
+
+/// Sends a normal close and waits for the server's close.
+pub async fn close_normally(mut ws: Ws) {
+    let _ = ws
+        .send(Message::Close(Some(CloseFrame {
+            code: 1000.into(),
+            reason: "bye".into(),
+        })))
+        .await;
+    let _ = tokio::time::timeout(STEP, async { while let Some(Ok(_)) = ws.next().await {} }).await;
+}
+
+/// Reads until the server closes; returns its close code and reason.
+pub async fn expect_close(ws: &mut Ws) -> (u16, String) {
+    let fut = async {
+        while let Some(msg) = ws.next().await {
+            match msg {
+                Ok(Message::Close(Some(f))) => return (u16::from(f.code), f.reason.to_string()),
+                Ok(Message::Close(None)) => return (1005, String::new()),
+                Ok(_) => continue,
+                Err(e) => panic!("error before close frame: {e}"),
+            }
+        }
+        panic!("stream ended without a close frame")
+    };
+    tokio::time::timeout(STEP, fut)
+        .await
+        .expect("close in time")
+}
+
+/// Frames of 20 ms from a sample buffer (the last one zero-padded).
+pub fn frames(samples: &[i16], per_frame: usize) -> Vec<Vec<i16>> {
+    samples
+        .chunks(per_frame)
+        .map(|c| {
+            let mut v = c.to_vec();
+            v.resize(per_frame, 0);
+            v
+        })
+        .collect()
+}
+
+/// The WAV sink config of a test gateway.
+pub fn wav_only(cfg: &mut Config) -> &mut acs_media_gateway::sinks::wav::WavSinkConfig {
+    match cfg.sinks.first_mut() {
+        Some(SinkConfig::Wav(w)) => w,
+        _ => panic!("default config has a wav sink first"),
+    }
+}
