@@ -1,0 +1,158 @@
+//! The steady-state AudioData path (parse → decode → timeline → ring → silence → mixer →
+//! fan-out) makes no heap allocation: a counting global allocator watches the test thread while
+//! thousands of frames go through, mixed and unmixed, at 16 and 24 kHz.
+#![allow(unsafe_code)] // a GlobalAlloc impl is unsafe by definition; it only forwards to System
+
+use acs_media_gateway::metrics::Metrics;
+use acs_media_gateway::pipeline::sink::{spawn_blocking_sink, QueueConfig};
+use acs_media_gateway::pipeline::{FanOut, Handled, Pipeline, PipelineConfig};
+use acs_media_gateway::protocol::media::{inbound_audio_data_json, inbound_audio_metadata_json};
+use acs_media_gateway::protocol::timestamp::format_timestamp;
+use acs_media_gateway::sinks::null::NullSink;
+use base64::Engine as _;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+struct Counting;
+
+thread_local! {
+    static ON: Cell<bool> = const { Cell::new(false) };
+    static COUNT: Cell<u64> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if ON.with(Cell::get) {
+            COUNT.with(|c| c.set(c.get() + 1));
+        }
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        System.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        if ON.with(Cell::get) {
+            COUNT.with(|c| c.set(c.get() + 1));
+        }
+        System.realloc(p, l, n)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn frames(rate: u32, participants: &[Option<&str>], n: usize, toggle: bool) -> Vec<String> {
+    let per = rate as usize / 50;
+    let mut out = Vec::new();
+    for k in 0..n {
+        for (i, p) in participants.iter().enumerate() {
+            // speech-like: a tone switched on and off every 400 ms, so speech edges fire too
+            let on = !toggle || (k / 20) % 2 == 0;
+            let bytes: Vec<u8> = (0..per)
+                .flat_map(|j| {
+                    let t = (k * per + j) as f64 / f64::from(rate);
+                    let s = if on {
+                        (t * 440.0 * (i + 1) as f64 * std::f64::consts::TAU).sin() * 8000.0
+                    } else {
+                        0.0
+                    };
+                    (s as i16).to_le_bytes()
+                })
+                .collect();
+            let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+            let mut ts = String::new();
+            format_timestamp(1_731_698_172_925 + 20 * k as i64, &mut ts);
+            let mut msg = String::new();
+            inbound_audio_data_json(&mut msg, &b64, &ts, *p, !on);
+            out.push(msg);
+        }
+    }
+    out
+}
+
+fn count_allocs(rate: u32, participants: &[Option<&str>], toggle: bool) -> (u64, usize) {
+    let metrics = Metrics::new();
+    let q = QueueConfig {
+        audio_capacity: 1 << 16,
+        ..QueueConfig::default()
+    };
+    let sinks: Vec<_> = (0..2)
+        .map(|_| {
+            let n = Arc::new(AtomicU64::new(0));
+            spawn_blocking_sink(
+                "null",
+                move |_| Box::new(NullSink::new(n.clone())),
+                &q,
+                metrics.sink("null"),
+            )
+            .unwrap()
+        })
+        .collect();
+    let fan = FanOut::new(sinks.iter().map(|s| s.handle.clone()).collect());
+    let pipeline = Pipeline::new(PipelineConfig::default(), fan, metrics.clone());
+    let mut call = pipeline.start_call(Some("alloc-test".into()), None, None);
+    call.handle(inbound_audio_metadata_json(rate, "sub").as_bytes())
+        .unwrap();
+    let msgs = frames(rate, participants, 600, toggle);
+    let warm = 100 * participants.len();
+    for m in &msgs[..warm] {
+        assert_eq!(call.handle(m.as_bytes()).unwrap(), Handled::Audio);
+    }
+    ON.with(|o| o.set(true));
+    for m in &msgs[warm..] {
+        let _ = call.handle(m.as_bytes());
+    }
+    ON.with(|o| o.set(false));
+    let n = COUNT.with(Cell::get);
+    COUNT.with(|c| c.set(0));
+    drop(call);
+    for s in sinks {
+        s.finish_and_join(std::time::Instant::now() + std::time::Duration::from_secs(5));
+    }
+    (n, msgs.len() - warm)
+}
+
+const CASES: [(u32, &[Option<&str>]); 4] = [
+    (16_000, &[None]),
+    (24_000, &[None]),
+    (
+        16_000,
+        &[
+            Some("8:acs:a"),
+            Some("8:acs:b"),
+            Some("8:acs:c"),
+            Some("4:+14255550123"),
+        ],
+    ),
+    (24_000, &[Some("8:acs:a"), Some("8:acs:b")]),
+];
+
+#[test]
+fn steady_state_audio_path_does_not_allocate() {
+    for (rate, parts) in CASES {
+        let (allocs, frames) = count_allocs(rate, parts, false);
+        assert_eq!(
+            allocs,
+            0,
+            "{rate} Hz × {} participants: {allocs} allocations over {frames} frames",
+            parts.len()
+        );
+    }
+}
+
+#[test]
+fn only_speech_events_allocate_one_each() {
+    for (rate, parts) in CASES {
+        // speech toggles every 20 frames: 500 frames per participant → 25 edges each
+        let (allocs, frames) = count_allocs(rate, parts, true);
+        let edges = (frames / parts.len() / 20 * parts.len()) as u64;
+        assert_eq!(
+            allocs,
+            edges,
+            "{rate} Hz × {}: {allocs} allocations, {edges} speech edges",
+            parts.len()
+        );
+    }
+}
