@@ -1,5 +1,5 @@
 //! One media connection: reads WebSocket messages, hands each to the call's
-//! [`CallPipeline`](crate::pipeline::CallPipeline), and closes with the documented code when
+//! [`CallPipeline`], and closes with the documented code when
 //! something is wrong or the gateway shuts down. Generic over the byte stream, so tests drive it
 //! through an in-memory duplex pipe without sockets.
 //!
@@ -18,6 +18,7 @@
 use super::{IngressState, MediaSlot};
 use crate::metrics::BadFrame;
 use crate::pipeline::{CallPipeline, EndReason};
+
 use crate::shutdown::Step;
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;

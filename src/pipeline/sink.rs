@@ -18,7 +18,7 @@ use super::frame::{
     AudioFrame, CallEvent, CallId, CallInfo, EndReason, SinkMsg, StreamId, StreamInfo, StreamStats,
 };
 use crate::metrics::SinkMetrics;
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 use serde::{Deserialize, Serialize};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -94,6 +94,10 @@ pub struct QueueConfig {
     pub control_reserve: usize,
     /// How often the worker calls [`Sink::flush`].
     pub flush_interval: Duration,
+    /// How long an idle worker sleeps before looking at its queue again. Workers poll instead
+    /// of blocking on the channel so that a send never has to wake a sleeping thread: the hot
+    /// path stays free of syscalls, at the price of up to this much added latency.
+    pub poll_interval: Duration,
     /// Worker threads (calls are spread by call id).
     pub workers: usize,
     /// What a full queue does.
@@ -106,12 +110,14 @@ impl Default for QueueConfig {
             audio_capacity: 4096,
             control_reserve: 1024,
             flush_interval: Duration::from_millis(500),
+            poll_interval: Duration::from_millis(5),
             workers: 1,
             overflow: Overflow::DropNewest,
         }
     }
 }
 
+#[allow(clippy::large_enum_variant)] // inline audio, see SinkMsg
 enum Cmd {
     Msg(SinkMsg),
     Finish,
@@ -242,9 +248,10 @@ where
         let sink = make(i);
         let metrics = metrics.clone();
         let interval = cfg.flush_interval;
+        let poll = cfg.poll_interval.max(Duration::from_micros(100));
         let t = std::thread::Builder::new()
             .name(format!("sink-{kind}-{i}"))
-            .spawn(move || run_worker(sink, rx, interval, &metrics))?;
+            .spawn(move || run_worker(sink, rx, interval, poll, &metrics))?;
         senders.push(tx);
         threads.push(t);
     }
@@ -295,30 +302,44 @@ impl Guarded {
     }
 }
 
-fn run_worker(sink: Box<dyn Sink>, rx: Receiver<Cmd>, interval: Duration, m: &SinkMetrics) {
+fn run_worker(
+    sink: Box<dyn Sink>,
+    rx: Receiver<Cmd>,
+    interval: Duration,
+    poll: Duration,
+    m: &SinkMetrics,
+) {
     let mut g = Guarded { sink, dead: false };
     let mut next_flush = Instant::now() + interval;
     let mut finishing = false;
     loop {
-        let now = Instant::now();
-        let msg = if finishing {
+        // drain what is queued, then sleep: senders never find a blocked receiver to wake
+        let mut disconnected = false;
+        loop {
             match rx.try_recv() {
-                Ok(c) => Ok(c),
-                Err(_) => break,
+                Ok(Cmd::Msg(msg)) => dispatch(&mut g, m, msg),
+                Ok(Cmd::Finish) => finishing = true,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    disconnected = true;
+                    break;
+                }
             }
-        } else {
-            rx.recv_timeout(next_flush.saturating_duration_since(now))
-        };
-        match msg {
-            Ok(Cmd::Msg(msg)) => dispatch(&mut g, m, msg),
-            Ok(Cmd::Finish) => finishing = true,
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+            if Instant::now() >= next_flush {
+                break;
+            }
         }
-        if Instant::now() >= next_flush {
+        let now = Instant::now();
+        if now >= next_flush {
             g.call(m, |s| s.flush());
             m.queue_depth.set(rx.len() as i64);
-            next_flush = Instant::now() + interval;
+            next_flush = now + interval;
+        }
+        if (finishing && rx.is_empty()) || disconnected {
+            break;
+        }
+        if rx.is_empty() {
+            std::thread::sleep(poll.min(next_flush.saturating_duration_since(Instant::now())));
         }
     }
     g.dead = false; // a panicked sink still gets the chance to finalise what it can
@@ -598,6 +619,7 @@ mod tests {
             audio_capacity: audio,
             control_reserve: 8,
             flush_interval: Duration::from_millis(20),
+            poll_interval: Duration::from_millis(1),
             workers: 1,
             overflow: Overflow::DropNewest,
         }

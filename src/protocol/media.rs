@@ -39,6 +39,10 @@ use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
 
 use super::error::ProtocolError;
 
+// Re-exported here too because audio payload decoding belongs to `AudioData`.
+pub use super::b64::decode_base64_into;
+pub use super::error::Base64Error;
+
 // ---------------------------------------------------------------------------------------------
 // Kinds
 // ---------------------------------------------------------------------------------------------
