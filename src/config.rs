@@ -389,3 +389,123 @@ fn range(p: &mut Vec<String>, name: &str, v: u64, lo: u64, hi: u64) {
         p.push(format!("{name} {v} must be between {lo} and {hi}"));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::SinkConfig;
+    use figment::Jail;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_readme() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+        match &c.sinks[..] {
+            [SinkConfig::Wav(w)] => assert_eq!(w.dir, PathBuf::from("./recordings")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn file_then_env_then_flags_and_print_round_trips() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "gw.toml",
+                r#"
+                [server]
+                listen = "0.0.0.0:9000"
+                max_connections = 10
+                [media]
+                default_sample_rate = 24000
+                [[sinks]]
+                type = "wav"
+                dir = "rec"
+                mixed = false
+                [[sinks]]
+                type = "null"
+                "#,
+            )?;
+            jail.set_env("ACS_GATEWAY_SERVER__MAX_CONNECTIONS", "20");
+            jail.set_env("ACS_GATEWAY_SILENCE__THRESHOLD_DBFS", "-50.5");
+            let o = Overrides {
+                listen: Some("127.0.0.1:7000".into()),
+                recordings_dir: Some("elsewhere".into()),
+                log_level: None,
+            };
+            let c = Config::load(Some(Path::new("gw.toml")), &o).map_err(|e| e.to_string())?;
+            assert_eq!(c.server.listen, "127.0.0.1:7000", "flag beats file");
+            assert_eq!(c.server.max_connections, 20, "env beats file");
+            assert_eq!(c.silence.threshold_dbfs, -50.5);
+            assert_eq!(c.media.default_sample_rate, 24000);
+            assert_eq!(c.sinks.len(), 2);
+            match &c.sinks[0] {
+                SinkConfig::Wav(w) => {
+                    assert_eq!(w.dir, PathBuf::from("elsewhere"));
+                    assert!(!w.mixed);
+                }
+                other => panic!("{other:?}"),
+            }
+            // --print-config output loads back to the same tree
+            jail.create_file("printed.toml", &c.to_toml())?;
+            jail.clear_env();
+            let back = Config::load(Some(Path::new("printed.toml")), &Overrides::default())
+                .map_err(|e| e.to_string())?;
+            assert_eq!(back, c);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut c = Config::default();
+        c.server.listen = "nonsense".into();
+        c.server.max_frame_bytes = 10;
+        c.media.default_sample_rate = 8000;
+        c.silence.threshold_dbfs = 3.0;
+        c.log.format = "xml".into();
+        if let SinkConfig::Wav(w) = &mut c.sinks[0] {
+            w.workers = 0;
+        }
+        let ConfigError::Invalid(problems) = c.validate().unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(problems.len(), 6, "{problems:#?}");
+        assert!(problems.iter().any(|p| p.starts_with("server.listen")));
+        assert!(problems
+            .iter()
+            .any(|p| p.starts_with("sinks[0] (wav): workers")));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_types_are_errors() {
+        Jail::expect_with(|jail| {
+            jail.create_file("typo.toml", "[server]\nlisten_addr = \"x\"\n")?;
+            let e = Config::load(Some(Path::new("typo.toml")), &Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains("listen_addr"), "{e}");
+            jail.create_file("sink.toml", "[[sinks]]\ntype = \"ftp\"\n")?;
+            let e = Config::load(Some(Path::new("sink.toml")), &Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains("ftp"), "{e}");
+            jail.set_env("ACS_GATEWAY_SERVER__MAX_CONNECTIONS", "lots");
+            let e = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(
+                e.to_string().to_lowercase().contains("max_connections"),
+                "{e}"
+            );
+            let e =
+                Config::load(Some(Path::new("missing.toml")), &Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains("missing.toml"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_shipped_example_configs_are_valid() {
+        for f in ["deploy/gateway.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let c: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
+            c.validate().unwrap_or_else(|e| panic!("{f}: {e}"));
+        }
+    }
+}
