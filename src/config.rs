@@ -391,6 +391,7 @@ fn range(p: &mut Vec<String>, name: &str, v: u64, lo: u64, hi: u64) {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
 mod tests {
     use super::*;
     use crate::sinks::SinkConfig;
@@ -501,11 +502,11 @@ mod tests {
 
     #[test]
     fn the_shipped_example_configs_are_valid() {
-        for f in ["deploy/gateway.toml"] {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
-            let text = std::fs::read_to_string(&path).unwrap();
-            let c: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
-            c.validate().unwrap_or_else(|e| panic!("{f}: {e}"));
-        }
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/gateway.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let c: Config =
+            toml::from_str(&text).unwrap_or_else(|e| panic!("deploy/gateway.toml: {e}"));
+        c.validate()
+            .unwrap_or_else(|e| panic!("deploy/gateway.toml: {e}"));
     }
 }

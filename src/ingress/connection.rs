@@ -130,3 +130,129 @@ where
     })
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    //! Socket-free: the connection task runs over an in-memory duplex pipe.
+    use super::*;
+    use crate::ingress::{IngressConfig, IngressState};
+    use crate::metrics::Metrics;
+    use crate::pipeline::sink::{spawn_blocking_sink, QueueConfig};
+    use crate::pipeline::{FanOut, Pipeline, PipelineConfig};
+    use crate::shutdown::Shutdown;
+    use crate::sinks::null::NullSink;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    fn state(
+        max_frame_bytes: usize,
+        idle: Duration,
+    ) -> (
+        Arc<IngressState>,
+        Arc<AtomicU64>,
+        crate::pipeline::sink::SinkWorkers,
+    ) {
+        let metrics = Metrics::new();
+        let samples = Arc::new(AtomicU64::new(0));
+        let s2 = samples.clone();
+        let w = spawn_blocking_sink(
+            "null",
+            move |_| Box::new(NullSink::new(s2.clone())),
+            &QueueConfig::default(),
+            metrics.sink("null"),
+        )
+        .unwrap();
+        let pipeline = Pipeline::new(
+            PipelineConfig::default(),
+            FanOut::new(vec![w.handle.clone()]),
+            metrics.clone(),
+        );
+        let st = IngressState::new(
+            IngressConfig {
+                max_connections: 4,
+                max_frame_bytes,
+                handshake_timeout: Duration::from_secs(1),
+                idle_timeout: idle,
+            },
+            pipeline,
+            metrics,
+            Shutdown::new(),
+        );
+        (st, samples, w)
+    }
+
+    async fn pair(
+        st: &Arc<IngressState>,
+    ) -> (
+        WebSocketStream<tokio::io::DuplexStream>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (client_io, server_io) = tokio::io::duplex(1 << 16);
+        assert!(st.try_reserve_media());
+        st.metrics.connections_active.inc();
+        let slot = MediaSlot(st.clone());
+        let call = st.pipeline.start_call(Some("duplex".into()), None, None);
+        let task = tokio::spawn(run(server_io, call, st.clone(), slot));
+        let client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        (client, task)
+    }
+
+    async fn close_of(ws: &mut WebSocketStream<tokio::io::DuplexStream>) -> (u16, String) {
+        while let Some(m) = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+        {
+            if let Ok(Message::Close(Some(f))) = m {
+                return (u16::from(f.code), f.reason.to_string());
+            }
+        }
+        panic!("no close frame")
+    }
+
+    #[tokio::test]
+    async fn audio_flows_and_a_bad_frame_closes_1007_over_a_pipe() {
+        let (st, samples, w) = state(64 * 1024, Duration::from_secs(5));
+        let (mut ws, task) = pair(&st).await;
+        let meta = crate::protocol::media::inbound_audio_metadata_json(16_000, "s");
+        ws.send(Message::text(meta)).await.unwrap();
+        let mut msg = String::new();
+        crate::protocol::media::inbound_audio_data_json(
+            &mut msg,
+            &{
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.encode([0u8; 640])
+            },
+            "2024-11-15T19:16:12.925Z",
+            None,
+            false,
+        );
+        ws.send(Message::text(msg)).await.unwrap();
+        ws.send(Message::text("{nope")).await.unwrap();
+        let (code, reason) = close_of(&mut ws).await;
+        assert_eq!(code, 1007);
+        assert!(reason.starts_with("malformed JSON"), "{reason}");
+        task.await.unwrap();
+        assert_eq!(st.media_connections(), 0, "slot released");
+        assert_eq!(st.metrics.connections_active.get(), 0);
+        w.finish_and_join(std::time::Instant::now() + Duration::from_secs(5));
+        assert_eq!(samples.load(Ordering::Relaxed), 320);
+    }
+
+    #[tokio::test]
+    async fn oversized_message_closes_1009_and_shutdown_closes_1001() {
+        let (st, _samples, _w) = state(1024, Duration::from_secs(5));
+        let (mut ws, task) = pair(&st).await;
+        ws.send(Message::binary(vec![b'x'; 4096])).await.unwrap();
+        let (code, reason) = close_of(&mut ws).await;
+        assert_eq!(code, 1009, "{reason}");
+        task.await.unwrap();
+        assert_eq!(st.metrics.bad_frame_count(BadFrame::FrameTooLarge), 1);
+
+        let (mut ws, task) = pair(&st).await;
+        st.shutdown.set(crate::shutdown::Phase::Draining);
+        let (code, reason) = close_of(&mut ws).await;
+        assert_eq!((code, reason.as_str()), (1001, "gateway shutting down"));
+        drop(ws);
+        task.await.unwrap();
+        assert_eq!(st.shutdown.steps(), vec![Step::ConnectionClosed]);
+    }
+}

@@ -100,7 +100,7 @@ impl IngressState {
         }
     }
 
-    fn try_reserve_media(&self) -> bool {
+    pub(crate) fn try_reserve_media(&self) -> bool {
         self.media
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.cfg.max_connections).then_some(n + 1)
