@@ -14,6 +14,7 @@
 //! | [`control`] | EDGE: HTTP routes (health, readiness, metrics) |
 //! | [`app`] | wiring: builds everything from [`config::Config`]; [`app::AppHandle`] |
 //! | [`config`], [`metrics`], [`shutdown`] | leaves: configuration tree, Prometheus registry, shutdown phases |
+//! | [`sim`] | `acs-sim`: ACS media-stream simulator (plan frames with faults, play, load test) |
 //!
 //! Dependency direction: `main → app → {ingress, control} → pipeline → protocol`; `app → sinks → pipeline`.
 
@@ -25,4 +26,5 @@ pub mod metrics;
 pub mod pipeline;
 pub mod protocol;
 pub mod shutdown;
+pub mod sim;
 pub mod sinks;

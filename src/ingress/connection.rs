@@ -100,7 +100,11 @@ where
         let payload: &[u8] = match &msg {
             Message::Text(t) => t.as_bytes(),
             Message::Binary(b) => b,
-            Message::Close(_) => return EndReason::PeerClosed,
+            Message::Close(_) => {
+                // tungstenite queued the close reply; send it before the socket goes away
+                let _ = tokio::time::timeout(CLOSE_WAIT, ws.flush()).await;
+                return EndReason::PeerClosed;
+            }
             // tungstenite answers pings itself; pongs and raw frames carry nothing for us
             _ => continue,
         };

@@ -52,7 +52,7 @@ impl SinkConfig {
         }
     }
 
-    /// Starts the sink's workers. `on_file_finalised` is told about every finalised recording.
+    /// Starts the sink's workers (`acs_gateway_recordings_finalised_total` counts WAV files).
     pub fn start(&self, metrics: &Arc<Metrics>) -> std::io::Result<SinkWorkers> {
         let kind = self.kind();
         match self {

@@ -221,15 +221,31 @@ pub async fn send_all(ws: &mut Ws, msgs: impl IntoIterator<Item = String>) {
     }
 }
 
-/// Sends a normal close and waits for the server's close.
+/// Sends a normal close and checks the server answers it with its own close frame (1000).
 pub async fn close_normally(mut ws: Ws) {
-    let _ = ws
-        .send(Message::Close(Some(CloseFrame {
-            code: 1000.into(),
-            reason: "bye".into(),
-        })))
-        .await;
-    let _ = tokio::time::timeout(STEP, async { while let Some(Ok(_)) = ws.next().await {} }).await;
+    ws.send(Message::Close(Some(CloseFrame {
+        code: 1000.into(),
+        reason: "bye".into(),
+    })))
+    .await
+    .expect("send close");
+    let reply = tokio::time::timeout(STEP, async {
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Close(f)) => return f.map(|f| u16::from(f.code)),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .expect("close reply in time");
+    assert_eq!(
+        reply,
+        Some(1000),
+        "the gateway answers a close with a close"
+    );
 }
 
 /// Reads until the server closes; returns its close code and reason.
