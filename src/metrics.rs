@@ -164,6 +164,8 @@ pub struct Metrics {
     pub ring_overruns: IntCounter,
     /// Participant streams opened.
     pub participants: IntCounter,
+    /// Frames not fanned out because the call's shared-frame pool was exhausted (sinks far behind).
+    pub frame_pool_exhausted: IntCounter,
     /// Per-AudioData-frame processing time (parse → fan-out).
     pub frame_seconds: Histogram,
     sink_vecs: SinkVecs,
@@ -326,6 +328,10 @@ impl Metrics {
             participants: counter(
                 "participant_streams_total",
                 "Participant (or mixed) audio streams opened.",
+            ),
+            frame_pool_exhausted: counter(
+                "frame_pool_exhausted_total",
+                "Frames not fanned out because the call's shared-frame pool was exhausted.",
             ),
             frame_seconds,
             sink_vecs,

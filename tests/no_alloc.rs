@@ -1,10 +1,10 @@
-//! The steady-state AudioData path (parse → decode → timeline → ring → silence → mixer →
+//! The steady-state AudioData path, paced like ACS traffic, (parse → decode → timeline → ring → silence → mixer →
 //! fan-out) makes no heap allocation: a counting global allocator watches the test thread while
 //! thousands of frames go through, mixed and unmixed, at 16 and 24 kHz.
 #![allow(unsafe_code)] // a GlobalAlloc impl is unsafe by definition; it only forwards to System
 
 use acs_media_gateway::metrics::Metrics;
-use acs_media_gateway::pipeline::sink::{spawn_blocking_sink, QueueConfig};
+use acs_media_gateway::pipeline::sink::{ManualSink, QueueConfig};
 use acs_media_gateway::pipeline::{FanOut, Handled, Pipeline, PipelineConfig};
 use acs_media_gateway::protocol::media::{inbound_audio_data_json, inbound_audio_metadata_json};
 use acs_media_gateway::protocol::timestamp::format_timestamp;
@@ -78,39 +78,50 @@ fn count_allocs(rate: u32, participants: &[Option<&str>], toggle: bool) -> (u64,
         audio_capacity: 1 << 16,
         ..QueueConfig::default()
     };
-    let sinks: Vec<_> = (0..2)
+    // two null sinks drained by hand between ticks (as their worker threads would), so the
+    // measurement does not depend on thread scheduling
+    let (handles, mut sinks): (Vec<_>, Vec<ManualSink>) = (0..2)
         .map(|_| {
-            let n = Arc::new(AtomicU64::new(0));
-            spawn_blocking_sink(
-                "null",
-                move |_| Box::new(NullSink::new(n.clone())),
+            ManualSink::new(
+                Box::new(NullSink::new(Arc::new(AtomicU64::new(0)))),
                 &q,
                 metrics.sink("null"),
             )
-            .unwrap()
         })
-        .collect();
-    let fan = FanOut::new(sinks.iter().map(|s| s.handle.clone()).collect());
-    let pipeline = Pipeline::new(PipelineConfig::default(), fan, metrics.clone());
+        .unzip();
+    let pipeline = Pipeline::new(
+        PipelineConfig::default(),
+        FanOut::new(handles),
+        metrics.clone(),
+    );
     let mut call = pipeline.start_call(Some("alloc-test".into()), None, None);
     call.handle(inbound_audio_metadata_json(rate, "sub").as_bytes())
         .unwrap();
-    let msgs = frames(rate, participants, 600, toggle);
-    let warm = 100 * participants.len();
-    for m in &msgs[..warm] {
-        assert_eq!(call.handle(m.as_bytes()).unwrap(), Handled::Audio);
+    let msgs = frames(rate, participants, 300, toggle);
+    let per_tick = participants.len();
+    let warm = 100 * per_tick;
+    for (i, m) in msgs.iter().enumerate() {
+        let measuring = i >= warm;
+        ON.with(|o| o.set(measuring));
+        let r = call.handle(m.as_bytes());
+        ON.with(|o| o.set(false));
+        assert_eq!(r.unwrap(), Handled::Audio);
+        if (i + 1) % per_tick == 0 {
+            for s in &mut sinks {
+                s.drain();
+            }
+        }
     }
-    ON.with(|o| o.set(true));
-    for m in &msgs[warm..] {
-        let _ = call.handle(m.as_bytes());
-    }
-    ON.with(|o| o.set(false));
     let n = COUNT.with(Cell::get);
     COUNT.with(|c| c.set(0));
     drop(call);
-    for s in sinks {
-        s.finish_and_join(std::time::Instant::now() + std::time::Duration::from_secs(5));
+    for s in &mut sinks {
+        s.drain();
     }
+    assert_eq!(
+        metrics.frame_pool_exhausted.get() + metrics.sink("null").audio_drops.get(),
+        0
+    );
     (n, msgs.len() - warm)
 }
 
@@ -145,7 +156,7 @@ fn steady_state_audio_path_does_not_allocate() {
 #[test]
 fn only_speech_events_allocate_one_each() {
     for (rate, parts) in CASES {
-        // speech toggles every 20 frames: 500 frames per participant → 25 edges each
+        // speech toggles every 20 frames: 200 frames per participant → 10 edges each
         let (allocs, frames) = count_allocs(rate, parts, true);
         let edges = (frames / parts.len() / 20 * parts.len()) as u64;
         assert_eq!(

@@ -4,8 +4,63 @@
 
 use std::sync::Arc;
 
-/// Most samples one [`AudioFrame`] carries: 20 ms at 24 kHz. Longer decoded payloads are split.
-pub const MAX_FRAME_SAMPLES: usize = 480;
+/// Most samples one [`AudioFrame`] carries: 20 ms at 48 kHz (ACS sends 320 or 480; resampled
+/// streams may need more). Longer decoded payloads are split.
+pub const MAX_FRAME_SAMPLES: usize = 960;
+
+/// A frame shared by every sink it is fanned out to (one copy of the samples, reference counted;
+/// the buffers come from a per-call [`FramePool`], so steady-state fan-out does not allocate).
+pub type SharedFrame = Arc<AudioFrame>;
+
+/// Reusable shared frames for one producer. Slots are kept in the order they were handed out;
+/// since every sink consumes in order, the oldest slot is the first to be free again (every sink
+/// dropped its reference, so `Arc::get_mut` succeeds). `acquire` looks at that one slot only —
+/// O(1), one atomic load — and otherwise grows the pool, up to `max` slots; beyond that it says
+/// `None` (the sinks are far behind; the caller counts the loss).
+#[derive(Debug)]
+pub struct FramePool {
+    slots: std::collections::VecDeque<SharedFrame>,
+    max: usize,
+}
+
+impl FramePool {
+    /// A pool with `initial` slots allocated now, growing up to `max`.
+    pub fn new(initial: usize, max: usize) -> Self {
+        let max = max.max(1);
+        let slots = (0..initial.clamp(1, max))
+            .map(|_| Arc::new(AudioFrame::empty()))
+            .collect();
+        Self { slots, max }
+    }
+
+    /// Slots allocated so far.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// True when no slot exists (never, after construction).
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// A free slot to fill and fan out, or `None` when the oldest slot is still held and the pool
+    /// is at `max`.
+    #[inline]
+    pub fn acquire(&mut self) -> Option<&mut SharedFrame> {
+        let oldest_free = self
+            .slots
+            .front_mut()
+            .is_some_and(|s| Arc::get_mut(s).is_some());
+        if oldest_free {
+            self.slots.rotate_left(1);
+        } else if self.slots.len() < self.max {
+            self.slots.push_back(Arc::new(AudioFrame::empty()));
+        } else {
+            return None;
+        }
+        self.slots.back_mut()
+    }
+}
 
 /// Gateway-unique id of a call (one media WebSocket connection).
 pub type CallId = u64;
@@ -129,6 +184,11 @@ impl AudioFrame {
         };
         f.set_samples(samples);
         f
+    }
+
+    /// A frame with no samples (a pool slot).
+    pub fn empty() -> Self {
+        Self::new(0, 0, 0, 0, &[])
     }
 
     /// Replaces the samples (truncated to [`MAX_FRAME_SAMPLES`]).
@@ -300,16 +360,12 @@ impl std::fmt::Display for EndReason {
 }
 
 /// A message on a sink's queue. Order is preserved per queue; a call always uses one queue.
-///
-/// Audio travels inline (about 1 KiB) by design: a bounded queue's slots are allocated once, so
-/// fanning a frame out copies it into a slot and never allocates.
-#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum SinkMsg {
     /// A stream starts.
     Open(Arc<StreamInfo>),
-    /// Audio.
-    Audio(AudioFrame),
+    /// Audio (shared with the other sinks).
+    Audio(SharedFrame),
     /// `samples` of silence at the current end of `stream` (a timeline gap).
     Gap {
         /// The call.
@@ -368,6 +424,24 @@ mod tests {
         let f = AudioFrame::new(1, 2, 0, 16_000, &[1, 2, 3]);
         assert_eq!(f.samples(), &[1, 2, 3]);
         assert!(!f.is_empty());
+    }
+
+    #[test]
+    fn pool_reuses_slots_sinks_released_and_grows_only_to_max() {
+        let mut pool = FramePool::new(2, 3);
+        let held: Vec<SharedFrame> = (0..3)
+            .map(|i| {
+                let slot = pool.acquire().expect("a slot");
+                Arc::get_mut(slot).unwrap().pos = i;
+                slot.clone() // a sink holds it
+            })
+            .collect();
+        assert_eq!(pool.len(), 3, "grew from 2 to max 3");
+        assert!(pool.acquire().is_none(), "all held");
+        drop(held);
+        let slot = pool.acquire().expect("released slots are reused");
+        assert!(Arc::get_mut(slot).is_some());
+        assert_eq!(pool.len(), 3);
     }
 
     #[test]

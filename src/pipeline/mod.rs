@@ -29,7 +29,7 @@ use crate::protocol::b64::decode_base64_into;
 use crate::protocol::error::ProtocolError;
 use crate::protocol::media::{parse_inbound, AudioData, AudioMetadata, Inbound, ResultStatus};
 use crate::protocol::timestamp::parse_timestamp;
-use frame::{Transcript, MAX_FRAME_SAMPLES};
+use frame::{FramePool, Transcript, MAX_FRAME_SAMPLES};
 use mixer::{MixInput, MixSource, Mixer};
 use ring::{Cursor, Ring};
 use silence::{SilenceConfig, SilenceDetector, VoiceEdge};
@@ -37,6 +37,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use timeline::{Placement, Timeline, TimelineConfig};
+
+/// Shared frame slots allocated when a call starts.
+pub const FRAME_POOL_INITIAL: usize = 32;
+/// Most shared frame slots one call may have in flight to its sinks (about 80 s of one
+/// participant's audio); beyond that the sinks are far behind and frames are dropped and counted.
+pub const FRAME_POOL_MAX: usize = 4096;
 
 /// Longest accepted participant id, in bytes.
 pub const MAX_PARTICIPANT_ID_LEN: usize = 512;
@@ -194,7 +200,7 @@ impl Pipeline {
             pcm: Vec::with_capacity(2048),
             call_origin_ms: None,
             mix: None,
-            frame: Box::new(AudioFrame::new(id, 0, 0, self.cfg.default_sample_rate, &[])),
+            pool: FramePool::new(FRAME_POOL_INITIAL, FRAME_POOL_MAX),
             ended: false,
         }
     }
@@ -257,7 +263,7 @@ pub struct CallPipeline {
     pcm: Vec<i16>,
     call_origin_ms: Option<i64>,
     mix: Option<MixState>,
-    frame: Box<AudioFrame>,
+    pool: FramePool,
     ended: bool,
 }
 
@@ -487,15 +493,21 @@ impl CallPipeline {
                 m.silent_frames_detected.inc();
             }
             p.ring.push(chunk);
-            let f = &mut *self.frame;
-            f.stream = stream_id;
-            f.call = call.id;
-            f.pos = pos;
-            f.sample_rate = self.rate;
-            f.acs_silent = a.silent;
-            f.voiced = voice.voiced;
-            f.set_samples(chunk);
-            fan.audio(f);
+            match self.pool.acquire() {
+                Some(slot) => {
+                    if let Some(f) = Arc::get_mut(slot) {
+                        f.stream = stream_id;
+                        f.call = call.id;
+                        f.pos = pos;
+                        f.sample_rate = self.rate;
+                        f.acs_silent = a.silent;
+                        f.voiced = voice.voiced;
+                        f.set_samples(chunk);
+                    }
+                    fan.audio(slot);
+                }
+                None => m.frame_pool_exhausted.inc(),
+            }
             pos += chunk.len() as u64;
             if let Some(edge) = voice.edge {
                 emit_edge(fan, call, stream_id, edge, m);
@@ -587,7 +599,7 @@ impl CallPipeline {
         let rate = self.rate;
         let origin = self.call_origin_ms;
         let stream_ids = &self.shared.next_stream;
-        let frame = &mut *self.frame;
+        let pool = &mut self.pool;
         let MixState {
             mixer,
             stream,
@@ -625,14 +637,20 @@ impl CallPipeline {
                         samples: pending_gap.take(),
                     });
                 }
-                frame.stream = s.id;
-                frame.call = call.id;
-                frame.pos = pos;
-                frame.sample_rate = rate;
-                frame.acs_silent = false;
-                frame.voiced = false;
-                frame.set_samples(block);
-                fan.audio(frame);
+                let Some(slot) = pool.acquire() else {
+                    metrics.frame_pool_exhausted.inc();
+                    return;
+                };
+                if let Some(frame) = Arc::get_mut(slot) {
+                    frame.stream = s.id;
+                    frame.call = call.id;
+                    frame.pos = pos;
+                    frame.sample_rate = rate;
+                    frame.acs_silent = false;
+                    frame.voiced = false;
+                    frame.set_samples(block);
+                }
+                fan.audio(slot);
                 *frames += 1;
                 *samples += block.len() as u64;
             },

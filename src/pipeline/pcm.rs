@@ -14,12 +14,10 @@ pub const fn frame_samples(sample_rate: u32) -> usize {
 /// ignored; callers check alignment first.
 #[inline]
 pub fn le_bytes_to_i16(bytes: &[u8], out: &mut Vec<i16>) {
-    out.clear();
-    out.extend(
-        bytes
-            .chunks_exact(2)
-            .map(|b| i16::from_le_bytes([b[0], b[1]])),
-    );
+    out.resize(bytes.len() / 2, 0);
+    for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        *o = i16::from_le_bytes([b[0], b[1]]);
+    }
 }
 
 /// Converts samples to PCM16LE bytes into `out` (cleared first).

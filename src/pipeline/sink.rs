@@ -15,7 +15,8 @@
 //! sink that panics is marked dead and its messages are counted as dropped from then on.
 
 use super::frame::{
-    AudioFrame, CallEvent, CallId, CallInfo, EndReason, SinkMsg, StreamId, StreamInfo, StreamStats,
+    AudioFrame, CallEvent, CallId, CallInfo, EndReason, SharedFrame, SinkMsg, StreamId, StreamInfo,
+    StreamStats,
 };
 use crate::metrics::SinkMetrics;
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
@@ -117,7 +118,6 @@ impl Default for QueueConfig {
     }
 }
 
-#[allow(clippy::large_enum_variant)] // inline audio, see SinkMsg
 enum Cmd {
     Msg(SinkMsg),
     Finish,
@@ -153,13 +153,13 @@ impl SinkHandle {
 
     /// Offers one audio frame; drops and counts it when the sink is behind. Never blocks.
     #[inline]
-    pub fn send_audio(&self, frame: &AudioFrame) -> bool {
+    pub fn send_audio(&self, frame: &SharedFrame) -> bool {
         let q = self.queue(frame.call);
         if q.len() >= self.audio_capacity {
             self.metrics.audio_drops.inc();
             return false;
         }
-        match q.try_send(Cmd::Msg(SinkMsg::Audio(frame.clone()))) {
+        match q.try_send(Cmd::Msg(SinkMsg::Audio(Arc::clone(frame)))) {
             Ok(()) => true,
             Err(_) => {
                 self.metrics.audio_drops.inc();
@@ -264,6 +264,60 @@ where
         },
         threads,
     })
+}
+
+/// A sink driven by hand instead of by a worker thread: [`ManualSink::drain`] processes what is
+/// queued on the calling thread. For benchmarks that measure the producer's cost on one core, and
+/// for tests that want deterministic delivery.
+pub struct ManualSink {
+    guarded: Guarded,
+    rx: Receiver<Cmd>,
+    metrics: SinkMetrics,
+}
+
+impl ManualSink {
+    /// A sink and the handle that feeds it (one queue).
+    pub fn new(
+        sink: Box<dyn Sink>,
+        cfg: &QueueConfig,
+        metrics: SinkMetrics,
+    ) -> (SinkHandle, ManualSink) {
+        let (tx, rx) = bounded(cfg.audio_capacity.max(1) + cfg.control_reserve.max(1));
+        let handle = SinkHandle {
+            kind: sink.kind(),
+            queues: vec![tx].into(),
+            audio_capacity: cfg.audio_capacity.max(1),
+            metrics: metrics.clone(),
+        };
+        (
+            handle,
+            ManualSink {
+                guarded: Guarded { sink, dead: false },
+                rx,
+                metrics,
+            },
+        )
+    }
+
+    /// Processes every queued message; returns how many.
+    pub fn drain(&mut self) -> usize {
+        let mut n = 0;
+        while let Ok(cmd) = self.rx.try_recv() {
+            if let Cmd::Msg(msg) = cmd {
+                dispatch(&mut self.guarded, &self.metrics, msg);
+            }
+            n += 1;
+        }
+        n
+    }
+}
+
+impl std::fmt::Debug for ManualSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManualSink")
+            .field("queued", &self.rx.len())
+            .finish()
+    }
 }
 
 struct Guarded {
@@ -407,7 +461,7 @@ impl FanOut {
 
     /// Offers a frame to every sink (each decides alone whether it has room).
     #[inline]
-    pub fn audio(&self, frame: &AudioFrame) {
+    pub fn audio(&self, frame: &SharedFrame) {
         for s in &self.sinks {
             s.send_audio(frame);
         }
@@ -641,9 +695,13 @@ mod tests {
         w.handle
             .send_control(SinkMsg::Open(contract::stream(&c, 7, None, 16_000)));
         for i in 0..20 {
-            assert!(w
-                .handle
-                .send_audio(&AudioFrame::new(1, 7, i * 320, 16_000, &[0; 320])));
+            assert!(w.handle.send_audio(&Arc::new(AudioFrame::new(
+                1,
+                7,
+                i * 320,
+                16_000,
+                &[0; 320]
+            ))));
         }
         w.handle.send_control(SinkMsg::Close {
             call: 1,
@@ -690,7 +748,7 @@ mod tests {
         fan.control(SinkMsg::Open(contract::stream(&c, 1, None, 16_000)));
         let t0 = Instant::now();
         for i in 0..500u64 {
-            fan.audio(&AudioFrame::new(1, 1, i * 320, 16_000, &[1; 320]));
+            fan.audio(&Arc::new(AudioFrame::new(1, 1, i * 320, 16_000, &[1; 320])));
         }
         let offered = t0.elapsed();
         // 500 offers to a sink that takes 20 ms per frame would take 10 s if anything waited.
@@ -764,7 +822,7 @@ mod tests {
         let c = contract::call(3);
         fan.control(SinkMsg::Open(contract::stream(&c, 1, None, 16_000)));
         for i in 0..10u64 {
-            fan.audio(&AudioFrame::new(3, 1, i * 320, 16_000, &[1; 320]));
+            fan.audio(&Arc::new(AudioFrame::new(3, 1, i * 320, 16_000, &[1; 320])));
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         assert_eq!(failing.finish_and_join(deadline), 0);
@@ -818,7 +876,7 @@ mod tests {
         let accepted = (0..10u64)
             .filter(|i| {
                 w.handle
-                    .send_audio(&AudioFrame::new(1, 1, i * 320, 16_000, &[0; 320]))
+                    .send_audio(&Arc::new(AudioFrame::new(1, 1, i * 320, 16_000, &[0; 320])))
             })
             .count();
         assert_eq!(accepted, 4);
