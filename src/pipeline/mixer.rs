@@ -158,9 +158,10 @@ impl Mixer {
         let r = input.ring.read(input.cursor, &mut self.tmp[..want]);
         overrun += r.overrun;
         let first = acc_skip + (from + r.overrun - ring_start) as usize;
-        for (k, s) in self.tmp[..r.copied].iter().enumerate() {
-            if first + k < n {
-                self.acc[first + k] += i32::from(*s);
+        if first < n {
+            let end = (first + r.copied).min(n);
+            for (a, s) in self.acc[first..end].iter_mut().zip(&self.tmp[..r.copied]) {
+                *a += i32::from(*s);
             }
         }
         overrun

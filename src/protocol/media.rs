@@ -701,6 +701,14 @@ impl MarkData<'_> {
 /// [`ProtocolError::Json`] (syntax, wrong field type, missing `data`),
 /// [`ProtocolError::MissingKind`], [`ProtocolError::MissingPayload`].
 pub fn parse_inbound(frame: &[u8]) -> Result<Inbound<'_>, ProtocolError> {
+    if let Some(audio) = super::fast::parse_audio_data(frame) {
+        return Ok(Inbound::AudioData(audio));
+    }
+    parse_inbound_full(frame)
+}
+
+/// [`parse_inbound`] without the AudioData fast path: always the full serde_json parser.
+pub fn parse_inbound_full(frame: &[u8]) -> Result<Inbound<'_>, ProtocolError> {
     // Validating up front costs the same as serde_json's per-string validation in `from_slice`
     // (which `from_str` then skips), and also covers strings serde_json only skips over.
     let text = std::str::from_utf8(frame).map_err(|_| ProtocolError::NotUtf8)?;
