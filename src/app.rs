@@ -4,6 +4,8 @@
 //! queue, finalises its outputs and stops → done. All under `server.shutdown_grace_ms`.
 
 use crate::config::{Config, ConfigError};
+use crate::control::{ControlError, ControlPlane};
+use crate::ingress::playback::PlaybackHub;
 use crate::ingress::{self, IngressConfig, IngressState};
 use crate::metrics::Metrics;
 use crate::pipeline::sink::SinkWorkers;
@@ -29,6 +31,9 @@ pub enum AppError {
         /// Why.
         source: std::io::Error,
     },
+    /// The control plane could not be built.
+    #[error(transparent)]
+    Control(#[from] ControlError),
     /// A sink could not start.
     #[error("sink {kind} cannot start: {source}")]
     Sink {
@@ -80,9 +85,14 @@ pub async fn start(cfg: Config) -> Result<AppHandle, AppError> {
     let addr = cfg.server.listen_addr()?;
     let metrics = Metrics::new();
     let shutdown = Shutdown::new();
+    let playback = PlaybackHub::new(metrics.clone());
+    // sinks that play audio back (forward) reach calls through the same hub the ingress uses
+    let sink_ctx =
+        crate::sinks::SinkContext::new(metrics.clone(), tokio::runtime::Handle::current())
+            .with_playback(playback.clone());
     let mut sinks = Vec::with_capacity(cfg.sinks.len());
     for s in &cfg.sinks {
-        let w = s.start(&metrics).map_err(|source| AppError::Sink {
+        let w = s.start_with(&sink_ctx).map_err(|source| AppError::Sink {
             kind: s.kind(),
             source,
         })?;
@@ -106,11 +116,20 @@ pub async fn start(cfg: Config) -> Result<AppHandle, AppError> {
             max_frame_bytes: cfg.server.max_frame_bytes,
             handshake_timeout: Duration::from_millis(cfg.server.handshake_timeout_ms),
             idle_timeout: Duration::from_millis(cfg.server.idle_timeout_ms),
+            bidirectional: cfg.media.bidirectional,
         },
         pipeline,
-        metrics,
+        metrics.clone(),
         shutdown.clone(),
+        playback,
     );
+    match ControlPlane::from_config(&cfg, state.metrics.clone(), addr) {
+        Ok(cp) => state.set_control(cp),
+        Err(e) => {
+            stop_sinks(sinks, &shutdown, Instant::now() + Duration::from_secs(2)).await;
+            return Err(e.into());
+        }
+    }
     let server = tokio::spawn(ingress::serve(listener, state.clone()));
     shutdown.set(Phase::Running);
     tracing::info!(%addr, "acs-media-gateway listening (media WebSocket at /ws and /ws/{{token}})");
@@ -153,6 +172,18 @@ impl AppHandle {
     /// The shutdown token (phase and step log).
     pub fn shutdown_token(&self) -> &Shutdown {
         &self.state.shutdown
+    }
+
+    /// The bidirectional playback hub (audio into calls).
+    pub fn playback(&self) -> &Arc<PlaybackHub> {
+        &self.state.playback
+    }
+
+    /// The Call Automation control plane (call registry, ACS client, policy).
+    pub fn control(&self) -> &Arc<ControlPlane> {
+        self.state
+            .control()
+            .expect("app::start attaches the control plane")
     }
 
     /// Open media connections.

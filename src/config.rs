@@ -4,6 +4,7 @@
 //! Unknown keys are errors (a typo must not silently fall back to a default), and
 //! [`Config::validate`] reports every problem at once, before any port is bound.
 
+use crate::control::policy::AnswerConfig;
 use crate::sinks::SinkConfig;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -59,6 +60,12 @@ pub struct Config {
     pub silence: SilenceSection,
     /// Logging.
     pub log: LogConfig,
+    /// ACS resource: REST client and JWT checks.
+    pub acs: AcsConfig,
+    /// Control plane: public URLs, call tokens, operator API, webhook secret, registry.
+    pub control: ControlConfig,
+    /// Answer policy: default action, streaming profiles, rules.
+    pub answer: AnswerConfig,
     /// Sinks every call's audio and events fan out to.
     pub sinks: Vec<SinkConfig>,
 }
@@ -70,6 +77,9 @@ impl Default for Config {
             media: MediaConfig::default(),
             silence: SilenceSection::default(),
             log: LogConfig::default(),
+            acs: AcsConfig::default(),
+            control: ControlConfig::default(),
+            answer: AnswerConfig::default(),
             sinks: vec![SinkConfig::default_wav()],
         }
     }
@@ -133,6 +143,9 @@ pub struct MediaConfig {
     pub mix_unmixed: bool,
     /// Latency of that mixer (ms): how long it waits for every participant's audio.
     pub mix_latency_ms: u32,
+    /// Media connections accept outbound audio (bidirectional playback from a forward target),
+    /// as when calls are answered with `enableBidirectional`.
+    pub bidirectional: bool,
 }
 
 impl Default for MediaConfig {
@@ -145,6 +158,7 @@ impl Default for MediaConfig {
             resync_after_late: 25,
             mix_unmixed: true,
             mix_latency_ms: DEFAULT_MIX_LATENCY_MS,
+            bidirectional: false,
         }
     }
 }
@@ -190,6 +204,296 @@ impl Default for LogConfig {
             level: "info".into(),
             format: "text".into(),
         }
+    }
+}
+
+/// Default Call Automation `api-version`.
+pub const DEFAULT_ACS_API_VERSION: &str = "2025-06-15";
+/// Default call token lifetime (s): 4 hours.
+pub const DEFAULT_CALL_TOKEN_TTL_SECS: u64 = 4 * 3600;
+
+/// `[acs]`: the ACS resource the gateway answers calls for.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcsConfig {
+    /// `endpoint=https://<resource>.communication.azure.com/;accesskey=<base64>`; empty = no
+    /// ACS (the control plane then only validates webhooks and answers 503 elsewhere).
+    pub connection_string: String,
+    /// Call Automation `api-version`.
+    pub api_version: String,
+    /// The ACS immutable resource id (GUID): the audience of ACS's JWTs; also the default
+    /// `resourceId` of Teams Phone extensibility agents.
+    pub resource_id: String,
+    /// Timeout of one ACS REST attempt (ms).
+    pub request_timeout_ms: u64,
+    /// Retries after the first attempt on 429, 5xx, timeouts and connection failures.
+    pub max_retries: u32,
+    /// Longest wait between attempts, whatever `Retry-After` says (ms).
+    pub max_retry_after_ms: u64,
+    /// JWT validation of ACS's media upgrades and callbacks.
+    pub jwt: AcsJwtConfig,
+}
+
+impl Default for AcsConfig {
+    fn default() -> Self {
+        Self {
+            connection_string: String::new(),
+            api_version: DEFAULT_ACS_API_VERSION.into(),
+            resource_id: String::new(),
+            request_timeout_ms: 10_000,
+            max_retries: 3,
+            max_retry_after_ms: 5_000,
+            jwt: AcsJwtConfig::default(),
+        }
+    }
+}
+
+impl AcsConfig {
+    /// A connection string is configured.
+    pub fn configured(&self) -> bool {
+        !self.connection_string.trim().is_empty()
+    }
+
+    /// Whether ACS JWTs are checked: as configured, else on when `resource_id` is set.
+    pub fn jwt_enabled(&self) -> bool {
+        self.jwt
+            .enabled
+            .unwrap_or_else(|| !self.resource_id.trim().is_empty())
+    }
+
+    /// The expected JWT audience: `jwt.audience`, else `resource_id`.
+    pub fn jwt_audience(&self) -> &str {
+        if self.jwt.audience.trim().is_empty() {
+            self.resource_id.trim()
+        } else {
+            self.jwt.audience.trim()
+        }
+    }
+}
+
+/// `[acs.jwt]`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcsJwtConfig {
+    /// Check ACS's bearer tokens; unset = on when `acs.resource_id` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Expected issuer.
+    pub issuer: String,
+    /// Expected audience; empty = `acs.resource_id`.
+    pub audience: String,
+    /// Where the signing keys are.
+    pub jwks_url: String,
+    /// Clock skew allowed on `exp` / `nbf` (s).
+    pub leeway_secs: u64,
+}
+
+impl Default for AcsJwtConfig {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            issuer: crate::control::jwt::ACS_ISSUER.into(),
+            audience: String::new(),
+            jwks_url: crate::control::jwt::ACS_JWKS_URL.into(),
+            leeway_secs: 60,
+        }
+    }
+}
+
+/// `[control]`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConfig {
+    /// The gateway's public `https://` base (callbacks); empty = `http://<listen address>`.
+    pub public_base_url: String,
+    /// The public `wss://` base of the media endpoint; empty = derived from `public_base_url`.
+    pub public_media_url: String,
+    /// Secret of the call tokens (at least 16 bytes); empty = random at start (tokens then do
+    /// not survive a restart).
+    pub call_token_secret: String,
+    /// Call token lifetime (s).
+    pub call_token_ttl_secs: u64,
+    /// Media connections need a valid call token (`/ws/{token}`) of a live call; unset = true
+    /// when `acs.connection_string` is set, false otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_call_token: Option<bool>,
+    /// Bearer key of the operator API (`/api/calls…`); empty = operator API disabled.
+    pub operator_api_key: String,
+    /// Shared secret the Event Grid webhook requires (`?secret=` or `X-Webhook-Secret`);
+    /// empty = none.
+    pub eventgrid_secret: String,
+    /// Calls the registry holds.
+    pub registry_max_calls: usize,
+    /// How long ended calls stay in the registry (s).
+    pub ended_call_ttl_secs: u64,
+    /// Microsoft Graph base URL (resource account lookup).
+    pub graph_base_url: String,
+    /// Microsoft Graph bearer token; empty = the request must send `X-Graph-Token`.
+    pub graph_token: String,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            public_base_url: String::new(),
+            public_media_url: String::new(),
+            call_token_secret: String::new(),
+            call_token_ttl_secs: DEFAULT_CALL_TOKEN_TTL_SECS,
+            require_call_token: None,
+            operator_api_key: String::new(),
+            eventgrid_secret: String::new(),
+            registry_max_calls: 10_000,
+            ended_call_ttl_secs: 3_600,
+            graph_base_url: "https://graph.microsoft.com".into(),
+            graph_token: String::new(),
+        }
+    }
+}
+
+fn url_problem(p: &mut Vec<String>, name: &str, v: &str, schemes: &[&str]) {
+    let v = v.trim();
+    if v.is_empty() {
+        return;
+    }
+    let ok = schemes.iter().any(|s| {
+        v.len() > s.len() + 3 && v[..s.len() + 3].eq_ignore_ascii_case(&format!("{s}://"))
+    });
+    if !ok {
+        p.push(format!(
+            "{name} {v:?} must be a {} URL",
+            schemes
+                .iter()
+                .map(|s| format!("{s}://"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ));
+    } else if v.contains(['?', '#', ' ']) {
+        p.push(format!(
+            "{name} {v:?} must not have a query, fragment or spaces"
+        ));
+    }
+}
+
+impl Config {
+    /// Whether media connections must carry a call token (see `control.require_call_token`).
+    pub fn require_call_token(&self) -> bool {
+        self.control
+            .require_call_token
+            .unwrap_or_else(|| self.acs.configured())
+    }
+
+    fn control_problems(&self, p: &mut Vec<String>) {
+        let a = &self.acs;
+        if a.configured() {
+            if let Err(e) = crate::protocol::auth::ConnectionString::parse(&a.connection_string) {
+                p.push(format!("acs.connection_string: {e}"));
+            }
+        }
+        let v = a.api_version.as_bytes();
+        let date_ok = v.len() >= 10
+            && v[..10].iter().enumerate().all(|(i, c)| {
+                if i == 4 || i == 7 {
+                    *c == b'-'
+                } else {
+                    c.is_ascii_digit()
+                }
+            })
+            && (v.len() == 10 || a.api_version[10..].starts_with("-preview"));
+        if !date_ok {
+            p.push(format!(
+                "acs.api_version {:?} must look like 2025-06-15 (or …-preview)",
+                a.api_version
+            ));
+        }
+        range(
+            p,
+            "acs.request_timeout_ms",
+            a.request_timeout_ms,
+            100,
+            120_000,
+        );
+        range(p, "acs.max_retries", a.max_retries.into(), 0, 10);
+        range(p, "acs.max_retry_after_ms", a.max_retry_after_ms, 0, 60_000);
+        if a.jwt_enabled() {
+            if a.jwt_audience().is_empty() {
+                p.push(
+                    "acs.jwt.enabled needs acs.jwt.audience or acs.resource_id (the ACS immutable resource id)"
+                        .into(),
+                );
+            }
+            if a.jwt.issuer.trim().is_empty() {
+                p.push("acs.jwt.issuer must not be empty".into());
+            }
+            if a.jwt.jwks_url.trim().is_empty() {
+                p.push("acs.jwt.jwks_url must not be empty".into());
+            }
+        }
+        url_problem(p, "acs.jwt.jwks_url", &a.jwt.jwks_url, &["https", "http"]);
+        range(p, "acs.jwt.leeway_secs", a.jwt.leeway_secs, 0, 600);
+        let c = &self.control;
+        url_problem(
+            p,
+            "control.public_base_url",
+            &c.public_base_url,
+            &["https", "http"],
+        );
+        url_problem(
+            p,
+            "control.public_media_url",
+            &c.public_media_url,
+            &["wss", "ws"],
+        );
+        url_problem(
+            p,
+            "control.graph_base_url",
+            &c.graph_base_url,
+            &["https", "http"],
+        );
+        if !c.call_token_secret.is_empty()
+            && c.call_token_secret.len() < crate::protocol::token::MIN_SECRET_LEN
+        {
+            p.push(format!(
+                "control.call_token_secret must be at least {} bytes (use 32 random characters)",
+                crate::protocol::token::MIN_SECRET_LEN
+            ));
+        }
+        range(
+            p,
+            "control.call_token_ttl_secs",
+            c.call_token_ttl_secs,
+            60,
+            7 * 86_400,
+        );
+        if !c.operator_api_key.is_empty() && c.operator_api_key.len() < 16 {
+            p.push("control.operator_api_key must be at least 16 characters".into());
+        }
+        if !c.eventgrid_secret.is_empty()
+            && (c.eventgrid_secret.len() < 8
+                || !c
+                    .eventgrid_secret
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b)))
+        {
+            p.push(
+                "control.eventgrid_secret must be at least 8 characters of A-Z a-z 0-9 - _ . ~ (it goes in a URL)"
+                    .into(),
+            );
+        }
+        range(
+            p,
+            "control.registry_max_calls",
+            c.registry_max_calls as u64,
+            1,
+            1_000_000,
+        );
+        range(
+            p,
+            "control.ended_call_ttl_secs",
+            c.ended_call_ttl_secs,
+            0,
+            7 * 86_400,
+        );
+        p.extend(self.answer.problems());
     }
 }
 
@@ -356,6 +660,7 @@ impl Config {
                 self.log.format
             ));
         }
+        self.control_problems(&mut p);
         for (i, sink) in self.sinks.iter().enumerate() {
             for problem in sink.validate() {
                 p.push(format!("sinks[{i}] ({}): {problem}", sink.kind()));
@@ -498,6 +803,135 @@ mod tests {
             assert!(e.to_string().contains("missing.toml"));
             Ok(())
         });
+    }
+
+    #[test]
+    fn control_sections_load_from_file_and_env_and_round_trip() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "gw.toml",
+                r#"
+                [acs]
+                connection_string = "endpoint=https://contoso.communication.azure.com/;accesskey=dGVzdC1rZXk="
+                resource_id = "11111111-2222-3333-4444-555555555555"
+                max_retries = 2
+                [acs.jwt]
+                leeway_secs = 30
+                [control]
+                public_base_url = "https://gw.contoso.com"
+                operator_api_key = "0123456789abcdef0123"
+                [answer.default]
+                action = "reject"
+                reject_reason = "busy"
+                [answer.profiles.unmixed24]
+                audio_channel = "unmixed"
+                audio_format = "pcm24KMono"
+                [answer.profiles.unmixed24.transcription]
+                locale = "fr-FR"
+                [[answer.rules]]
+                name = "support"
+                to = "28:orgid:*"
+                profile = "unmixed24"
+                "#,
+            )?;
+            jail.set_env("ACS_GATEWAY_CONTROL__REQUIRE_CALL_TOKEN", "false");
+            jail.set_env("ACS_GATEWAY_ACS__API_VERSION", "2025-08-15-preview");
+            jail.set_env(
+                "ACS_GATEWAY_CONTROL__CALL_TOKEN_SECRET",
+                "a-secret-from-the-environment-0123",
+            );
+            let c = Config::load(Some(Path::new("gw.toml")), &Overrides::default())
+                .map_err(|e| e.to_string())?;
+            assert!(c.acs.configured());
+            assert_eq!(c.acs.max_retries, 2);
+            assert_eq!(c.acs.api_version, "2025-08-15-preview");
+            assert!(c.acs.jwt_enabled(), "on: resource_id is set");
+            assert_eq!(c.acs.jwt_audience(), "11111111-2222-3333-4444-555555555555");
+            assert_eq!(c.acs.jwt.leeway_secs, 30);
+            assert_eq!(c.acs.jwt.issuer, crate::control::jwt::ACS_ISSUER);
+            assert!(!c.require_call_token(), "env beats the ACS default");
+            assert_eq!(
+                c.control.call_token_secret,
+                "a-secret-from-the-environment-0123"
+            );
+            assert_eq!(c.answer.default.action, "reject");
+            assert!(c.answer.profiles.contains_key("default"), "defaults kept");
+            let p = &c.answer.profiles["unmixed24"];
+            assert_eq!(p.audio_format, "pcm24KMono");
+            assert!(p.start_media_streaming, "unset keys take defaults");
+            assert_eq!(p.transcription.as_ref().unwrap().locale, "fr-FR");
+            assert_eq!(c.answer.rules[0].to, "28:orgid:*");
+            jail.create_file("printed.toml", &c.to_toml())?;
+            jail.clear_env();
+            let back = Config::load(Some(Path::new("printed.toml")), &Overrides::default())
+                .map_err(|e| e.to_string())?;
+            assert_eq!(back, c);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn control_defaults_keep_a_fresh_machine_working() {
+        let mut c = Config::default();
+        c.validate().unwrap();
+        assert!(!c.acs.configured());
+        assert!(!c.require_call_token(), "no ACS: /ws stays open");
+        assert!(!c.acs.jwt_enabled());
+        assert_eq!(c.acs.api_version, "2025-06-15");
+        assert_eq!(c.control.call_token_ttl_secs, 4 * 3600);
+        c.acs.connection_string = "endpoint=http://127.0.0.1:1/;accesskey=dGVzdC1rZXk=".into();
+        assert!(c.require_call_token(), "ACS configured: tokens required");
+        c.control.require_call_token = Some(false);
+        assert!(!c.require_call_token());
+        c.acs.resource_id = "r".into();
+        assert!(c.acs.jwt_enabled());
+        c.acs.jwt.enabled = Some(false);
+        assert!(!c.acs.jwt_enabled());
+    }
+
+    #[test]
+    fn every_control_problem_is_reported() {
+        let mut c = Config::default();
+        c.acs.connection_string = "endpoint=ftp://x/;accesskey=dGVzdC1rZXk=".into();
+        c.acs.api_version = "latest".into();
+        c.acs.max_retries = 99;
+        c.acs.jwt.enabled = Some(true);
+        c.control.public_base_url = "gw.contoso.com".into();
+        c.control.public_media_url = "https://media".into();
+        c.control.call_token_secret = "short".into();
+        c.control.operator_api_key = "key".into();
+        c.control.eventgrid_secret = "has spaces in it".into();
+        c.control.registry_max_calls = 0;
+        c.answer.rules.push(crate::control::policy::AnswerRule {
+            profile: "missing".into(),
+            ..Default::default()
+        });
+        let ConfigError::Invalid(p) = c.validate().unwrap_err() else {
+            panic!()
+        };
+        for prefix in [
+            "acs.connection_string",
+            "acs.api_version",
+            "acs.max_retries",
+            "acs.jwt.enabled needs",
+            "control.public_base_url",
+            "control.public_media_url",
+            "control.call_token_secret",
+            "control.operator_api_key",
+            "control.eventgrid_secret",
+            "control.registry_max_calls",
+            "answer.rules[0].profile",
+        ] {
+            assert!(
+                p.iter().any(|m| m.starts_with(prefix)),
+                "{prefix} not in {p:#?}"
+            );
+        }
+        assert_eq!(p.len(), 11, "{p:#?}");
+        assert!(
+            !p.iter().any(|m| m.contains("dGVzdC1rZXk")),
+            "the key is never echoed"
+        );
     }
 
     #[test]

@@ -111,6 +111,201 @@ pub const REJECT_REASONS: [&str; 6] = [
     "unauthorized",
 ];
 
+/// `outcome` label of `acs_gateway_incoming_calls_total`.
+pub const INCOMING_CALL_OUTCOMES: [&str; 7] = [
+    "answered",
+    "rejected",
+    "redirected",
+    "duplicate",
+    "failed",
+    "stale",
+    "unauthorized",
+];
+
+/// `reason` label of `acs_gateway_auth_rejections_total`: the ACS JWT reasons first, then the
+/// gateway's call token (`token_*`, `unknown_call`), then the shared secrets.
+pub const AUTH_REJECT_REASONS: [&str; 16] = [
+    "missing",
+    "malformed",
+    "bad_signature",
+    "expired",
+    "not_yet_valid",
+    "wrong_audience",
+    "wrong_issuer",
+    "unknown_kid",
+    "jwks_unavailable",
+    "token_missing",
+    "token_malformed",
+    "token_bad_signature",
+    "token_expired",
+    "unknown_call",
+    "bad_webhook_secret",
+    "bad_api_key",
+];
+
+/// `status` label values of `acs_gateway_acs_requests_total` kept as exact codes; other statuses
+/// are counted by class (`2xx` … `5xx`), and requests without a response as `timeout` or
+/// `transport`.
+pub const ACS_STATUS_CODES: [u16; 15] = [
+    200, 201, 202, 204, 400, 401, 403, 404, 409, 412, 429, 500, 502, 503, 504,
+];
+
+/// `endpoint` label of `acs_gateway_control_bad_requests_total`.
+pub const CONTROL_ENDPOINTS: [&str; 3] = ["incoming_call", "callbacks", "operator"];
+
+/// The `status` label for an ACS response status (bounded: see [`ACS_STATUS_CODES`]).
+pub fn acs_status_label(status: u16) -> &'static str {
+    const LABELS: [&str; 15] = [
+        "200", "201", "202", "204", "400", "401", "403", "404", "409", "412", "429", "500", "502",
+        "503", "504",
+    ];
+    if let Some(i) = ACS_STATUS_CODES.iter().position(|c| *c == status) {
+        return LABELS[i];
+    }
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Control-plane metrics (Event Grid webhook, answer, ACS REST client, callbacks, call registry,
+/// authentication). Label values come from closed sets; nothing carries a call id.
+#[derive(Debug)]
+pub struct ControlMetrics {
+    incoming: Vec<IntCounter>,
+    /// Webhook received → ACS answered (answered calls only).
+    pub answer_latency: Histogram,
+    acs_requests: IntCounterVec,
+    callbacks: IntCounterVec,
+    auth: Vec<IntCounter>,
+    /// Calls in the registry that have not ended.
+    pub calls_active: IntGauge,
+    bad_requests: IntCounterVec,
+    jwks: IntCounterVec,
+}
+
+impl ControlMetrics {
+    /// Counts an IncomingCall outcome; `outcome` must be one of [`INCOMING_CALL_OUTCOMES`].
+    pub fn incoming(&self, outcome: &str) {
+        if let Some(i) = INCOMING_CALL_OUTCOMES.iter().position(|o| *o == outcome) {
+            self.incoming[i].inc();
+        }
+    }
+
+    /// The count for an IncomingCall outcome.
+    pub fn incoming_count(&self, outcome: &str) -> u64 {
+        INCOMING_CALL_OUTCOMES
+            .iter()
+            .position(|o| *o == outcome)
+            .map_or(0, |i| self.incoming[i].get())
+    }
+
+    /// Counts one ACS REST request (one attempt) by operation label and response status.
+    pub fn acs_request(&self, operation: &str, status: &str) {
+        self.acs_requests
+            .with_label_values(&[operation, status])
+            .inc();
+    }
+
+    /// The count of ACS requests for an operation and status label.
+    pub fn acs_request_count(&self, operation: &str, status: &str) -> u64 {
+        self.acs_requests
+            .with_label_values(&[operation, status])
+            .get()
+    }
+
+    /// Counts one callback event; `kind` is a known callback name or `unknown`.
+    pub fn callback(&self, kind: &str) {
+        self.callbacks.with_label_values(&[kind]).inc();
+    }
+
+    /// The count of callbacks of a kind.
+    pub fn callback_count(&self, kind: &str) -> u64 {
+        self.callbacks.with_label_values(&[kind]).get()
+    }
+
+    /// Counts an authentication refusal; `reason` must be one of [`AUTH_REJECT_REASONS`].
+    pub fn auth_rejected(&self, reason: &str) {
+        if let Some(i) = AUTH_REJECT_REASONS.iter().position(|r| *r == reason) {
+            self.auth[i].inc();
+        }
+    }
+
+    /// The count of authentication refusals for `reason`.
+    pub fn auth_rejection_count(&self, reason: &str) -> u64 {
+        AUTH_REJECT_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.auth[i].get())
+    }
+
+    /// Counts a refused control-plane request (`endpoint` from [`CONTROL_ENDPOINTS`], `reason`
+    /// a fixed snake_case word chosen by the handler).
+    pub fn bad_request(&self, endpoint: &str, reason: &str) {
+        self.bad_requests
+            .with_label_values(&[endpoint, reason])
+            .inc();
+    }
+
+    /// The count of refused control-plane requests.
+    pub fn bad_request_count(&self, endpoint: &str, reason: &str) -> u64 {
+        self.bad_requests
+            .with_label_values(&[endpoint, reason])
+            .get()
+    }
+
+    /// Counts a JWKS download (`ok` or `error`).
+    pub fn jwks_fetch(&self, ok: bool) {
+        self.jwks
+            .with_label_values(&[if ok { "ok" } else { "error" }])
+            .inc();
+    }
+
+    /// The count of JWKS downloads with that result.
+    pub fn jwks_fetch_count(&self, ok: bool) -> u64 {
+        self.jwks
+            .with_label_values(&[if ok { "ok" } else { "error" }])
+            .get()
+    }
+}
+
+/// Forward sink metrics (downstream WebSocket connections, returned audio, barge-in). No labels
+/// beyond fixed classes and reasons.
+#[derive(Debug)]
+pub struct ForwardMetrics {
+    /// Downstream connections open now.
+    pub connections_active: IntGauge,
+    /// Downstream connections made (first connections and reconnections).
+    pub connects: IntCounter,
+    /// Connections made after a lost connection or a failed attempt.
+    pub reconnects: IntCounter,
+    /// Connection attempts that failed (refused, timeout, TLS, handshake).
+    pub connect_failures: IntCounter,
+    /// Audio frames sent downstream.
+    pub frames_sent: IntCounter,
+    /// Audio frames dropped because the connection's buffer was full.
+    pub dropped_audio_queue_full: IntCounter,
+    /// Audio frames dropped because the connection was down (backoff, or lost mid-send).
+    pub dropped_audio_disconnected: IntCounter,
+    /// Control messages (events) dropped because the connection's buffer was full.
+    pub dropped_control_queue_full: IntCounter,
+    /// Control messages (events) dropped because the connection was down.
+    pub dropped_control_disconnected: IntCounter,
+    /// Samples of returned audio queued for playback into calls.
+    pub playback_samples: IntCounter,
+    /// Returned messages refused because the call is not bidirectional.
+    pub playback_not_bidirectional: IntCounter,
+    /// Returned messages that could not be read.
+    pub playback_malformed: IntCounter,
+    /// Playback stops a target asked for (`stop`, `clear`, `StopAudio`).
+    pub stops_target: IntCounter,
+    /// Barge-ins: playback stopped because a caller started speaking.
+    pub barge_ins: IntCounter,
+}
+
 /// Handles for one sink kind.
 #[derive(Clone, Debug)]
 pub struct SinkMetrics {
@@ -172,6 +367,18 @@ pub struct Metrics {
     sinks: Mutex<HashMap<&'static str, SinkMetrics>>,
     /// Recordings finalised (WAV files closed with a correct header).
     pub recordings_finalised: IntCounter,
+    /// Outbound AudioData frames sent to ACS (bidirectional playback).
+    pub playback_frames: IntCounter,
+    /// StopAudio messages sent to ACS.
+    pub playback_stops: IntCounter,
+    /// Playback slots that passed with no audio while audio was still arriving.
+    pub playback_underruns: IntCounter,
+    /// Playback samples refused because the call's playback queue was full.
+    pub playback_overrun_samples: IntCounter,
+    /// Control plane (webhook, answer, ACS client, callbacks, registry, authentication).
+    pub control: ControlMetrics,
+    /// Forward sink.
+    pub forward: ForwardMetrics,
 }
 
 #[derive(Debug)]
@@ -275,6 +482,111 @@ impl Metrics {
             ),
         };
 
+        let incoming_vec = counter_vec(
+            "incoming_calls_total",
+            "IncomingCall events, by outcome.",
+            &["outcome"],
+        );
+        let auth_vec = counter_vec(
+            "auth_rejections_total",
+            "Requests refused for missing or invalid credentials (ACS JWT, call token, webhook secret, operator API key), by reason.",
+            &["reason"],
+        );
+        let answer_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                name("answer_latency_seconds"),
+                "Time from the IncomingCall webhook to ACS's answer response (answered calls).",
+            )
+            .buckets(vec![0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0]),
+        )
+        .expect("histogram opts");
+        registry
+            .register(Box::new(answer_latency.clone()))
+            .expect("register");
+        let control = ControlMetrics {
+            incoming: INCOMING_CALL_OUTCOMES
+                .iter()
+                .map(|o| incoming_vec.with_label_values(&[o]))
+                .collect(),
+            answer_latency,
+            acs_requests: counter_vec(
+                "acs_requests_total",
+                "ACS REST requests (each attempt), by operation and response status (code, class, timeout or transport).",
+                &["operation", "status"],
+            ),
+            callbacks: counter_vec(
+                "callbacks_total",
+                "Call Automation callback events, by type (known event names, or unknown).",
+                &["type"],
+            ),
+            auth: AUTH_REJECT_REASONS
+                .iter()
+                .map(|r| auth_vec.with_label_values(&[r]))
+                .collect(),
+            calls_active: gauge("calls_active", "Calls in the registry that have not ended."),
+            bad_requests: counter_vec(
+                "control_bad_requests_total",
+                "Control-plane requests refused as malformed or invalid, by endpoint and reason.",
+                &["endpoint", "reason"],
+            ),
+            jwks: counter_vec(
+                "jwks_fetches_total",
+                "Downloads of the ACS JWT signing keys (JWKS), by result.",
+                &["result"],
+            ),
+        };
+
+        let fwd_dropped = counter_vec(
+            "forward_dropped_total",
+            "Messages the forward sink did not deliver downstream, by class (audio, control) and reason (queue_full, disconnected).",
+            &["class", "reason"],
+        );
+        let fwd_refused = counter_vec(
+            "forward_playback_refused_total",
+            "Messages forward targets sent back that were not played, by reason (not_bidirectional, malformed).",
+            &["reason"],
+        );
+        let fwd_stops = counter_vec(
+            "forward_playback_stops_total",
+            "Playback stops caused by the forward sink, by source (target, barge_in).",
+            &["source"],
+        );
+        let forward = ForwardMetrics {
+            connections_active: gauge(
+                "forward_connections_active",
+                "Forward sink downstream connections open now.",
+            ),
+            connects: counter(
+                "forward_connects_total",
+                "Forward sink downstream connections made (first connections and reconnections).",
+            ),
+            reconnects: counter(
+                "forward_reconnects_total",
+                "Forward sink connections made after a lost connection or a failed attempt.",
+            ),
+            connect_failures: counter(
+                "forward_connect_failures_total",
+                "Forward sink connection attempts that failed (refused, timeout, TLS, handshake).",
+            ),
+            frames_sent: counter(
+                "forward_frames_sent_total",
+                "Audio frames the forward sink sent downstream.",
+            ),
+            dropped_audio_queue_full: fwd_dropped.with_label_values(&["audio", "queue_full"]),
+            dropped_audio_disconnected: fwd_dropped.with_label_values(&["audio", "disconnected"]),
+            dropped_control_queue_full: fwd_dropped.with_label_values(&["control", "queue_full"]),
+            dropped_control_disconnected: fwd_dropped
+                .with_label_values(&["control", "disconnected"]),
+            playback_samples: counter(
+                "forward_playback_samples_total",
+                "Samples forward targets sent back that were queued for playback.",
+            ),
+            playback_not_bidirectional: fwd_refused.with_label_values(&["not_bidirectional"]),
+            playback_malformed: fwd_refused.with_label_values(&["malformed"]),
+            stops_target: fwd_stops.with_label_values(&["target"]),
+            barge_ins: fwd_stops.with_label_values(&["barge_in"]),
+        };
+
         Arc::new(Self {
             connections_active: gauge("ws_connections_active", "Open media WebSocket connections."),
             connections_total: counter(
@@ -336,10 +648,25 @@ impl Metrics {
             frame_seconds,
             sink_vecs,
             sinks: Mutex::new(HashMap::new()),
+            playback_frames: counter(
+                "playback_frames_total",
+                "Outbound AudioData frames sent to ACS (bidirectional playback).",
+            ),
+            playback_stops: counter("playback_stops_total", "StopAudio messages sent to ACS."),
+            playback_underruns: counter(
+                "playback_underruns_total",
+                "Playback slots that passed with no audio while audio was still arriving.",
+            ),
+            playback_overrun_samples: counter(
+                "playback_overrun_samples_total",
+                "Playback samples refused because the call's playback queue was full.",
+            ),
             recordings_finalised: counter(
                 "recordings_finalised_total",
                 "WAV recordings finalised with a complete header.",
             ),
+            control,
+            forward,
             registry,
         })
     }
@@ -471,5 +798,48 @@ mod tests {
         }
         assert_eq!(m.rejected_count("connection_limit"), 1);
         assert_eq!(m.bad_frame_count(BadFrame::BadBase64), 1);
+    }
+
+    #[test]
+    fn control_metrics_have_bounded_pre_resolved_labels() {
+        let m = Metrics::new();
+        m.control.incoming("answered");
+        m.control.incoming("not-an-outcome");
+        m.control.auth_rejected("unknown_kid");
+        m.control.auth_rejected("made-up");
+        m.control.acs_request("answer_call", acs_status_label(503));
+        m.control.callback("CallConnected");
+        m.control.answer_latency.observe(0.2);
+        m.control.calls_active.set(2);
+        let text = m.render();
+        for (series, v) in [
+            (
+                "acs_gateway_incoming_calls_total{outcome=\"answered\"}",
+                1.0,
+            ),
+            ("acs_gateway_incoming_calls_total{outcome=\"stale\"}", 0.0),
+            (
+                "acs_gateway_auth_rejections_total{reason=\"unknown_kid\"}",
+                1.0,
+            ),
+            (
+                "acs_gateway_auth_rejections_total{reason=\"bad_api_key\"}",
+                0.0,
+            ),
+            (
+                "acs_gateway_acs_requests_total{operation=\"answer_call\",status=\"503\"}",
+                1.0,
+            ),
+            ("acs_gateway_callbacks_total{type=\"CallConnected\"}", 1.0),
+            ("acs_gateway_answer_latency_seconds_count", 1.0),
+            ("acs_gateway_calls_active", 2.0),
+        ] {
+            assert_eq!(scrape_value(&text, series), Some(v), "{series}");
+        }
+        assert!(!text.contains("made-up") && !text.contains("not-an-outcome"));
+        assert_eq!(acs_status_label(418), "4xx");
+        assert_eq!(acs_status_label(299), "2xx");
+        assert_eq!(acs_status_label(599), "5xx");
+        assert_eq!(acs_status_label(429), "429");
     }
 }

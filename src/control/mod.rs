@@ -1,5 +1,50 @@
-//! EDGE: the gateway's plain HTTP routes — `/healthz`, `/readyz`, `/metrics` — and the JSON error
-//! responses every route uses. (The call-control routes of Call Automation join here.)
+//! EDGE: the gateway's HTTP routes other than the media upgrade — `/healthz`, `/readyz`,
+//! `/metrics` (here) and the Call Automation control plane under `/api/*` — and the JSON error
+//! responses every route uses.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`plane`] | [`ControlPlane`]: shared state built from the config, the `/api/*` router |
+//! | [`webhook`] | `POST`/`OPTIONS /api/incomingCall`: Event Grid validation, IncomingCall intake, dedupe |
+//! | [`answer`] | answering / rejecting / redirecting one call on its own task |
+//! | [`policy`] | `[answer]` config, rules, streaming profiles, the decision |
+//! | [`callbacks`] | `POST /api/callbacks/{token}`: Call Automation events → registry |
+//! | [`registry`] | the bounded call registry and its state machine |
+//! | [`operator`] | the operator API (`/api/calls…`, `/api/agents/token`, `/api/resource-accounts`) |
+//! | [`gate`] | admission of media upgrades and callbacks (call token, ACS JWT) |
+//! | [`acs_client`] | [`AcsApi`](acs_client::AcsApi), typed ACS calls, [`HttpAcsClient`](acs_client::HttpAcsClient) (HMAC, retries, repeatability) |
+//! | [`mock`] | [`MockAcs`](mock::MockAcs), the in-process `AcsApi` for tests |
+//! | [`jwt`] | ACS RS256 JWT validation with a cached, refreshed JWKS |
+//! | [`graph`] | Microsoft Graph resource-account lookup |
+//! | [`tokens`] | issuing / checking the gateway's call tokens |
+//! | [`urls`] | the public `https://` / `wss://` bases |
+//! | [`dedupe`] | the bounded TTL set of seen IncomingCalls |
+//! | [`http`] | body limits, query, bearer, JSON field errors |
+//!
+//! Only this module talks HTTP to the outside (reqwest with rustls).
+
+pub mod acs_client;
+pub mod answer;
+pub mod callbacks;
+pub mod dedupe;
+pub mod gate;
+pub mod graph;
+pub mod http;
+pub mod jwt;
+pub mod mock;
+pub mod operator;
+pub mod plane;
+pub mod policy;
+pub mod registry;
+#[cfg(test)]
+pub(crate) mod testkit;
+#[cfg(test)]
+pub(crate) mod testserver;
+pub mod tokens;
+pub mod urls;
+pub mod webhook;
+
+pub use plane::{ControlError, ControlPlane};
 
 use crate::metrics::Metrics;
 use crate::shutdown::{Phase, Shutdown};

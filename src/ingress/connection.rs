@@ -19,14 +19,17 @@ use super::{IngressState, MediaSlot};
 use crate::metrics::BadFrame;
 use crate::pipeline::{CallPipeline, EndReason};
 
+use super::playback::{run_writer, CallPlayback, WriterCmd};
+use crate::pipeline::Handled;
 use crate::shutdown::Step;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::stream::SplitStream;
+use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -34,17 +37,36 @@ use tokio_tungstenite::WebSocketStream;
 pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Serves one upgraded media connection to its end.
-pub async fn run<S>(io: S, mut call: CallPipeline, st: Arc<IngressState>, slot: MediaSlot)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
+///
+/// `bidirectional`: the connection accepts outbound audio (the call was answered with
+/// `enableBidirectional`, or `media.bidirectional` is set); it is then registered with the
+/// playback hub and its writer paces playback to ACS.
+pub async fn run<S>(
+    io: S,
+    mut call: CallPipeline,
+    st: Arc<IngressState>,
+    slot: MediaSlot,
+    bidirectional: bool,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let cfg = WebSocketConfig::default()
         .max_message_size(Some(st.cfg.max_frame_bytes))
         .max_frame_size(Some(st.cfg.max_frame_bytes));
-    let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(cfg)).await;
-    tracing::info!(call = %call.call().label, id = call.call().id, "media connection open");
-    let reason = serve(&mut ws, &mut call, &st).await;
-    tracing::info!(call = %call.call().label, id = call.call().id, %reason, "media connection ended");
+    let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(cfg)).await;
+    let (sink, mut stream) = ws.split();
+    let call_id = call.call().id;
+    let pb = bidirectional.then(|| st.playback.register(call_id, call.sample_rate()));
+    let (cmd_tx, cmd_rx) = mpsc::channel(4);
+    let writer = tokio::spawn(run_writer(sink, pb.clone(), cmd_rx, st.metrics.clone()));
+    tracing::info!(call = %call.call().label, id = call_id, bidirectional = pb.is_some(), "media connection open");
+    let reason = serve(&mut stream, &cmd_tx, &mut call, &st, pb.as_deref()).await;
+    tracing::info!(call = %call.call().label, id = call_id, %reason, "media connection ended");
+    if pb.is_some() {
+        st.playback.unregister(call_id);
+    }
+    drop(cmd_tx);
+    let _ = tokio::time::timeout(CLOSE_WAIT, writer).await;
     let shutting_down = reason == EndReason::Shutdown;
     call.finish(reason);
     if shutting_down {
@@ -53,10 +75,14 @@ where
     drop(slot);
 }
 
+type Reader<S> = SplitStream<WebSocketStream<S>>;
+
 async fn serve<S>(
-    ws: &mut WebSocketStream<S>,
+    ws: &mut Reader<S>,
+    writer: &mpsc::Sender<WriterCmd>,
     call: &mut CallPipeline,
     st: &IngressState,
+    pb: Option<&CallPlayback>,
 ) -> EndReason
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -65,7 +91,7 @@ where
         let next = tokio::select! {
             biased;
             _ = st.shutdown.draining() => {
-                close(ws, st, 1001, "gateway shutting down").await;
+                close(ws, writer, st, 1001, "gateway shutting down").await;
                 return EndReason::Shutdown;
             }
             n = tokio::time::timeout(st.cfg.idle_timeout, ws.next()) => n,
@@ -73,7 +99,7 @@ where
         let msg = match next {
             Err(_) => {
                 let reason = "idle timeout";
-                close(ws, st, 1001, reason).await;
+                close(ws, writer, st, 1001, reason).await;
                 return EndReason::ClosedByGateway {
                     code: 1001,
                     reason: reason.into(),
@@ -84,7 +110,7 @@ where
             Ok(Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size })))) => {
                 st.metrics.bad_frame(BadFrame::FrameTooLarge);
                 let reason = format!("message too large: {size} bytes, limit {max_size}");
-                close(ws, st, 1009, &reason).await;
+                close(ws, writer, st, 1009, &reason).await;
                 return EndReason::ClosedByGateway { code: 1009, reason };
             }
             Ok(Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed))) => {
@@ -93,7 +119,7 @@ where
             Ok(Some(Err(e))) => {
                 tracing::debug!(error = %e, "websocket error");
                 let reason = format!("protocol error: {e}");
-                close(ws, st, 1002, &reason).await;
+                close(ws, writer, st, 1002, &reason).await;
                 return EndReason::Disconnected;
             }
         };
@@ -101,34 +127,47 @@ where
             Message::Text(t) => t.as_bytes(),
             Message::Binary(b) => b,
             Message::Close(_) => {
-                // tungstenite queued the close reply; send it before the socket goes away
-                let _ = tokio::time::timeout(CLOSE_WAIT, ws.flush()).await;
+                // tungstenite queued the close reply; the writer sends it
+                let _ = writer.send(WriterCmd::Finish).await;
                 return EndReason::PeerClosed;
             }
             // tungstenite answers pings itself; pongs and raw frames carry nothing for us
             _ => continue,
         };
-        if let Err(e) = call.handle(payload) {
-            let (code, reason) = (e.close_code(), e.close_reason());
-            tracing::warn!(call = %call.call().label, code, %reason, "closing media connection");
-            close(ws, st, code, &reason).await;
-            return EndReason::ClosedByGateway { code, reason };
+        match call.handle(payload) {
+            Ok(Handled::Metadata) => {
+                if let Some(pb) = pb {
+                    pb.set_rate(call.sample_rate());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let (code, reason) = (e.close_code(), e.close_reason());
+                tracing::warn!(call = %call.call().label, code, %reason, "closing media connection");
+                close(ws, writer, st, code, &reason).await;
+                return EndReason::ClosedByGateway { code, reason };
+            }
         }
     }
 }
 
-/// Sends a close frame and waits (bounded) for the peer's close.
-async fn close<S>(ws: &mut WebSocketStream<S>, st: &IngressState, code: u16, reason: &str)
-where
+/// Has the writer send a close frame, then waits (bounded) for the peer's close.
+async fn close<S>(
+    ws: &mut Reader<S>,
+    writer: &mpsc::Sender<WriterCmd>,
+    st: &IngressState,
+    code: u16,
+    reason: &str,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     st.metrics.closed_with(code);
-    let frame = CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.to_owned().into(),
-    };
     let _ = tokio::time::timeout(CLOSE_WAIT, async {
-        if ws.send(Message::Close(Some(frame))).await.is_ok() {
+        if writer
+            .send(WriterCmd::Close(code, reason.to_owned()))
+            .await
+            .is_ok()
+        {
             while let Some(Ok(_)) = ws.next().await {}
         }
     })
@@ -145,6 +184,7 @@ mod tests {
     use crate::pipeline::{FanOut, Pipeline, PipelineConfig};
     use crate::shutdown::Shutdown;
     use crate::sinks::null::NullSink;
+    use futures_util::SinkExt;
     use std::sync::atomic::{AtomicU64, Ordering};
 
     fn state(
@@ -176,10 +216,12 @@ mod tests {
                 max_frame_bytes,
                 handshake_timeout: Duration::from_secs(1),
                 idle_timeout: idle,
+                bidirectional: false,
             },
             pipeline,
-            metrics,
+            metrics.clone(),
             Shutdown::new(),
+            crate::ingress::playback::PlaybackHub::new(metrics),
         );
         (st, samples, w)
     }
@@ -195,7 +237,7 @@ mod tests {
         st.metrics.connections_active.inc();
         let slot = MediaSlot(st.clone());
         let call = st.pipeline.start_call(Some("duplex".into()), None, None);
-        let task = tokio::spawn(run(server_io, call, st.clone(), slot));
+        let task = tokio::spawn(run(server_io, call, st.clone(), slot, false));
         let client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
         (client, task)
     }

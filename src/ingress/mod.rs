@@ -1,6 +1,13 @@
-//! EDGE: the one listener. Accepts TCP, serves HTTP/1.1 with hyper, answers the plain routes via
-//! [`crate::control`], and upgrades `GET /ws` and `GET /ws/{token}` to the ACS media WebSocket
-//! (tokio-tungstenite on the upgraded stream), one task per connection ([`connection`]).
+//! EDGE: the one listener. Accepts TCP, serves HTTP/1.1 with hyper, answers the plain routes and
+//! `/api/*` via [`crate::control`], and upgrades `GET /ws` and `GET /ws/{token}` to the ACS media
+//! WebSocket (tokio-tungstenite on the upgraded stream), one task per connection ([`connection`]).
+//!
+//! With a control plane ([`IngressState::set_control`]), every upgrade is admitted by
+//! [`ControlPlane::authorize_media`](crate::control::ControlPlane::authorize_media) first (call
+//! token of a live call when `control.require_call_token`, ACS's JWT when validation is on):
+//! a refusal is HTTP 401 (503 if ACS's signing keys cannot be fetched) with a JSON body before
+//! the upgrade, counted `unauthorized` here and by reason in `auth_rejections_total`. An admitted
+//! call token links the connection to its call: the registry learns when it opens and closes.
 //!
 //! Limits: `max_connections` media connections (more get HTTP 503 before the upgrade, counted
 //! `connection_limit`); at most `max_connections + SOCKET_HEADROOM` open sockets (further TCP
@@ -9,8 +16,9 @@
 //! any message (close 1001). While draining, upgrades get 503 (`draining`).
 
 pub mod connection;
+pub mod playback;
 
-use crate::control::{self, error_response, HttpResponse};
+use crate::control::{self, error_response, ControlPlane, HttpResponse};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::shutdown::{Shutdown, Step};
@@ -43,6 +51,9 @@ pub struct IngressConfig {
     pub handshake_timeout: Duration,
     /// Time without any message before closing.
     pub idle_timeout: Duration,
+    /// Media connections accept outbound audio (bidirectional playback) — as when ACS answered
+    /// with `enableBidirectional`.
+    pub bidirectional: bool,
 }
 
 /// What the listener and its connections share.
@@ -56,6 +67,9 @@ pub struct IngressState {
     pub metrics: Arc<Metrics>,
     /// Shutdown token.
     pub shutdown: Shutdown,
+    /// Calls that can play audio back.
+    pub playback: Arc<playback::PlaybackHub>,
+    control: std::sync::OnceLock<Arc<ControlPlane>>,
     media: AtomicUsize,
     sockets: AtomicUsize,
     idle: Notify,
@@ -68,16 +82,30 @@ impl IngressState {
         pipeline: Arc<Pipeline>,
         metrics: Arc<Metrics>,
         shutdown: Shutdown,
+        playback: Arc<playback::PlaybackHub>,
     ) -> Arc<Self> {
         Arc::new(Self {
             cfg,
             pipeline,
             metrics,
             shutdown,
+            playback,
+            control: std::sync::OnceLock::new(),
             media: AtomicUsize::new(0),
             sockets: AtomicUsize::new(0),
             idle: Notify::new(),
         })
+    }
+
+    /// Attaches the Call Automation control plane (`/api/*` routes, upgrade admission). At
+    /// most once; without it the listener serves no `/api/*` route and admits every upgrade.
+    pub fn set_control(&self, control: Arc<ControlPlane>) {
+        let _ = self.control.set(control);
+    }
+
+    /// The control plane, if attached.
+    pub fn control(&self) -> Option<&Arc<ControlPlane>> {
+        self.control.get()
     }
 
     /// Open media connections.
@@ -161,7 +189,7 @@ pub async fn serve(listener: TcpListener, state: Arc<IngressState>) {
             let svc_state = st.clone();
             let service = hyper::service::service_fn(move |req| {
                 let st = svc_state.clone();
-                async move { Ok::<_, Infallible>(handle(req, st)) }
+                async move { Ok::<_, Infallible>(handle(req, st).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -188,17 +216,23 @@ pub async fn serve(listener: TcpListener, state: Arc<IngressState>) {
     state.shutdown.record(Step::StoppedAccepting);
 }
 
-fn handle(req: Request<Incoming>, st: Arc<IngressState>) -> HttpResponse {
+async fn handle(req: Request<Incoming>, st: Arc<IngressState>) -> HttpResponse {
     if let Some(r) = control::route(&req, &st.metrics, &st.shutdown) {
         return r;
     }
     let path = req.uri().path();
+    if path == "/api" || path.starts_with("/api/") {
+        return match st.control() {
+            Some(cp) => cp.handle(req).await,
+            None => error_response(StatusCode::NOT_FOUND, format!("no route for {path}")),
+        };
+    }
     let token = match path {
         "/ws" | "/ws/" => None,
         p if p.starts_with("/ws/") => Some(p["/ws/".len()..].to_string()),
         _ => return error_response(StatusCode::NOT_FOUND, format!("no route for {path}")),
     };
-    upgrade(req, token, st)
+    upgrade(req, token, st).await
 }
 
 /// Checks a WebSocket upgrade request; the error is the HTTP status and message to answer with.
@@ -256,7 +290,7 @@ pub fn id_header(headers: &HeaderMap, name: &str) -> Result<Option<String>, Stri
     }
 }
 
-fn upgrade(
+async fn upgrade(
     mut req: Request<Incoming>,
     token: Option<String>,
     st: Arc<IngressState>,
@@ -287,6 +321,32 @@ fn upgrade(
         st.metrics.rejected("draining");
         return error_response(StatusCode::SERVICE_UNAVAILABLE, "gateway is shutting down");
     }
+    let grant = match st.control() {
+        Some(cp) => match cp.authorize_media(token.as_deref(), req.headers()).await {
+            Ok(g) => Some(g),
+            Err(refusal) => {
+                st.metrics.rejected("unauthorized");
+                cp.count_refusal(&refusal);
+                tracing::warn!(
+                    reason = refusal.reason,
+                    "media upgrade refused: {}",
+                    refusal.message
+                );
+                return error_response(refusal.status, refusal.message);
+            }
+        },
+        None => None,
+    };
+    // A call admitted by its token is labelled by its ids, never by the (long, secret) token.
+    let call_id = grant.as_ref().and_then(|g| g.call_id.clone());
+    let bidirectional = st.cfg.bidirectional || grant.as_ref().is_some_and(|g| g.bidirectional);
+    let (conn_id, token) = match &grant {
+        Some(g) if g.call_id.is_some() => (
+            conn_id.or_else(|| g.call_connection_id.clone()),
+            g.call_id.clone(),
+        ),
+        _ => (conn_id, token),
+    };
     if !st.try_reserve_media() {
         st.metrics.rejected("connection_limit");
         let mut r = error_response(
@@ -309,7 +369,18 @@ fn upgrade(
         .start_call(conn_id, corr_id, token.filter(|t| !t.is_empty()));
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => connection::run(TokioIo::new(upgraded), call, st, slot).await,
+            Ok(upgraded) => {
+                // the registry learns when the call's media connection opens and closes
+                let linked = st.control().cloned().zip(call_id);
+                if let Some((cp, id)) = &linked {
+                    cp.registry.media_connected(id, control::registry::now_ms());
+                }
+                connection::run(TokioIo::new(upgraded), call, st, slot, bidirectional).await;
+                if let Some((cp, id)) = &linked {
+                    cp.registry
+                        .media_disconnected(id, control::registry::now_ms());
+                }
+            }
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }
     });

@@ -12,6 +12,7 @@
 pub mod frame;
 pub mod mixer;
 pub mod pcm;
+pub mod playback;
 pub mod ring;
 pub mod silence;
 pub mod sink;

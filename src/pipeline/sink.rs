@@ -48,6 +48,23 @@ pub trait Sink: Send + 'static {
     fn open(&mut self, stream: &Arc<StreamInfo>) -> Result<(), SinkError>;
     /// A block of audio for an open stream.
     fn write(&mut self, frame: &AudioFrame) -> Result<(), SinkError>;
+    /// A block of 32-bit float audio (full scale ±1.0, i.e. i16 / 32768) for an open stream, as
+    /// a resample sink with `format = "f32"` emits it: at most [`super::frame::MAX_FRAME_SAMPLES`]
+    /// samples at `rate`, the first at `pos`. Sinks that take float audio override this; the
+    /// default refuses it (config validation keeps such chains from being built).
+    fn write_f32(
+        &mut self,
+        _stream: StreamId,
+        _call: CallId,
+        _pos: u64,
+        _rate: u32,
+        _samples: &[f32],
+    ) -> Result<(), SinkError> {
+        Err(SinkError::Other(format!(
+            "the {} sink does not take f32 audio",
+            self.kind()
+        )))
+    }
     /// `samples` of silence at the end of an open stream (a timeline gap).
     fn gap(&mut self, _call: CallId, _stream: StreamId, _samples: u64) -> Result<(), SinkError> {
         Ok(())

@@ -1,6 +1,7 @@
-//! The `acs-sim` command line: argument definitions ([`Cli`]) and the two subcommands,
-//! [`run_stream`] and [`run_load`], which print human summaries. The binary only parses
-//! arguments, builds a runtime and maps the result to an exit code.
+//! The `acs-sim` command line: argument definitions ([`Cli`]) and the media subcommands,
+//! [`run_stream`] and [`run_load`], which print human summaries; the control-plane subcommands
+//! (`acs`, `eventgrid`, `call`) are in [`super::cli_acs`]. The binary only parses arguments,
+//! builds a runtime and maps the result to an exit code.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,6 +32,12 @@ pub enum Command {
     Stream(StreamArgs),
     /// Run N concurrent real-time calls × P participants and report send lag and gateway cost.
     Load(LoadArgs),
+    /// Run a fake ACS: signed Call Automation REST API, callbacks, media streaming, JWKS.
+    Acs(super::cli_acs::AcsArgs),
+    /// Send Event Grid handshakes and IncomingCall events to a webhook.
+    Eventgrid(super::cli_acs::EventGridArgs),
+    /// Run a whole call through a running gateway (fake ACS + Event Grid in-process).
+    Call(Box<super::cli_acs::CallArgs>),
 }
 
 fn parse_rate(s: &str) -> Result<u32, String> {
@@ -177,6 +184,9 @@ pub async fn run(cli: Cli) -> Result<bool, SimError> {
     match cli.command {
         Command::Stream(a) => run_stream(a).await,
         Command::Load(a) => run_load(a).await,
+        Command::Acs(a) => super::cli_acs::run_acs(a).await,
+        Command::Eventgrid(a) => super::cli_acs::run_eventgrid(a).await,
+        Command::Call(a) => super::cli_acs::run_call_cmd(*a).await,
     }
 }
 

@@ -100,4 +100,28 @@ pub enum SimError {
     /// Serializing a report failed.
     #[error("cannot serialize report: {0}")]
     Json(#[from] serde_json::Error),
+    /// Reading an input file (a PEM key, …) failed.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The fake ACS's RS256 signing key could not be loaded, generated or used.
+    #[error("signing key: {0}")]
+    SigningKey(String),
+    /// A call scenario step did not happen (the gateway did not answer in time, …).
+    #[error("call scenario: {0}")]
+    Scenario(String),
 }

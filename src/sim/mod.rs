@@ -28,14 +28,19 @@
 //! # Ok(()) }
 //! ```
 
+pub mod acs;
 pub mod audio;
 pub mod cli;
+pub mod cli_acs;
 pub mod error;
+pub mod eventgrid;
 pub mod ids;
+pub mod jwt;
 pub mod load;
 pub mod plan;
 pub mod play;
 pub mod procstat;
+pub mod scenario;
 pub mod scrape;
 
 pub use error::{ConnectFailure, SimError};

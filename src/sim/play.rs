@@ -160,6 +160,12 @@ pub trait PlayObserver: Send {
     fn sent(&mut self, frame: &SentFrame<'_>) {
         let _ = frame;
     }
+    /// A text or binary message arrived from the server (bidirectional audio, for instance).
+    /// Called as soon as it is read; reads happen while waiting for the next send slot, so in
+    /// real-time pacing a message is seen within a frame's time of its arrival.
+    fn received(&mut self, payload: &[u8]) {
+        let _ = payload;
+    }
 }
 
 /// The observer that does nothing.
@@ -313,13 +319,13 @@ where
     let mut ended: Option<StreamEnd> = None;
 
     for frame in frames {
-        if let Some(end) = rx.drain() {
+        if let Some(end) = rx.drain(observer) {
             ended = Some(end);
             break;
         }
         let scheduled = start + frame.at;
         if realtime {
-            if let Some(end) = rx.wait_until(scheduled).await {
+            if let Some(end) = rx.wait_until(scheduled, observer).await {
                 ended = Some(end);
                 break;
             }
@@ -331,7 +337,7 @@ where
         }
         let bytes = frame.text.len();
         if let Err(e) = tx.send(Message::Text(frame.text.into())).await {
-            ended = Some(rx.after_send_error(e).await);
+            ended = Some(rx.after_send_error(e, observer).await);
             break;
         }
         let lag = if realtime {
@@ -350,7 +356,7 @@ where
 
     if ended.is_none() && realtime {
         ended = rx
-            .wait_until(start + last_at + Duration::from_millis(FRAME_MS))
+            .wait_until(start + last_at + Duration::from_millis(FRAME_MS), observer)
             .await;
     }
     report.end = match ended {
@@ -382,9 +388,9 @@ where
             report.duration = start.elapsed();
             match sent {
                 Ok(()) => StreamEnd::Completed {
-                    reply: rx.close_reply().await,
+                    reply: rx.close_reply(observer).await,
                 },
-                Err(e) => rx.after_send_error(e).await,
+                Err(e) => rx.after_send_error(e, observer).await,
             }
         }
     };
@@ -400,11 +406,21 @@ struct Reader {
 
 impl Reader {
     /// Handles one read result; `Some` when the connection is over.
-    fn on(&mut self, m: Option<Result<Message, WsError>>) -> Option<StreamEnd> {
+    fn on<O: PlayObserver + ?Sized>(
+        &mut self,
+        m: Option<Result<Message, WsError>>,
+        observer: &mut O,
+    ) -> Option<StreamEnd> {
         match m {
             Some(Ok(Message::Close(f))) => Some(StreamEnd::ServerClosed(f.map(CloseInfo::from))),
-            Some(Ok(Message::Text(_) | Message::Binary(_))) => {
+            Some(Ok(Message::Text(t))) => {
                 self.received += 1;
+                observer.received(t.as_bytes());
+                None
+            }
+            Some(Ok(Message::Binary(b))) => {
+                self.received += 1;
+                observer.received(&b);
                 None
             }
             Some(Ok(_)) => None,
@@ -416,9 +432,9 @@ impl Reader {
     }
 
     /// Reads whatever is already buffered, without waiting.
-    fn drain(&mut self) -> Option<StreamEnd> {
+    fn drain<O: PlayObserver + ?Sized>(&mut self, observer: &mut O) -> Option<StreamEnd> {
         while let Some(m) = self.rx.next().now_or_never() {
-            if let Some(end) = self.on(m) {
+            if let Some(end) = self.on(m, observer) {
                 return Some(end);
             }
         }
@@ -426,12 +442,16 @@ impl Reader {
     }
 
     /// Reads until `deadline`; `Some` if the connection ended first.
-    async fn wait_until(&mut self, deadline: Instant) -> Option<StreamEnd> {
+    async fn wait_until<O: PlayObserver + ?Sized>(
+        &mut self,
+        deadline: Instant,
+        observer: &mut O,
+    ) -> Option<StreamEnd> {
         loop {
             tokio::select! {
                 biased;
                 m = self.rx.next() => {
-                    if let Some(end) = self.on(m) {
+                    if let Some(end) = self.on(m, observer) {
                         return Some(end);
                     }
                 }
@@ -442,12 +462,16 @@ impl Reader {
 
     /// After a failed send: a close frame the server sent (read within 500 ms) explains it
     /// better than the write error.
-    async fn after_send_error(&mut self, e: WsError) -> StreamEnd {
+    async fn after_send_error<O: PlayObserver + ?Sized>(
+        &mut self,
+        e: WsError,
+        observer: &mut O,
+    ) -> StreamEnd {
         let deadline = Instant::now() + Duration::from_millis(500);
         match tokio::time::timeout_at(deadline, async {
             loop {
                 let m = self.rx.next().await;
-                match self.on(m) {
+                match self.on(m, observer) {
                     Some(end @ StreamEnd::ServerClosed(_)) => return Some(end),
                     Some(_) => return None,
                     None => {}
@@ -462,11 +486,14 @@ impl Reader {
     }
 
     /// Waits (bounded) for the server's answer to our close frame.
-    async fn close_reply(&mut self) -> Option<CloseInfo> {
+    async fn close_reply<O: PlayObserver + ?Sized>(
+        &mut self,
+        observer: &mut O,
+    ) -> Option<CloseInfo> {
         tokio::time::timeout(CLOSE_REPLY_TIMEOUT, async {
             loop {
                 let m = self.rx.next().await;
-                match self.on(m) {
+                match self.on(m, observer) {
                     Some(StreamEnd::ServerClosed(info)) => return info,
                     Some(_) => return None,
                     None => {}

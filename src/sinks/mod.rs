@@ -1,13 +1,19 @@
 //! Concrete sinks, one file each, and [`SinkConfig`], the `type`-tagged enum of their settings
-//! that [`SinkConfig::start`] turns into running workers. Only this module and `app` name
-//! concrete sinks; the pipeline sees the [`crate::pipeline::Sink`] trait.
+//! that [`SinkConfig::build_sink`] turns into a sink instance and [`SinkConfig::start`] into
+//! running workers. Only this module and `app` name concrete sinks; the pipeline sees the
+//! [`crate::pipeline::Sink`] trait. A sink config may nest another (`resample` has `then`): the
+//! outer sink owns the inner sink's instance and drives it on its own worker thread.
 
+pub mod forward;
 pub mod names;
+pub mod nats;
 pub mod null;
+pub mod resample;
 pub mod wav;
 
 use crate::metrics::Metrics;
-use crate::pipeline::sink::{spawn_blocking_sink, SinkWorkers};
+use crate::pipeline::playback::PlaybackTarget;
+use crate::pipeline::sink::{spawn_blocking_sink, QueueConfig, Sink, SinkWorkers};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
@@ -21,6 +27,12 @@ pub enum SinkConfig {
     Wav(wav::WavSinkConfig),
     /// Counts and discards.
     Null(null::NullSinkConfig),
+    /// Publishes audio and events to NATS.
+    Nats(nats::NatsSinkConfig),
+    /// Converts rate and format, then hands the stream to the sink in its `then`.
+    Resample(resample::ResampleSinkConfig),
+    /// Streams calls to a WebSocket target and plays its answers back into the call.
+    Forward(forward::ForwardSinkConfig),
 }
 
 impl SinkConfig {
@@ -34,6 +46,9 @@ impl SinkConfig {
         match self {
             SinkConfig::Wav(_) => "wav",
             SinkConfig::Null(_) => "null",
+            SinkConfig::Nats(_) => "nats",
+            SinkConfig::Resample(_) => "resample",
+            SinkConfig::Forward(_) => "forward",
         }
     }
 
@@ -42,42 +57,171 @@ impl SinkConfig {
         match self {
             SinkConfig::Wav(c) => c.validate(),
             SinkConfig::Null(c) => c.validate(),
+            SinkConfig::Nats(c) => c.validate(),
+            SinkConfig::Resample(c) => c.validate(),
+            SinkConfig::Forward(c) => c.validate(),
+        }
+    }
+
+    /// Whether the sink takes f32 audio ([`Sink::write_f32`]), so a `resample` with
+    /// `format = "f32"` may feed it (the forward sink does).
+    pub fn takes_f32(&self) -> bool {
+        match self {
+            SinkConfig::Wav(_)
+            | SinkConfig::Null(_)
+            | SinkConfig::Nats(_)
+            | SinkConfig::Resample(_) => false,
+            SinkConfig::Forward(_) => true,
+        }
+    }
+
+    /// Queue and worker settings. A `resample` sink uses its own `queue_frames` and its inner
+    /// sink's workers and flush interval (the inner sink is flushed through it).
+    pub fn queue(&self) -> QueueConfig {
+        match self {
+            SinkConfig::Wav(c) => c.queue(),
+            SinkConfig::Null(c) => c.queue(),
+            SinkConfig::Nats(c) => c.queue(),
+            SinkConfig::Forward(c) => c.queue(),
+            SinkConfig::Resample(c) => QueueConfig {
+                audio_capacity: c.queue_frames,
+                ..c.then.queue()
+            },
         }
     }
 
     /// Points file-writing sinks at `dir` (the `--recordings-dir` flag).
     pub fn set_recordings_dir(&mut self, dir: &Path) {
-        if let SinkConfig::Wav(c) = self {
-            c.dir = dir.to_path_buf();
+        match self {
+            SinkConfig::Wav(c) => c.dir = dir.to_path_buf(),
+            SinkConfig::Resample(c) => c.then.set_recordings_dir(dir),
+            SinkConfig::Null(_) | SinkConfig::Nats(_) | SinkConfig::Forward(_) => {}
         }
     }
 
-    /// Starts the sink's workers (`acs_gateway_recordings_finalised_total` counts WAV files).
-    pub fn start(&self, metrics: &Arc<Metrics>) -> std::io::Result<SinkWorkers> {
-        let kind = self.kind();
-        match self {
+    /// One sink instance (what one worker runs), nested sinks included; creates the recordings
+    /// folder of file-writing sinks. `acs_gateway_recordings_finalised_total` counts WAV files.
+    pub fn build_sink(&self, metrics: &Arc<Metrics>) -> std::io::Result<Box<dyn Sink>> {
+        Ok(match self {
             SinkConfig::Wav(c) => {
                 std::fs::create_dir_all(&c.dir)?;
                 let m = metrics.clone();
-                let cfg = c.clone();
                 let finalised: Arc<dyn Fn() + Send + Sync> =
                     Arc::new(move || m.recordings_finalised.inc());
-                spawn_blocking_sink(
-                    kind,
-                    move |_| Box::new(wav::WavSink::new(cfg.clone(), Some(finalised.clone()))),
-                    &c.queue(),
-                    metrics.sink(kind),
-                )
+                Box::new(wav::WavSink::new(c.clone(), Some(finalised)))
             }
-            SinkConfig::Null(c) => {
-                let counter = Arc::new(AtomicU64::new(0));
-                spawn_blocking_sink(
-                    kind,
-                    move |_| Box::new(null::NullSink::new(counter.clone())),
-                    &c.queue(),
-                    metrics.sink(kind),
-                )
-            }
+            SinkConfig::Null(_) => Box::new(null::NullSink::new(Arc::new(AtomicU64::new(0)))),
+            SinkConfig::Nats(c) => Box::new(nats::NatsSink::new(c.clone())),
+            // without a context: the current runtime, no playback (see `build_sink_with`)
+            SinkConfig::Forward(c) => Box::new(forward::ForwardSink::new(
+                c.clone(),
+                &SinkContext::current(metrics)?,
+            )),
+            SinkConfig::Resample(c) => Box::new(resample::ResampleSink::from_config(
+                c,
+                c.then.build_sink(metrics)?,
+            )),
+        })
+    }
+
+    /// Starts the sink's workers, each with its own instance from [`SinkConfig::build_sink`].
+    pub fn start(&self, metrics: &Arc<Metrics>) -> std::io::Result<SinkWorkers> {
+        let kind = self.kind();
+        let queue = self.queue();
+        let mut sinks = (0..queue.workers.max(1))
+            .map(|_| self.build_sink(metrics))
+            .collect::<std::io::Result<Vec<_>>>()?
+            .into_iter();
+        spawn_blocking_sink(
+            kind,
+            move |_| {
+                sinks
+                    .next()
+                    .expect("spawn_blocking_sink asks for one sink per worker")
+            },
+            &queue,
+            metrics.sink(kind),
+        )
+    }
+}
+
+/// What sinks may need from the running gateway besides their settings: the metrics, the tokio
+/// runtime (the forward sink runs its connections there) and where audio is played back into
+/// calls (the ingress's playback hub; `None` when playback is off).
+#[derive(Clone)]
+pub struct SinkContext {
+    /// The gateway's metrics.
+    pub metrics: Arc<Metrics>,
+    /// The gateway's runtime.
+    pub runtime: tokio::runtime::Handle,
+    /// Bidirectional playback into calls.
+    pub playback: Option<Arc<dyn PlaybackTarget>>,
+}
+
+impl std::fmt::Debug for SinkContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkContext")
+            .field("playback", &self.playback.is_some())
+            .finish()
+    }
+}
+
+impl SinkContext {
+    /// A context on `runtime` without playback.
+    pub fn new(metrics: Arc<Metrics>, runtime: tokio::runtime::Handle) -> Self {
+        Self {
+            metrics,
+            runtime,
+            playback: None,
         }
+    }
+
+    /// A context on the runtime the caller runs in, without playback; an error outside one.
+    pub fn current(metrics: &Arc<Metrics>) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
+            std::io::Error::other(format!("the forward sink needs a tokio runtime: {e}"))
+        })?;
+        Ok(Self::new(metrics.clone(), runtime))
+    }
+
+    /// The same context playing audio back through `playback`.
+    pub fn with_playback(mut self, playback: Arc<dyn PlaybackTarget>) -> Self {
+        self.playback = Some(playback);
+        self
+    }
+}
+
+impl SinkConfig {
+    /// Like [`SinkConfig::build_sink`], with the runtime and playback target of `ctx` for the
+    /// sinks that use them (the forward sink, also inside a `resample`).
+    pub fn build_sink_with(&self, ctx: &SinkContext) -> std::io::Result<Box<dyn Sink>> {
+        Ok(match self {
+            SinkConfig::Forward(c) => Box::new(forward::ForwardSink::new(c.clone(), ctx)),
+            SinkConfig::Resample(c) => Box::new(resample::ResampleSink::from_config(
+                c,
+                c.then.build_sink_with(ctx)?,
+            )),
+            _ => return self.build_sink(&ctx.metrics),
+        })
+    }
+
+    /// Like [`SinkConfig::start`], building each worker's sink with [`SinkConfig::build_sink_with`].
+    pub fn start_with(&self, ctx: &SinkContext) -> std::io::Result<SinkWorkers> {
+        let kind = self.kind();
+        let queue = self.queue();
+        let mut sinks = (0..queue.workers.max(1))
+            .map(|_| self.build_sink_with(ctx))
+            .collect::<std::io::Result<Vec<_>>>()?
+            .into_iter();
+        spawn_blocking_sink(
+            kind,
+            move |_| {
+                sinks
+                    .next()
+                    .expect("spawn_blocking_sink asks for one sink per worker")
+            },
+            &queue,
+            ctx.metrics.sink(kind),
+        )
     }
 }

@@ -13,11 +13,24 @@ pub const MAX_NAME_LEN: usize = 80;
 /// digits of a hash of the whole original are appended, so `8:acs:x` and `8_acs_x` stay distinct.
 /// Empty input gives `unnamed`.
 pub fn sanitize(id: &str) -> String {
+    sanitize_with(id, true)
+}
+
+/// Like [`sanitize`], but `.` is replaced too (for NATS subject tokens and other dot-separated
+/// names); altered ids still get the hash suffix, so `a.b` and `a_b` stay distinct.
+pub fn sanitize_no_dots(id: &str) -> String {
+    sanitize_with(id, false)
+}
+
+fn sanitize_with(id: &str, allow_dot: bool) -> String {
     const HASH_LEN: usize = 9; // "-" + 8 hex
     let mut out = String::with_capacity(id.len().min(MAX_NAME_LEN));
     let mut altered = false;
     for (i, ch) in id.chars().enumerate() {
-        let keep = ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' || (ch == '.' && i > 0);
+        let keep = ch.is_ascii_alphanumeric()
+            || ch == '-'
+            || ch == '_'
+            || (ch == '.' && allow_dot && i > 0);
         if out.len() >= MAX_NAME_LEN - HASH_LEN {
             altered = true;
             break;
@@ -124,6 +137,14 @@ mod tests {
         assert!(a.starts_with("8_acs_x-"));
         assert_eq!(sanitize(""), "unnamed");
         assert_ne!(sanitize("日本"), sanitize("中文"));
+    }
+
+    #[test]
+    fn no_dots_variant_keeps_ids_distinct() {
+        assert_eq!(sanitize_no_dots("plain-id_1"), "plain-id_1");
+        let (a, b) = (sanitize_no_dots("a.b"), sanitize_no_dots("a_b"));
+        assert!(!a.contains('.'));
+        assert_ne!(a, b);
     }
 
     #[test]

@@ -1,0 +1,211 @@
+//! Request plumbing shared by the control-plane routes: bounded body reads, query parameters,
+//! bearer credentials, constant-time secret comparison, and the JSON error shapes (a plain
+//! [`error_response`](super::error_response), or [`field_error`] naming the offending field).
+
+use super::{json_response, HttpResponse};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use hyper::StatusCode;
+use serde_json::json;
+
+/// Largest request body any control route reads (Event Grid batches are at most 1 MB).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Why a body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Bigger than the limit.
+    #[error("request body larger than {0} bytes")]
+    TooLarge(usize),
+    /// The connection failed while reading.
+    #[error("request body could not be read: {0}")]
+    Read(String),
+}
+
+impl BodyError {
+    /// Metric reason label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            BodyError::TooLarge(_) => "too_large",
+            BodyError::Read(_) => "body_read",
+        }
+    }
+
+    /// The response for this error (413 or 400).
+    pub fn response(&self) -> HttpResponse {
+        let status = match self {
+            BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Read(_) => StatusCode::BAD_REQUEST,
+        };
+        super::error_response(status, self)
+    }
+}
+
+/// Reads the whole body, refusing more than `limit` bytes.
+pub async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, BodyError>
+where
+    B: hyper::body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                Err(BodyError::TooLarge(limit))
+            } else {
+                Err(BodyError::Read(e.to_string()))
+            }
+        }
+    }
+}
+
+/// The value of query parameter `name` (percent-decoded, `+` as space), if present.
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k)? == name).then(|| percent_decode(v))?
+    })
+}
+
+/// Decodes `%XX` escapes and `+`; `None` for a bad escape or invalid UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Percent-encodes a query value (unreserved characters kept).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The credential of `Authorization: Bearer <credential>`: `Ok(None)` when the header is
+/// absent, `Err(())` when it is present but not a bearer credential.
+#[allow(clippy::result_unit_err)]
+pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ()> {
+    let Some(v) = headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let v = v.to_str().map_err(|_| ())?.trim();
+    let (scheme, cred) = v.split_once(' ').ok_or(())?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(());
+    }
+    let cred = cred.trim();
+    if cred.is_empty() {
+        Err(())
+    } else {
+        Ok(Some(cred))
+    }
+}
+
+/// A header's value as text (`None` when absent or not visible ASCII).
+pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Constant-time equality of two secrets (the length is not hidden).
+pub fn secret_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// 400 with `{"error": {"code": "Bad Request", "message": "<field>: <problem>", "field": "<field>"}}`.
+pub fn field_error(field: &str, problem: impl std::fmt::Display) -> HttpResponse {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &json!({"error": {
+            "code": "Bad Request",
+            "message": format!("{field}: {problem}"),
+            "field": field,
+        }}),
+    )
+}
+
+/// Adds a header to a response (values that are not valid header text are skipped).
+pub fn with_header(mut r: HttpResponse, name: &'static str, value: &str) -> HttpResponse {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        r.headers_mut().insert(name, v);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::Full;
+
+    #[test]
+    fn query_params_decode() {
+        let q = Some("a=1&secret=s%2Fx+y&empty=&flag");
+        assert_eq!(query_param(q, "secret").as_deref(), Some("s/x y"));
+        assert_eq!(query_param(q, "a").as_deref(), Some("1"));
+        assert_eq!(query_param(q, "empty").as_deref(), Some(""));
+        assert_eq!(query_param(q, "flag").as_deref(), Some(""));
+        assert_eq!(query_param(q, "missing"), None);
+        assert_eq!(query_param(None, "a"), None);
+        assert_eq!(query_param(Some("x=%zz"), "x"), None);
+        assert_eq!(percent_encode("appId eq 'a b'"), "appId%20eq%20%27a%20b%27");
+    }
+
+    #[test]
+    fn bearer_and_secret_helpers() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), Ok(None));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        assert_eq!(bearer(&h), Ok(Some("abc")));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("bearer   xyz "));
+        assert_eq!(bearer(&h), Ok(Some("xyz")));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&h), Err(()));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer "));
+        assert_eq!(bearer(&h), Err(()));
+        assert!(secret_eq(b"abc", b"abc"));
+        assert!(!secret_eq(b"abc", b"abd"));
+        assert!(!secret_eq(b"abc", b"abcd"));
+    }
+
+    #[tokio::test]
+    async fn body_limit() {
+        let b = read_body(Full::new(Bytes::from_static(b"hello")), 5)
+            .await
+            .unwrap();
+        assert_eq!(&b[..], b"hello");
+        let e = read_body(Full::new(Bytes::from_static(b"hello!")), 5)
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason(), "too_large");
+        assert_eq!(e.response().status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}

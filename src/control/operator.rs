@@ -1,0 +1,663 @@
+//! The operator API (JSON; `Authorization: Bearer <control.operator_api_key>`; 404 when no key
+//! is configured, 401 without the right key, counted as auth reason `bad_api_key`).
+//!
+//! | route | does |
+//! |---|---|
+//! | `GET /api/calls` | every call in the registry |
+//! | `GET /api/calls/{id}` | one call (gateway id or `callConnectionId`) |
+//! | `POST /api/calls/{id}/hangup` | `{"forEveryone": bool}`: terminate (true) or leave (false, default) |
+//! | `POST /api/calls/{id}/participants` | add: `{"phoneNumber","sourceCallerIdNumber"}`, `{"teamsUserId"}`, `{"teamsExtensionUser":{"userId","tenantId","resourceId"?}}` or `{"rawId"}`; plus `invitationTimeoutInSeconds`, `operationContext`, `sourceDisplayName` |
+//! | `DELETE /api/calls/{id}/participants/{rawId}` | remove (rawId percent-encoded) |
+//! | `POST /api/calls/{id}/transfer` | `{"phoneNumber"}`, `{"teamsUserId"}` or `{"rawId"}`; `sourceCallerIdNumber`, `operationContext`, `transferee` |
+//! | `POST /api/calls/{id}/recording/start` | `{"channel":"mixed"\|"unmixed","format":"wav"\|"mp3","pauseOnStart"}`, by `callConnectionId`, state callbacks to the call's callback URL |
+//! | `POST /api/calls/{id}/recording/stop` | `{"recordingId"?}` (default: the call's) |
+//! | `POST /api/calls/{id}/media-streaming/start` / `stop` | `{"operationContext"?}` |
+//! | `POST /api/agents/token` | `{"token","appId","userId"}` → ACS token (Teams user token exchange, §11) |
+//! | `GET /api/resource-accounts[?appId=]` | Microsoft Graph resource accounts (token from config or `X-Graph-Token`) |
+//!
+//! Bad requests → 400 naming the field; unknown call → 404; a call without a `callConnectionId`
+//! yet, or one that ended → 409; ACS not configured → 503; ACS errors → 502 with the ACS status
+//! and code; ACS timeouts → 504. Successful operations answer 200
+//! `{"callId","callConnectionId","operation","acsStatus","result"}`.
+
+use super::acs_client::AcsClientError;
+use super::graph::GraphError;
+use super::http::{bearer, header_str, query_param, read_body, secret_eq};
+use super::plane::ControlPlane;
+use super::registry::{now_ms, rfc3339, CallRecord};
+use super::{error_response, json_response, HttpResponse};
+use crate::protocol::identifier::{
+    parse_raw_id, CommunicationIdentifier, CommunicationIdentifierModel, IdentifierKind,
+    PhoneNumberIdentifierModel,
+};
+use crate::protocol::rest::{
+    decode_segment, AddParticipantRequest, RecordingChannelType, RecordingContentType,
+    RecordingFormatType, RemoveParticipantRequest, StartCallRecordingRequest,
+    StartMediaStreamingRequest, StopMediaStreamingRequest, TeamsUserExchangeTokenRequest,
+    TransferToParticipantRequest,
+};
+use hyper::{Method, Request, StatusCode};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+const EP: &str = "operator";
+/// Largest operator request body.
+pub const MAX_OPERATOR_BODY: usize = 64 * 1024;
+/// Request header carrying a Microsoft Graph token.
+pub const HEADER_GRAPH_TOKEN: &str = "x-graph-token";
+
+/// A refused operator request: status and JSON body.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: Value,
+    reason: &'static str,
+}
+
+impl ApiError {
+    fn field(field: &str, problem: impl std::fmt::Display) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            body: json!({"error": {"code": "Bad Request", "message": format!("{field}: {problem}"), "field": field}}),
+            reason: "bad_field",
+        }
+    }
+
+    fn status(status: StatusCode, message: impl std::fmt::Display, reason: &'static str) -> Self {
+        Self {
+            status,
+            body: json!({"error": {"code": status.canonical_reason().unwrap_or("error"), "message": message.to_string()}}),
+            reason,
+        }
+    }
+
+    fn response(self, cp: &ControlPlane) -> HttpResponse {
+        if self.status == StatusCode::BAD_REQUEST || self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            cp.metrics.control.bad_request(EP, self.reason);
+        }
+        json_response(self.status, &self.body)
+    }
+}
+
+impl From<AcsClientError> for ApiError {
+    fn from(e: AcsClientError) -> Self {
+        tracing::warn!(error = %e, "operator request: ACS call failed");
+        Self {
+            status: e.http_status(),
+            body: e.to_json(),
+            reason: "acs",
+        }
+    }
+}
+
+type Res<T> = Result<T, ApiError>;
+
+/// A JSON object body with typed, field-naming accessors.
+struct Body(Map<String, Value>);
+
+impl Body {
+    fn parse(bytes: &[u8]) -> Res<Body> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Body(Map::new()));
+        }
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(m)) => Ok(Body(m)),
+            Ok(_) => Err(ApiError::field("body", "must be a JSON object")),
+            Err(e) => Err(ApiError::field("body", format!("not JSON: {e}"))),
+        }
+    }
+
+    fn str(&self, f: &str) -> Res<Option<String>> {
+        match self.0.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                Err(ApiError::field(f, "must not be empty"))
+            }
+            Some(Value::String(s)) if s.len() > 1024 => {
+                Err(ApiError::field(f, "longer than 1024 bytes"))
+            }
+            Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
+            Some(_) => Err(ApiError::field(f, "must be a string")),
+        }
+    }
+
+    fn required(&self, f: &str) -> Res<String> {
+        self.str(f)?
+            .ok_or_else(|| ApiError::field(f, "is required"))
+    }
+
+    fn bool(&self, f: &str) -> Res<Option<bool>> {
+        match self.0.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(ApiError::field(f, "must be true or false")),
+        }
+    }
+
+    fn int(&self, f: &str, lo: i64, hi: i64) -> Res<Option<i64>> {
+        match self.0.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(v) if (lo..=hi).contains(&v) => Ok(Some(v)),
+                _ => Err(ApiError::field(
+                    f,
+                    format!("must be an integer from {lo} to {hi}"),
+                )),
+            },
+            Some(_) => Err(ApiError::field(
+                f,
+                format!("must be an integer from {lo} to {hi}"),
+            )),
+        }
+    }
+
+    fn obj(&self, f: &str) -> Res<Option<Body>> {
+        match self.0.get(f) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(Body(m.clone()))),
+            Some(_) => Err(ApiError::field(f, "must be an object")),
+        }
+    }
+}
+
+/// `+` and 7 to 15 digits.
+fn e164(field: &str, v: &str) -> Res<String> {
+    let digits = v.strip_prefix('+').unwrap_or("");
+    if (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(v.to_owned())
+    } else {
+        Err(ApiError::field(
+            field,
+            "must be an E.164 number like +14255550123",
+        ))
+    }
+}
+
+/// An Entra object id / tenant id: GUID-like characters.
+fn object_id(field: &str, v: &str) -> Res<String> {
+    if v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        Ok(v.to_owned())
+    } else {
+        Err(ApiError::field(
+            field,
+            "must be an object id (letters, digits and -)",
+        ))
+    }
+}
+
+fn raw_id(field: &str, v: &str) -> Res<CommunicationIdentifier> {
+    let id = parse_raw_id(v);
+    if id.kind() == IdentifierKind::Unknown {
+        Err(ApiError::field(
+            field,
+            "is not a known rawId (4:+E164, 8:acs:…, 8:orgid:…, 28:orgid:…)",
+        ))
+    } else {
+        Ok(id)
+    }
+}
+
+/// Serves the operator routes.
+pub async fn handle<B>(cp: &Arc<ControlPlane>, req: Request<B>) -> HttpResponse
+where
+    B: hyper::body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let Some(key) = &cp.operator_api_key else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            "operator API disabled (set control.operator_api_key)",
+        );
+    };
+    match bearer(req.headers()) {
+        Ok(Some(k)) if secret_eq(k.as_bytes(), key.as_bytes()) => {}
+        _ => {
+            cp.metrics.control.auth_rejected("bad_api_key");
+            let r = error_response(
+                StatusCode::UNAUTHORIZED,
+                "operator API: Authorization: Bearer <control.operator_api_key> required",
+            );
+            return super::http::with_header(r, "www-authenticate", "Bearer");
+        }
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
+    let graph_token = header_str(req.headers(), HEADER_GRAPH_TOKEN).map(str::to_owned);
+    let body = if method == Method::POST {
+        match read_body(req.into_body(), MAX_OPERATOR_BODY).await {
+            Ok(b) => b,
+            Err(e) => {
+                cp.metrics.control.bad_request(EP, e.reason());
+                return e.response();
+            }
+        }
+    } else {
+        bytes::Bytes::new()
+    };
+    let segs: Vec<&str> = path
+        .trim_start_matches("/api/")
+        .trim_end_matches('/')
+        .split('/')
+        .collect();
+    let res = route(
+        cp,
+        &method,
+        &segs,
+        &body,
+        query.as_deref(),
+        graph_token.as_deref(),
+    )
+    .await;
+    match res {
+        Ok(v) => json_response(StatusCode::OK, &v),
+        Err(e) => e.response(cp),
+    }
+}
+
+async fn route(
+    cp: &Arc<ControlPlane>,
+    method: &Method,
+    segs: &[&str],
+    body: &[u8],
+    query: Option<&str>,
+    graph_token: Option<&str>,
+) -> Res<Value> {
+    let m = method.clone();
+    match (m, segs) {
+        (Method::GET, ["calls"]) => Ok(json!({"calls": cp.registry.list(now_ms())})),
+        (Method::GET, ["calls", id]) => Ok(json!(find(cp, id)?)),
+        (Method::POST, ["calls", id, "hangup"]) => hangup(cp, id, &Body::parse(body)?).await,
+        (Method::POST, ["calls", id, "participants"]) => {
+            add_participant(cp, id, &Body::parse(body)?).await
+        }
+        (Method::DELETE, ["calls", id, "participants", raw]) => {
+            remove_participant(cp, id, raw).await
+        }
+        (Method::POST, ["calls", id, "transfer"]) => transfer(cp, id, &Body::parse(body)?).await,
+        (Method::POST, ["calls", id, "recording", "start"]) => {
+            start_recording(cp, id, &Body::parse(body)?).await
+        }
+        (Method::POST, ["calls", id, "recording", "stop"]) => {
+            stop_recording(cp, id, &Body::parse(body)?).await
+        }
+        (Method::POST, ["calls", id, "media-streaming", action @ ("start" | "stop")]) => {
+            media_streaming(cp, id, action == &"start", &Body::parse(body)?).await
+        }
+        (Method::POST, ["agents", "token"]) => agent_token(cp, &Body::parse(body)?).await,
+        (Method::GET, ["resource-accounts"]) => resource_accounts(cp, query, graph_token).await,
+        (_, ["calls"] | ["calls", _] | ["agents", "token"] | ["resource-accounts"])
+        | (_, ["calls", _, "hangup" | "participants" | "transfer"])
+        | (_, ["calls", _, "participants", _])
+        | (_, ["calls", _, "recording" | "media-streaming", "start" | "stop"]) => {
+            Err(ApiError::status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed here"),
+                "method_not_allowed",
+            ))
+        }
+        _ => Err(ApiError::status(
+            StatusCode::NOT_FOUND,
+            format!("no operator route /api/{}", segs.join("/")),
+            "not_found",
+        )),
+    }
+}
+
+fn find(cp: &ControlPlane, id: &str) -> Res<CallRecord> {
+    cp.registry.get(id).ok_or_else(|| {
+        ApiError::status(
+            StatusCode::NOT_FOUND,
+            format!("no call {id}"),
+            "unknown_call",
+        )
+    })
+}
+
+/// A call that is live and has a `callConnectionId`: `(record, callConnectionId)`.
+fn live(cp: &ControlPlane, id: &str) -> Res<(CallRecord, String)> {
+    let r = find(cp, id)?;
+    if r.state.is_terminal() {
+        return Err(ApiError::status(
+            StatusCode::CONFLICT,
+            format!("call {} has ended ({:?})", r.id, r.state),
+            "call_ended",
+        ));
+    }
+    let conn = r.call_connection_id.clone().ok_or_else(|| {
+        ApiError::status(
+            StatusCode::CONFLICT,
+            format!("call {} has no callConnectionId yet (not answered)", r.id),
+            "not_answered",
+        )
+    })?;
+    Ok((r, conn))
+}
+
+fn acs(cp: &ControlPlane) -> Res<Arc<dyn super::acs_client::AcsApi>> {
+    cp.acs.clone().ok_or_else(|| {
+        ApiError::status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ACS not configured (set acs.connection_string)",
+            "not_configured",
+        )
+    })
+}
+
+fn done(r: &CallRecord, conn: &str, operation: &str, status: u16, result: Value) -> Value {
+    json!({
+        "callId": r.id,
+        "callConnectionId": conn,
+        "operation": operation,
+        "acsStatus": status,
+        "result": result,
+    })
+}
+
+async fn hangup(cp: &Arc<ControlPlane>, id: &str, b: &Body) -> Res<Value> {
+    let for_everyone = b.bool("forEveryone")?.unwrap_or(false);
+    let acs = acs(cp)?;
+    let (r, conn) = live(cp, id)?;
+    let status = acs.hang_up(&conn, for_everyone).await?;
+    tracing::info!(call = %r.id, for_everyone, "operator: hang up");
+    let op = if for_everyone {
+        "terminate_call"
+    } else {
+        "hang_up_call"
+    };
+    Ok(done(&r, &conn, op, status, json!({})))
+}
+
+/// `sourceCallerIdNumber` as the wire model.
+fn caller_id(b: &Body) -> Res<Option<PhoneNumberIdentifierModel>> {
+    Ok(match b.str("sourceCallerIdNumber")? {
+        Some(n) => Some(PhoneNumberIdentifierModel::new(e164(
+            "sourceCallerIdNumber",
+            &n,
+        )?)),
+        None => None,
+    })
+}
+
+/// The target of add / transfer: exactly one of the accepted shapes.
+fn target(cp: &ControlPlane, b: &Body, allow_extension: bool) -> Res<CommunicationIdentifier> {
+    let mut given: Vec<&str> = ["phoneNumber", "teamsUserId", "teamsExtensionUser", "rawId"]
+        .into_iter()
+        .filter(|f| b.0.get(*f).is_some_and(|v| !v.is_null()))
+        .collect();
+    if !allow_extension {
+        given.retain(|f| *f != "teamsExtensionUser");
+        if b.0.contains_key("teamsExtensionUser") {
+            return Err(ApiError::field(
+                "teamsExtensionUser",
+                "is not accepted here",
+            ));
+        }
+    }
+    let shapes = if allow_extension {
+        "phoneNumber, teamsUserId, teamsExtensionUser or rawId"
+    } else {
+        "phoneNumber, teamsUserId or rawId"
+    };
+    match given.as_slice() {
+        [] => Err(ApiError::field(
+            "participant",
+            format!("one of {shapes} is required"),
+        )),
+        [one] => match *one {
+            "phoneNumber" => Ok(CommunicationIdentifier::phone_number(e164(
+                "phoneNumber",
+                &b.required("phoneNumber")?,
+            )?)),
+            "teamsUserId" => Ok(CommunicationIdentifier::teams_user(object_id(
+                "teamsUserId",
+                &b.required("teamsUserId")?,
+            )?)),
+            "rawId" => raw_id("rawId", &b.required("rawId")?),
+            _ => {
+                let x = b
+                    .obj("teamsExtensionUser")?
+                    .ok_or_else(|| ApiError::field("teamsExtensionUser", "is required"))?;
+                let user = object_id(
+                    "teamsExtensionUser.userId",
+                    &x.str("userId")?.ok_or_else(|| {
+                        ApiError::field("teamsExtensionUser.userId", "is required")
+                    })?,
+                )?;
+                let tenant = object_id(
+                    "teamsExtensionUser.tenantId",
+                    &x.str("tenantId")?.ok_or_else(|| {
+                        ApiError::field("teamsExtensionUser.tenantId", "is required")
+                    })?,
+                )?;
+                let resource = match x.str("resourceId")? {
+                    Some(r) => object_id("teamsExtensionUser.resourceId", &r)?,
+                    None => cp.resource_id.clone().ok_or_else(|| {
+                        ApiError::field(
+                            "teamsExtensionUser.resourceId",
+                            "is required (or set acs.resource_id)",
+                        )
+                    })?,
+                };
+                Ok(CommunicationIdentifier::teams_extension_user(
+                    user, tenant, resource,
+                ))
+            }
+        },
+        many => Err(ApiError::field(
+            many[1],
+            format!("give only one of {shapes} (also got {})", many[0]),
+        )),
+    }
+}
+
+async fn add_participant(cp: &Arc<ControlPlane>, id: &str, b: &Body) -> Res<Value> {
+    let who = target(cp, b, true)?;
+    let source_caller_id_number = caller_id(b)?;
+    if who.kind() == IdentifierKind::PhoneNumber && source_caller_id_number.is_none() {
+        return Err(ApiError::field(
+            "sourceCallerIdNumber",
+            "is required to add a phone number",
+        ));
+    }
+    let req = AddParticipantRequest {
+        source_caller_id_number,
+        source_display_name: b.str("sourceDisplayName")?,
+        invitation_timeout_in_seconds: b
+            .int("invitationTimeoutInSeconds", 0, 180)?
+            .map(|v| v as i32),
+        operation_context: b.str("operationContext")?,
+        ..AddParticipantRequest::new(&who)
+    };
+    let acs = acs(cp)?;
+    let (r, conn) = live(cp, id)?;
+    let resp = acs.add_participant(&conn, &req).await?;
+    tracing::info!(call = %r.id, participant = %who.raw_id(), "operator: add participant");
+    Ok(done(&r, &conn, "add_participant", 202, json!(resp)))
+}
+
+async fn remove_participant(cp: &Arc<ControlPlane>, id: &str, raw: &str) -> Res<Value> {
+    let raw = decode_segment(raw)
+        .ok_or_else(|| ApiError::field("rawId", "is not a valid percent-encoded rawId"))?;
+    let who = raw_id("rawId", &raw)?;
+    let req = RemoveParticipantRequest {
+        participant_to_remove: CommunicationIdentifierModel::from(&who),
+        operation_context: None,
+        operation_callback_uri: None,
+    };
+    let acs = acs(cp)?;
+    let (r, conn) = live(cp, id)?;
+    let resp = acs.remove_participant(&conn, &req).await?;
+    tracing::info!(call = %r.id, participant = %raw, "operator: remove participant");
+    Ok(done(&r, &conn, "remove_participant", 202, resp))
+}
+
+async fn transfer(cp: &Arc<ControlPlane>, id: &str, b: &Body) -> Res<Value> {
+    let to = target(cp, b, false)?;
+    let transferee = match b.str("transferee")? {
+        Some(t) => Some(CommunicationIdentifierModel::from(&raw_id(
+            "transferee",
+            &t,
+        )?)),
+        None => None,
+    };
+    let req = TransferToParticipantRequest {
+        target_participant: CommunicationIdentifierModel::from(&to),
+        operation_context: b.str("operationContext")?,
+        transferee,
+        operation_callback_uri: None,
+        custom_calling_context: None,
+        source_caller_id_number: caller_id(b)?,
+    };
+    let acs = acs(cp)?;
+    let (r, conn) = live(cp, id)?;
+    let resp = acs.transfer(&conn, &req).await?;
+    tracing::info!(call = %r.id, target = %to.raw_id(), "operator: transfer");
+    Ok(done(&r, &conn, "transfer_to_participant", 202, resp))
+}
+
+async fn start_recording(cp: &Arc<ControlPlane>, id: &str, b: &Body) -> Res<Value> {
+    let channel = match b.str("channel")?.as_deref() {
+        None | Some("mixed") => RecordingChannelType::Mixed,
+        Some("unmixed") => RecordingChannelType::Unmixed,
+        Some(_) => {
+            return Err(ApiError::field(
+                "channel",
+                "must be \"mixed\" or \"unmixed\"",
+            ))
+        }
+    };
+    let format = match b.str("format")?.as_deref() {
+        None | Some("wav") => RecordingFormatType::Wav,
+        Some("mp3") => RecordingFormatType::Mp3,
+        Some(_) => return Err(ApiError::field("format", "must be \"wav\" or \"mp3\"")),
+    };
+    match b.str("content")?.as_deref() {
+        None | Some("audio") => {}
+        Some(_) => return Err(ApiError::field("content", "must be \"audio\"")),
+    }
+    let pause_on_start = b.bool("pauseOnStart")?;
+    let acs = acs(cp)?;
+    let (r, conn) = live(cp, id)?;
+    let req = StartCallRecordingRequest {
+        call_connection_id: Some(conn.clone()),
+        recording_state_callback_uri: Some(cp.urls.callback_uri(&r.token)),
+        recording_content_type: Some(RecordingContentType::Audio),
+        recording_channel_type: Some(channel),
+        recording_format_type: Some(format),
+        pause_on_start,
+        ..Default::default()
+    };
+    let resp = acs.start_recording(&req).await?;
+    let now = now_ms();
+    cp.registry.update(&r.id, now, |rec| {
+        // RecordingStateChanged may have arrived before this response: keep its newer state.
+        let known = rec.recording.id.as_deref() == Some(resp.recording_id.as_str())
+            && rec.recording.state.is_some();
+        rec.recording.id = Some(resp.recording_id.clone());
+        if !known {
+            rec.recording.state = resp.recording_state.as_ref().map(|s| s.as_str().to_owned());
+            rec.recording.kind = resp.recording_kind.as_ref().map(|s| s.as_str().to_owned());
+        }
+        rec.recording.updated_at = Some(rfc3339(now));
+    });
+    tracing::info!(call = %r.id, recording = %resp.recording_id, "operator: start recording");
+    Ok(done(&r, &conn, "start_recording", 200, json!(resp)))
+}
+
+async fn stop_recording(cp: &Arc<ControlPlane>, id: &str, b: &Body) -> Res<Value> {
+    let given = b.str("recordingId")?;
+    let acs = acs(cp)?;
+    let r = find(cp, id)?;
+    let recording = given.or(r.recording.id.clone()).ok_or_else(|| {
+        ApiError::status(
+            StatusCode::CONFLICT,
+            format!("call {} has no recording (give recordingId)", r.id),
+            "no_recording",
+        )
+    })?;
+    let status = acs.stop_recording(&recording).await?;
+    tracing::info!(call = %r.id, %recording, "operator: stop recording");
+    let conn = r.call_connection_id.clone().unwrap_or_default();
+    Ok(done(
+        &r,
+        &conn,
+        "stop_recording",
+        status,
+        json!({"recordingId": recording}),
+    ))
+}
+
+async fn media_streaming(cp: &Arc<ControlPlane>, id: &str, start: bool, b: &Body) -> Res<Value> {
+    let operation_context = b.str("operationContext")?;
+    let acs = acs(cp)?;
+    let (r, conn) = live(cp, id)?;
+    let (op, status) = if start {
+        let req = StartMediaStreamingRequest {
+            operation_callback_uri: None,
+            operation_context,
+        };
+        (
+            "start_media_streaming",
+            acs.start_media_streaming(&conn, &req).await?,
+        )
+    } else {
+        let req = StopMediaStreamingRequest {
+            operation_callback_uri: None,
+            operation_context,
+        };
+        (
+            "stop_media_streaming",
+            acs.stop_media_streaming(&conn, &req).await?,
+        )
+    };
+    tracing::info!(call = %r.id, operation = op, "operator: media streaming");
+    Ok(done(&r, &conn, op, status, json!({})))
+}
+
+async fn agent_token(cp: &Arc<ControlPlane>, b: &Body) -> Res<Value> {
+    let req = TeamsUserExchangeTokenRequest {
+        token: b.required("token")?,
+        app_id: object_id("appId", &b.required("appId")?)?,
+        user_id: object_id("userId", &b.required("userId")?)?,
+    };
+    let acs = acs(cp)?;
+    let t = acs.exchange_teams_user_token(&req).await?;
+    tracing::info!(user = %req.user_id, "operator: Teams user token exchanged");
+    Ok(json!(t))
+}
+
+async fn resource_accounts(
+    cp: &Arc<ControlPlane>,
+    query: Option<&str>,
+    graph_token: Option<&str>,
+) -> Res<Value> {
+    let app_id = match query_param(query, "appId") {
+        Some(a) if a.is_empty() => return Err(ApiError::field("appId", "must not be empty")),
+        Some(a) => Some(object_id("appId", &a)?),
+        None => None,
+    };
+    let list = cp
+        .graph
+        .resource_accounts(graph_token, app_id.as_deref())
+        .await
+        .map_err(|e| match e {
+            GraphError::NoToken => ApiError::field("X-Graph-Token", e.to_string()),
+            GraphError::Timeout => ApiError::status(StatusCode::GATEWAY_TIMEOUT, e, "graph"),
+            e => ApiError::status(StatusCode::BAD_GATEWAY, e, "graph"),
+        })?;
+    let accounts: Vec<Value> = list
+        .value
+        .iter()
+        .map(|a| {
+            let mut v = json!(a);
+            v["rawId"] = json!(a.identifier().raw_id());
+            v
+        })
+        .collect();
+    Ok(json!({"value": accounts}))
+}
+
+#[cfg(test)]
+#[path = "operator_tests.rs"]
+mod tests;

@@ -1,0 +1,93 @@
+//! Test-only helpers for the control-plane handler tests: a configuration with every secret set,
+//! a [`ControlPlane`] over a [`MockAcs`], request builders and response readers. Socket-free
+//! (handlers are driven with in-memory bodies).
+
+use super::mock::MockAcs;
+use super::plane::ControlPlane;
+use super::HttpResponse;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The operator key of [`cfg`].
+pub const API_KEY: &str = "operator-key-0123456789";
+/// The call token secret of [`cfg`].
+pub const TOKEN_SECRET: &str = "call-token-secret-0123456789abcdef";
+/// The public base of [`cfg`].
+pub const BASE: &str = "https://gw.contoso.test";
+
+/// A configuration with ACS "configured" (the mock stands in), an operator key, a fixed token
+/// secret and public URLs.
+pub fn cfg() -> Config {
+    let mut c = Config::default();
+    c.acs.connection_string =
+        "endpoint=https://contoso.communication.azure.com/;accesskey=dGVzdC1rZXk=".into();
+    c.acs.resource_id = "11111111-2222-3333-4444-555555555555".into();
+    c.acs.jwt.enabled = Some(false);
+    c.control.operator_api_key = API_KEY.into();
+    c.control.call_token_secret = TOKEN_SECRET.into();
+    c.control.public_base_url = BASE.into();
+    c
+}
+
+/// A control plane over `mock` (or no ACS when `None`).
+pub fn plane(cfg: &Config, mock: Option<Arc<MockAcs>>) -> Arc<ControlPlane> {
+    let acs = mock.map(|m| m as Arc<dyn super::acs_client::AcsApi>);
+    ControlPlane::with_acs(cfg, Metrics::new(), "127.0.0.1:8080".parse().unwrap(), acs).unwrap()
+}
+
+/// A request with a body.
+pub fn req(
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Request<Full<Bytes>> {
+    let mut b = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Full::new(Bytes::from(body.to_owned()))).unwrap()
+}
+
+/// An operator request (with the API key).
+pub fn op(method: Method, uri: &str, body: &str) -> Request<Full<Bytes>> {
+    let auth = format!("Bearer {API_KEY}");
+    req(method, uri, &[("authorization", &auth)], body)
+}
+
+/// Status and JSON body (`Value::Null` for an empty body).
+pub async fn read(r: HttpResponse) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let b = r.into_body().collect().await.unwrap().to_bytes();
+    let v = if b.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&b)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&b).into()))
+    };
+    (status, v)
+}
+
+/// A fixture vector's text.
+pub fn vector(name: &str) -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/vectors/").to_owned() + name;
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Polls `f` every 5 ms until it is true (bounded by 5 s).
+pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -1,0 +1,269 @@
+//! Bidirectional playback into calls: the [`PlaybackHub`] keeps one bounded queue per call whose
+//! media connection accepts outbound audio, and each such connection runs a writer
+//! ([`run_writer`]) that cuts the queue into 20 ms frames, paces them at real time with a small
+//! bounded lead, and sends them to ACS as outbound `AudioData`; [`PlaybackTarget::stop`] flushes
+//! the queue and sends `StopAudio`. The writer owns the socket's sending half, so writing to ACS
+//! never blocks reading from it. Underruns (the queue ran dry in the middle of playback) and
+//! overruns (audio refused because the queue was full) are counted.
+
+use crate::metrics::Metrics;
+use crate::pipeline::frame::CallId;
+use crate::pipeline::playback::{Enqueued, PlaybackTarget};
+use crate::protocol::media::{write_outbound_audio, STOP_AUDIO_JSON};
+use futures_util::{Sink, SinkExt};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Frames sent ahead of real time (bounds the StopAudio latency on ACS's side).
+pub const LEAD_FRAMES: u32 = 2;
+/// Most queued playback per call (ms); more is refused and counted as overrun.
+pub const MAX_QUEUE_MS: usize = 10_000;
+/// After this long without new audio, a partial last frame is sent as it is.
+const TAIL_WAIT: Duration = Duration::from_millis(60);
+
+/// One call's playback state, shared by the hub and the connection's writer.
+#[derive(Debug)]
+pub struct CallPlayback {
+    rate: AtomicU32,
+    queue: Mutex<VecDeque<i16>>,
+    stop: AtomicBool,
+    wake: Notify,
+    last_push: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl CallPlayback {
+    fn new(rate: u32) -> Self {
+        Self {
+            rate: AtomicU32::new(rate),
+            queue: Mutex::new(VecDeque::new()),
+            stop: AtomicBool::new(false),
+            wake: Notify::new(),
+            last_push: Mutex::new(None),
+        }
+    }
+
+    /// Sets the negotiated rate (after AudioMetadata).
+    pub fn set_rate(&self, rate: u32) {
+        self.rate.store(rate, Ordering::Relaxed);
+    }
+
+    fn rate(&self) -> u32 {
+        self.rate.load(Ordering::Relaxed)
+    }
+
+    fn since_push(&self, now: tokio::time::Instant) -> Duration {
+        self.last_push
+            .lock()
+            .ok()
+            .and_then(|t| *t)
+            .map_or(Duration::MAX, |t| now.saturating_duration_since(t))
+    }
+
+    /// Samples waiting.
+    pub fn queued(&self) -> usize {
+        self.queue.lock().map(|q| q.len()).unwrap_or(0)
+    }
+}
+
+/// Every call that can play audio back.
+#[derive(Debug)]
+pub struct PlaybackHub {
+    calls: Mutex<HashMap<CallId, Arc<CallPlayback>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl PlaybackHub {
+    /// An empty hub.
+    pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Self {
+            calls: Mutex::new(HashMap::new()),
+            metrics,
+        })
+    }
+
+    /// Makes `call` bidirectional (its connection runs [`run_writer`] with the returned state).
+    pub fn register(&self, call: CallId, rate: u32) -> Arc<CallPlayback> {
+        let pb = Arc::new(CallPlayback::new(rate));
+        if let Ok(mut m) = self.calls.lock() {
+            m.insert(call, pb.clone());
+        }
+        pb
+    }
+
+    /// Forgets `call` (its connection ended).
+    pub fn unregister(&self, call: CallId) {
+        if let Ok(mut m) = self.calls.lock() {
+            m.remove(&call);
+        }
+    }
+
+    /// Calls registered for playback.
+    pub fn calls(&self) -> Vec<CallId> {
+        self.calls
+            .lock()
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    fn get(&self, call: CallId) -> Option<Arc<CallPlayback>> {
+        self.calls.lock().ok()?.get(&call).cloned()
+    }
+}
+
+impl PlaybackTarget for PlaybackHub {
+    fn is_bidirectional(&self, call: CallId) -> bool {
+        self.get(call).is_some()
+    }
+
+    fn enqueue(&self, call: CallId, samples: &[i16], sample_rate: u32) -> Enqueued {
+        let Some(pb) = self.get(call) else {
+            return Enqueued::NoCall;
+        };
+        let max = pb.rate() as usize * MAX_QUEUE_MS / 1000;
+        let dropped = {
+            let Ok(mut q) = pb.queue.lock() else {
+                return Enqueued::NoCall;
+            };
+            let room = max.saturating_sub(q.len());
+            let take = samples.len().min(room);
+            q.extend(&samples[..take]);
+            samples.len() - take
+        };
+        let _ = sample_rate; // callers resample to the call's rate (see `sample_rate`)
+        if let Ok(mut t) = pb.last_push.lock() {
+            *t = Some(tokio::time::Instant::now());
+        }
+        pb.wake.notify_one();
+        if dropped > 0 {
+            self.metrics.playback_overrun_samples.inc_by(dropped as u64);
+            Enqueued::Overrun(dropped)
+        } else {
+            Enqueued::Queued
+        }
+    }
+
+    fn stop(&self, call: CallId) -> bool {
+        let Some(pb) = self.get(call) else {
+            return false;
+        };
+        if let Ok(mut q) = pb.queue.lock() {
+            q.clear();
+        }
+        pb.stop.store(true, Ordering::Release);
+        pb.wake.notify_one();
+        true
+    }
+
+    fn sample_rate(&self, call: CallId) -> Option<u32> {
+        self.get(call).map(|p| p.rate())
+    }
+}
+
+/// What the reader asks the writer to do.
+#[derive(Debug)]
+pub enum WriterCmd {
+    /// Send a close frame and stop.
+    Close(u16, String),
+    /// The peer closed: flush the close reply tungstenite queued, and stop.
+    Finish,
+}
+
+/// Writes to ACS: paced playback from `pb` (when the call is bidirectional) and the close frame
+/// the reader asks for. Ends after sending a close or when `cmds` closes.
+pub async fn run_writer<S>(
+    mut sink: S,
+    pb: Option<Arc<CallPlayback>>,
+    mut cmds: mpsc::Receiver<WriterCmd>,
+    metrics: Arc<Metrics>,
+) where
+    S: Sink<Message> + Unpin,
+{
+    let mut json = String::with_capacity(2048);
+    let mut pcm = Vec::with_capacity(1920);
+    let frame_dur = Duration::from_millis(20);
+    // the time the next frame is due at ACS; frames go out up to LEAD_FRAMES early
+    let mut due: Option<tokio::time::Instant> = None;
+    loop {
+        let wait = async {
+            match &pb {
+                Some(pb) => pb.wake.notified().await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        // when audio is waiting, wake at the next send slot
+        let next_slot = due.map(|d| d - frame_dur * LEAD_FRAMES);
+        tokio::select! {
+            biased;
+            cmd = cmds.recv() => {
+                match cmd {
+                    Some(WriterCmd::Close(code, reason)) => {
+                        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+                        let _ = sink.send(Message::Close(Some(frame))).await;
+                    }
+                    Some(WriterCmd::Finish) | None => {
+                        let _ = sink.flush().await;
+                    }
+                }
+                return;
+            }
+            _ = wait => {}
+            _ = async { match next_slot { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {}
+        }
+        let Some(pb) = &pb else { continue };
+        if pb.stop.swap(false, Ordering::AcqRel) {
+            due = None;
+            if sink.send(Message::text(STOP_AUDIO_JSON)).await.is_err() {
+                return;
+            }
+            metrics.playback_stops.inc();
+            continue;
+        }
+        // send every frame whose slot has come
+        loop {
+            let now = tokio::time::Instant::now();
+            let slot = *due.get_or_insert(now);
+            if slot > now + frame_dur * LEAD_FRAMES {
+                break; // far enough ahead
+            }
+            let per = pb.rate() as usize / 50;
+            let take = {
+                let Ok(mut q) = pb.queue.lock() else { return };
+                let n = if q.len() >= per {
+                    per
+                } else if !q.is_empty() && pb.since_push(now) >= TAIL_WAIT {
+                    q.len() // the tail of an utterance
+                } else {
+                    0
+                };
+                pcm.clear();
+                for s in q.drain(..n) {
+                    pcm.extend_from_slice(&s.to_le_bytes());
+                }
+                n
+            };
+            if take == 0 {
+                if now > slot + frame_dur {
+                    // the slot passed with nothing to send: playback ran dry mid-utterance if
+                    // audio was still arriving (otherwise the utterance simply ended)
+                    if pb.since_push(now) < Duration::from_millis(100) {
+                        metrics.playback_underruns.inc();
+                    }
+                    due = None;
+                }
+                break;
+            }
+            write_outbound_audio(&mut json, &pcm);
+            if sink.send(Message::text(json.as_str())).await.is_err() {
+                return;
+            }
+            metrics.playback_frames.inc();
+            due = Some(slot.max(now - frame_dur * LEAD_FRAMES) + frame_dur);
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! The gateway against `acs-sim`'s fake ACS and Event Grid emulator (`sim::acs`,
+//! `sim::eventgrid`), all on 127.0.0.1: the Event Grid handshakes, an IncomingCall delivered
+//! at least once → one signed answer → the fake ACS streams real-time audio to the `transportUrl`
+//! with its RS256 token → callbacks (signed too) move the call through the registry → every
+//! operator operation reaches the fake ACS signed and its callbacks come back → hang-up →
+//! CallDisconnected → the WAV is finalised. A second call is transferred away.
+
+mod common;
+
+use acs_media_gateway::sim::acs::{
+    AfterAudio, AudioInput, AudioSource, CallAudio, FakeAcs, FakeAcsConfig, FakeAcsHandle,
+    IncomingCallSpec,
+};
+use acs_media_gateway::sim::eventgrid::{self, EventGridTarget, Schema};
+use acs_media_gateway::sim::jwt::SigningKeySource;
+use acs_media_gateway::sim::Pacing;
+use common::{read_wav, Gw, STEP};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+
+const OPERATOR_KEY: &str = "fake-acs-operator-key-0123";
+const SECRET: &str = "eventgrid-secret-123";
+const RESOURCE_ACCOUNT: &str = "cc123456-5678-5678-1234-ccc123456789";
+
+async fn fake_acs() -> FakeAcsHandle {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let pem = std::fs::read_to_string(root.join("fixtures/keys/jwt_test_key_1.pem")).unwrap();
+    FakeAcs::start(FakeAcsConfig {
+        signing_key: SigningKeySource::Pem(pem),
+        kid: Some("test-key-1".into()),
+        pacing: Pacing::Realtime,
+        audio: CallAudio {
+            sources: vec![AudioSource {
+                raw_id: None,
+                input: AudioInput::Wav(root.join("fixtures/audio/speaker_a_16k.wav")),
+            }],
+            after: AfterAudio::Silence,
+            silent_threshold_dbfs: -50.0,
+        },
+        max_stream_duration: Duration::from_secs(60),
+        ..FakeAcsConfig::default()
+    })
+    .await
+    .expect("fake ACS starts")
+}
+
+async fn gateway(acs: &FakeAcsHandle) -> Gw {
+    let (cs, aud, iss, jwks) = (
+        acs.connection_string(),
+        acs.audience.clone(),
+        acs.issuer.clone(),
+        acs.jwks_url.clone(),
+    );
+    Gw::start(move |c| {
+        c.acs.connection_string = cs;
+        c.acs.resource_id = aud;
+        c.acs.jwt.issuer = iss;
+        c.acs.jwt.jwks_url = jwks;
+        c.control.operator_api_key = OPERATOR_KEY.into();
+        c.control.eventgrid_secret = SECRET.into();
+    })
+    .await
+}
+
+async fn operator(gw: &Gw, method: reqwest::Method, path: &str, body: Value) -> Value {
+    let r = reqwest::Client::new()
+        .request(method.clone(), format!("http://{}{path}", gw.addr))
+        .bearer_auth(OPERATOR_KEY)
+        .json(&body)
+        .timeout(STEP)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 200, "{method} {path}: {v:#}");
+    v
+}
+
+async fn wait_call(gw: &Gw, id: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let r = reqwest::Client::new()
+            .get(format!("http://{}/api/calls/{id}", gw.addr))
+            .bearer_auth(OPERATOR_KEY)
+            .timeout(STEP)
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        if f(&v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "call never {what}: {v:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn callback(acs: &FakeAcsHandle, conn: &str, event: &str) {
+    let c = acs
+        .wait_for_callback(conn, event, STEP)
+        .await
+        .unwrap_or_else(|| panic!("no {event}"));
+    let posted: Vec<_> = c
+        .callbacks
+        .iter()
+        .filter(|p| p.event_type.ends_with(event))
+        .collect();
+    assert!(
+        posted.iter().all(|p| p.delivered()),
+        "{event} not accepted by the gateway: {posted:#?}"
+    );
+}
+
+fn target(gw: &Gw) -> EventGridTarget {
+    let mut t = EventGridTarget::new(format!(
+        "http://{}/api/incomingCall?secret={SECRET}",
+        gw.addr
+    ));
+    t.attempt_timeout = STEP;
+    t.retry_delays = vec![Duration::from_millis(200)];
+    t
+}
+
+#[tokio::test]
+async fn a_whole_call_and_every_operator_operation_through_the_fake_acs() {
+    let acs = fake_acs().await;
+    let mut gw = gateway(&acs).await;
+    let mut t = target(&gw);
+    for schema in [Schema::EventGrid, Schema::CloudEvents] {
+        t.schema = schema;
+        let h = eventgrid::validate_subscription(&t).await.unwrap();
+        assert!(h.ok, "{schema:?} handshake: {h:?}");
+    }
+    t.schema = Schema::EventGrid;
+
+    // A Teams Phone extensibility call, delivered three times (at least once).
+    let data = acs.incoming_call(IncomingCallSpec::to_teams_resource_account(
+        "+14255550123",
+        RESOURCE_ACCOUNT,
+    ));
+    let report = eventgrid::deliver_incoming_call(&t, &acs.topic(), &data, 2)
+        .await
+        .unwrap();
+    assert!(report.delivered, "{report:?}");
+    let call = acs
+        .wait_for_answer(&data.incoming_call_context, STEP)
+        .await
+        .expect("answered");
+    let conn = call.call_connection_id.clone();
+    callback(&acs, &conn, "MediaStreamingStarted").await;
+    let v = wait_call(&gw, &conn, "streaming", |v| {
+        v["state"] == "streaming" && v["mediaConnection"]["connected"] == true
+    })
+    .await;
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert_eq!(v["to"], format!("28:orgid:{RESOURCE_ACCOUNT}"));
+    assert_eq!(acs.requests_of("answer_call").len(), 1, "answered once");
+
+    // Every operator operation reaches the fake ACS; its callbacks come back.
+    let base = format!("/api/calls/{id}");
+    let post = reqwest::Method::POST;
+    operator(
+        &gw,
+        post.clone(),
+        &format!("{base}/recording/start"),
+        json!({"channel": "mixed"}),
+    )
+    .await;
+    callback(&acs, &conn, "RecordingStateChanged").await;
+    wait_call(&gw, &id, "recording", |v| {
+        v["recording"]["state"] == "active"
+    })
+    .await;
+    operator(
+        &gw,
+        post.clone(),
+        &format!("{base}/participants"),
+        json!({"phoneNumber": "+14255550199", "sourceCallerIdNumber": "+18005550100",
+               "invitationTimeoutInSeconds": 30, "operationContext": "pstn"}),
+    )
+    .await;
+    callback(&acs, &conn, "AddParticipantSucceeded").await;
+    wait_call(&gw, &id, "with the PSTN participant", |v| {
+        v["participants"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["rawId"] == "4:+14255550199"))
+    })
+    .await;
+    operator(
+        &gw,
+        post.clone(),
+        &format!("{base}/participants"),
+        json!({"teamsExtensionUser": {"userId": "agent-1", "tenantId": "tenant-1"}}),
+    )
+    .await;
+    operator(
+        &gw,
+        reqwest::Method::DELETE,
+        &format!("{base}/participants/4%3A%2B14255550199"),
+        json!({}),
+    )
+    .await;
+    callback(&acs, &conn, "RemoveParticipantSucceeded").await;
+    operator(
+        &gw,
+        post.clone(),
+        &format!("{base}/media-streaming/stop"),
+        json!({}),
+    )
+    .await;
+    callback(&acs, &conn, "MediaStreamingStopped").await;
+    wait_call(&gw, &id, "connected again", |v| v["state"] == "connected").await;
+    operator(
+        &gw,
+        post.clone(),
+        &format!("{base}/media-streaming/start"),
+        json!({}),
+    )
+    .await;
+    wait_call(&gw, &id, "streaming again", |v| {
+        v["state"] == "streaming" && v["mediaConnection"]["connected"] == true
+    })
+    .await;
+    operator(
+        &gw,
+        post.clone(),
+        &format!("{base}/recording/stop"),
+        json!({}),
+    )
+    .await;
+    let token = operator(
+        &gw,
+        post.clone(),
+        "/api/agents/token",
+        json!({"token": "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZ2VudCJ9.c2ln", "appId": "app-1", "userId": "agent-1"}),
+    )
+    .await;
+    assert!(token["token"].is_string(), "{token}");
+
+    // Hang up for everyone: media stops, CallDisconnected reaches the registry.
+    operator(
+        &gw,
+        post.clone(),
+        &format!("{base}/hangup"),
+        json!({"forEveryone": true}),
+    )
+    .await;
+    callback(&acs, &conn, "CallDisconnected").await;
+    let v = wait_call(&gw, &id, "disconnected", |v| v["state"] == "disconnected").await;
+    assert_eq!(v["mediaConnection"]["connections"], 2);
+
+    // A second call, transferred away.
+    let data2 = acs.incoming_call(IncomingCallSpec::phone("+14255550124", "+18005550100"));
+    assert!(
+        eventgrid::deliver_incoming_call(&t, &acs.topic(), &data2, 0)
+            .await
+            .unwrap()
+            .delivered
+    );
+    let conn2 = acs
+        .wait_for_answer(&data2.incoming_call_context, STEP)
+        .await
+        .expect("second call answered")
+        .call_connection_id;
+    callback(&acs, &conn2, "CallConnected").await;
+    operator(
+        &gw,
+        post.clone(),
+        &format!("/api/calls/{conn2}/transfer"),
+        json!({"phoneNumber": "+14255550111", "sourceCallerIdNumber": "+18005550100"}),
+    )
+    .await;
+    callback(&acs, &conn2, "CallDisconnected").await;
+    wait_call(&gw, &conn2, "transferred away", |v| {
+        v["state"] == "disconnected"
+    })
+    .await;
+
+    // Everything the gateway sent was signed, and ACS's tokens were checked with its JWKS.
+    let reqs = acs.requests();
+    assert!(reqs.len() >= 12, "{reqs:#?}");
+    for r in &reqs {
+        assert!(
+            r.signature.is_valid(),
+            "{} {}: {:?}",
+            r.method,
+            r.path_and_query,
+            r.signature
+        );
+    }
+    assert!(acs.jwks_fetches() >= 1);
+    assert_eq!(
+        gw.metric("acs_gateway_incoming_calls_total{outcome=\"answered\"}")
+            .await,
+        2.0
+    );
+    assert_eq!(
+        gw.metric("acs_gateway_incoming_calls_total{outcome=\"duplicate\"}")
+            .await,
+        2.0
+    );
+    assert_eq!(gw.metric("acs_gateway_calls_active").await, 0.0);
+
+    let sent = acs.call(&conn).unwrap().media.audio_frames_sent;
+    let report = gw.shutdown().await;
+    assert!(report.clean(), "{report:?}");
+    // Two media connections (streaming stopped and restarted): two recordings of the call.
+    let mut recorded = 0;
+    for dir in [conn.clone(), format!("{conn}-2")] {
+        let (rate, samples) = read_wav(&gw.call_dir(&dir).join("mixed.wav"));
+        assert_eq!(rate, 16_000);
+        assert!(!samples.is_empty(), "{dir}");
+        recorded += samples.len() as u64;
+    }
+    assert_eq!(
+        recorded,
+        sent * 320,
+        "every frame the fake ACS streamed was recorded"
+    );
+    acs.shutdown().await;
+}

@@ -1,0 +1,93 @@
+//! `acs-sim call` end to end: the whole scenario (`sim::scenario::run_call`) against the real
+//! gateway (`app::start`) on 127.0.0.1:0 — Event Grid handshake → IncomingCall → the gateway's
+//! signed answer with repeatability headers → the fake ACS streams a WAV in real time to the
+//! gateway's `transportUrl` with its RS256 token → callbacks accepted → the far end hangs up →
+//! CallDisconnected → the gateway's recording holds every frame that was streamed.
+
+use std::path::Path;
+use std::time::Duration;
+
+use acs_media_gateway::app;
+use acs_media_gateway::config::Config;
+use acs_media_gateway::sim::acs::{CallAudio, CallEnd, FakeAcs, FakeAcsConfig};
+use acs_media_gateway::sim::eventgrid::EventGridTarget;
+use acs_media_gateway::sim::jwt::SigningKeySource;
+use acs_media_gateway::sim::scenario::{run_call, summary, CallScenario};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acs_sim_call_drives_a_whole_call_through_the_gateway() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let acs = FakeAcs::start(FakeAcsConfig {
+        signing_key: SigningKeySource::Pem(
+            std::fs::read_to_string(root.join("fixtures/keys/jwt_test_key_1.pem")).unwrap(),
+        ),
+        kid: Some("test-key-1".into()),
+        audio: CallAudio::wavs([root.join("fixtures/audio/speech_16k.wav")]),
+        ..FakeAcsConfig::default()
+    })
+    .await
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config::default();
+    cfg.server.listen = "127.0.0.1:0".into();
+    for s in &mut cfg.sinks {
+        s.set_recordings_dir(dir.path());
+    }
+    cfg.acs.connection_string = acs.connection_string();
+    cfg.acs.resource_id = acs.audience.clone();
+    cfg.acs.jwt.issuer = acs.issuer.clone();
+    cfg.acs.jwt.jwks_url = acs.jwks_url.clone();
+    let gw = app::start(cfg).await.expect("gateway starts");
+
+    let scenario = CallScenario {
+        hangup_after: Duration::from_secs(2),
+        ..CallScenario::new(EventGridTarget::new(format!(
+            "http://{}/api/incomingCall",
+            gw.addr()
+        )))
+    };
+    let report = tokio::time::timeout(Duration::from_secs(60), run_call(&acs, &scenario))
+        .await
+        .expect("scenario bounded")
+        .expect("scenario runs");
+    let text = summary(&report);
+    assert!(report.ok, "{text}");
+    assert_eq!(report.outcome, "answered", "{text}");
+    assert!(report.handshake.as_ref().unwrap().ok, "{text}");
+    assert_eq!(report.answer_signature_valid, Some(true));
+    assert!(report.answer_repeatability_request_id.is_some());
+    assert_eq!(report.answer_requests, 1);
+    assert_eq!(report.ended, Some(CallEnd::RemoteHangUp));
+    let names: Vec<&str> = report
+        .callbacks
+        .iter()
+        .map(|c| c.event_type.trim_start_matches("Microsoft.Communication."))
+        .collect();
+    assert_eq!(names.first(), Some(&"CallConnected"), "{text}");
+    assert_eq!(names.last(), Some(&"CallDisconnected"), "{text}");
+    assert!(names.contains(&"MediaStreamingStarted"), "{text}");
+    assert!(report.callbacks.iter().all(|c| c.delivered()), "{text}");
+    let media = report.media.as_ref().unwrap();
+    assert_eq!(media.connections, 1);
+    assert!(media.audio_frames_sent >= 80, "{text}");
+    // The media token was checked with the fake's JWKS.
+    assert!(acs.jwks_fetches() >= 1);
+
+    // After a drain, the gateway's recording of the call holds every frame that was streamed.
+    let id = report.call_connection_id.clone().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), gw.shutdown())
+        .await
+        .expect("gateway drains");
+    let day = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .expect("a date folder")
+        .unwrap()
+        .path();
+    let wav = day.join(&id).join("mixed.wav");
+    let reader = hound::WavReader::open(&wav).unwrap_or_else(|e| panic!("{}: {e}", wav.display()));
+    assert_eq!(reader.spec().sample_rate, 16_000);
+    assert_eq!(u64::from(reader.len()), media.audio_frames_sent * 320);
+    acs.shutdown().await;
+}
