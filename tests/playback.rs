@@ -74,7 +74,7 @@ async fn queued_audio_is_paced_out_as_acs_frames_and_stop_flushes_at_once() {
         .collect();
     assert_eq!(got, tone, "outbound audio equals the queued audio");
     assert!(frames.iter().all(|(_, a)| a.as_ref().unwrap().len() == 320));
-    // 50 frames with a 2-frame lead: about 47 × 20 ms
+    // 50 frames, one every 20 ms after the first: about 49 × 20 ms
     assert!(
         elapsed >= Duration::from_millis(900) && elapsed <= Duration::from_millis(1100),
         "{elapsed:?}"

@@ -1,7 +1,7 @@
 //! Bidirectional playback into calls: the [`PlaybackHub`] keeps one bounded queue per call whose
 //! media connection accepts outbound audio, and each such connection runs a writer
-//! ([`run_writer`]) that cuts the queue into 20 ms frames, paces them at real time with a small
-//! bounded lead, and sends them to ACS as outbound `AudioData`; [`PlaybackTarget::stop`] flushes
+//! ([`run_writer`]) that cuts the queue into 20 ms frames and, after a jitter buffer of
+//! [`PREBUFFER_FRAMES`], sends one every 20 ms to ACS as outbound `AudioData`; [`PlaybackTarget::stop`] flushes
 //! the queue and sends `StopAudio`. The writer owns the socket's sending half, so writing to ACS
 //! never blocks reading from it. Underruns (the queue ran dry in the middle of playback) and
 //! overruns (audio refused because the queue was full) are counted.
@@ -20,8 +20,12 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Frames sent ahead of real time (bounds the StopAudio latency on ACS's side).
-pub const LEAD_FRAMES: u32 = 2;
+/// Frames queued before playback starts: a small jitter buffer that absorbs irregular arrival
+/// from the bot, so frames leave at a steady 20 ms. It is also all the lead playback ever has
+/// over real time, which bounds what `StopAudio` has to cut on ACS's side.
+pub const PREBUFFER_FRAMES: usize = 2;
+/// Lateness beyond which the 20 ms grid is re-anchored rather than caught up with a burst.
+const SLACK: Duration = Duration::from_millis(5);
 /// Most queued playback per call (ms); more is refused and counted as overrun.
 pub const MAX_QUEUE_MS: usize = 10_000;
 /// After this long without new audio, a partial last frame is sent as it is.
@@ -187,7 +191,7 @@ pub async fn run_writer<S>(
     let mut json = String::with_capacity(2048);
     let mut pcm = Vec::with_capacity(1920);
     let frame_dur = Duration::from_millis(20);
-    // the time the next frame is due at ACS; frames go out up to LEAD_FRAMES early
+    // the time the next frame is due; None while idle (nothing playing)
     let mut due: Option<tokio::time::Instant> = None;
     loop {
         let wait = async {
@@ -196,8 +200,8 @@ pub async fn run_writer<S>(
                 None => std::future::pending::<()>().await,
             }
         };
-        // when audio is waiting, wake at the next send slot
-        let next_slot = due.map(|d| d - frame_dur * LEAD_FRAMES);
+        // while playing, wake at the next send slot (idle: when audio arrives)
+        let next_slot = due;
         tokio::select! {
             biased;
             cmd = cmds.recv() => {
@@ -224,20 +228,26 @@ pub async fn run_writer<S>(
             metrics.playback_stops.inc();
             continue;
         }
-        // send every frame whose slot has come
+        // send the frame whose slot has come (one per 20 ms)
         loop {
             let now = tokio::time::Instant::now();
-            let slot = *due.get_or_insert(now);
-            if slot > now + frame_dur * LEAD_FRAMES {
-                break; // far enough ahead
-            }
             let per = pb.rate() as usize / 50;
+            let queued = pb.queued();
+            let tail = queued > 0 && pb.since_push(now) >= TAIL_WAIT;
+            let slot = match due {
+                // idle: start once the jitter buffer holds PREBUFFER_FRAMES, or an utterance's
+                // tail has waited long enough
+                None if queued >= PREBUFFER_FRAMES * per || tail => now,
+                None => break,
+                Some(d) if d > now => break,
+                Some(d) => d,
+            };
             let take = {
                 let Ok(mut q) = pb.queue.lock() else { return };
                 let n = if q.len() >= per {
                     per
-                } else if !q.is_empty() && pb.since_push(now) >= TAIL_WAIT {
-                    q.len() // the tail of an utterance
+                } else if tail {
+                    q.len()
                 } else {
                     0
                 };
@@ -248,14 +258,12 @@ pub async fn run_writer<S>(
                 n
             };
             if take == 0 {
-                if now > slot + frame_dur {
-                    // the slot passed with nothing to send: playback ran dry mid-utterance if
-                    // audio was still arriving (otherwise the utterance simply ended)
-                    if pb.since_push(now) < Duration::from_millis(100) {
-                        metrics.playback_underruns.inc();
-                    }
-                    due = None;
+                // the slot came with less than a frame queued: an underrun if audio is still
+                // arriving (otherwise the utterance simply ended); prebuffer again
+                if pb.since_push(now) < Duration::from_millis(100) {
+                    metrics.playback_underruns.inc();
                 }
+                due = None;
                 break;
             }
             write_outbound_audio(&mut json, &pcm);
@@ -263,7 +271,13 @@ pub async fn run_writer<S>(
                 return;
             }
             metrics.playback_frames.inc();
-            due = Some(slot.max(now - frame_dur * LEAD_FRAMES) + frame_dur);
+            // on time: keep the 20 ms grid; late (scheduling, slow socket): re-anchor instead of
+            // bursting to catch up
+            due = Some(if now > slot + SLACK {
+                now + frame_dur
+            } else {
+                slot + frame_dur
+            });
         }
     }
 }
