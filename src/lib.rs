@@ -7,16 +7,19 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`protocol`] | PURE: the ACS wire formats (inbound/outbound media messages, timestamps) |
-//! | [`pipeline`] | PURE: PCM decoding, ring buffer, timeline (gap filler), silence detector, mixer, the [`pipeline::Sink`] trait and fan-out |
-//! | [`sinks`] | one file per sink; [`sinks::SinkConfig`] is the `type`-tagged config enum |
-//! | [`ingress`] | EDGE: HTTP listener, WebSocket upgrade, one task per media connection |
-//! | [`control`] | EDGE: HTTP routes (health, readiness, metrics) |
+//! | [`protocol`] | PURE: the ACS wire formats — media messages (with the AudioData fast path), timestamps, base64, identifiers (rawId), HMAC request signing, call tokens, Event Grid and callback events, REST bodies |
+//! | [`pipeline`] | PURE: PCM decoding, ring buffer, timeline (gap filler), silence detector, mixer, shared frames, the [`pipeline::Sink`] trait and fan-out, the playback seam |
+//! | [`sinks`] | one file per sink (wav, resample, forward, nats, null); [`sinks::SinkConfig`] is the `type`-tagged config enum |
+//! | [`ingress`] | EDGE: HTTP listener, WebSocket upgrade, one task per media connection, the paced playback writer |
+//! | [`control`] | EDGE: health/readiness/metrics routes, Event Grid webhook, answer policy, ACS REST client, callbacks and call registry, operator API, JWT and call-token admission |
 //! | [`app`] | wiring: builds everything from [`config::Config`]; [`app::AppHandle`] |
 //! | [`config`], [`metrics`], [`shutdown`] | leaves: configuration tree, Prometheus registry, shutdown phases |
-//! | [`sim`] | `acs-sim`: ACS media-stream simulator (plan frames with faults, play, load test) |
+//! | [`sim`] | `acs-sim`: ACS emulator (media streams with faults, fake Call Automation REST + callbacks + JWKS, Event Grid emulator, call scenario, load generator) |
 //!
-//! Dependency direction: `main → app → {ingress, control} → pipeline → protocol`; `app → sinks → pipeline`.
+//! Dependency direction: `main → app → {ingress, control} → pipeline → protocol`;
+//! `app → sinks → pipeline` (sinks reach calls for playback only through
+//! [`pipeline::playback::PlaybackTarget`]); `sim` uses `protocol` for every message it sends or
+//! checks.
 
 pub mod app;
 pub mod config;
