@@ -716,6 +716,7 @@ mod tests {
     #[test]
     fn file_then_env_then_flags_and_print_round_trips() {
         Jail::expect_with(|jail| {
+            jail.clear_env(); // hermetic: no ACS_GATEWAY_* from the machine running the tests
             jail.create_file(
                 "gw.toml",
                 r#"
@@ -786,6 +787,7 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_types_are_errors() {
         Jail::expect_with(|jail| {
+            jail.clear_env(); // hermetic: no ACS_GATEWAY_* from the machine running the tests
             jail.create_file("typo.toml", "[server]\nlisten_addr = \"x\"\n")?;
             let e = Config::load(Some(Path::new("typo.toml")), &Overrides::default()).unwrap_err();
             assert!(e.to_string().contains("listen_addr"), "{e}");
@@ -808,6 +810,7 @@ mod tests {
     #[test]
     fn control_sections_load_from_file_and_env_and_round_trip() {
         Jail::expect_with(|jail| {
+            jail.clear_env(); // hermetic: no ACS_GATEWAY_* from the machine running the tests
             jail.create_file(
                 "gw.toml",
                 r#"

@@ -1,5 +1,5 @@
 //! The NATS sink against a real `nats-server` (`.ci/run` installs and starts one on
-//! 127.0.0.1:4222; elsewhere set `ACS_GATEWAY_TEST_NATS_URL` or the test says it skipped).
+//! 127.0.0.1:4222; elsewhere set `ACS_TEST_NATS_URL` or the test says it skipped).
 //! A call streamed into the gateway reaches a NATS consumer frame by frame, in order, with its
 //! headers, and the call's events arrive on the events subject.
 
@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use std::time::Duration;
 
 fn nats_url() -> String {
-    std::env::var("ACS_GATEWAY_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+    std::env::var("ACS_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
 }
 
 async fn consumer() -> Option<async_nats::Client> {
@@ -19,7 +19,7 @@ async fn consumer() -> Option<async_nats::Client> {
     match tokio::time::timeout(Duration::from_secs(2), async_nats::connect(url.as_str())).await {
         Ok(Ok(c)) => Some(c),
         _ => {
-            let msg = format!("SKIPPED: no nats-server reachable at {url} (.ci/run starts one; set ACS_GATEWAY_TEST_NATS_URL)");
+            let msg = format!("SKIPPED: no nats-server reachable at {url} (.ci/run starts one; set ACS_TEST_NATS_URL)");
             if std::env::var_os("CI").is_some() {
                 panic!("{msg}");
             }
