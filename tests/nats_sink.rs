@@ -131,3 +131,34 @@ async fn every_frame_reaches_a_nats_consumer_in_order_with_headers_and_events() 
     }
     assert_eq!(types.last().map(String::as_str), Some("call_ended"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nats_sink_passes_the_shared_sink_contract() {
+    let Some(nc) = consumer().await else { return };
+    let prefix = format!("acs.contract{}", std::process::id());
+    let mut sub = nc.subscribe(format!("{prefix}.>")).await.unwrap();
+    nc.flush().await.unwrap();
+    let cfg = NatsSinkConfig {
+        url: nats_url(),
+        subject_prefix: prefix.clone(),
+        ..Default::default()
+    };
+    // the sink drives its own runtime: run it off the test's async threads, like its worker does
+    let written = tokio::task::spawn_blocking(move || {
+        let mut sink = acs_media_gateway::sinks::nats::NatsSink::new(cfg);
+        acs_media_gateway::pipeline::sink::contract::run(&mut sink)
+    })
+    .await
+    .unwrap();
+    // every audio frame the contract wrote was published (10 per stream + the open stream's 1)
+    let mut audio = 0;
+    while audio < written.0 + written.1 + 1 {
+        let m = tokio::time::timeout(STEP, sub.next())
+            .await
+            .expect("published in time")
+            .unwrap();
+        if m.subject.as_str().contains(".audio.") {
+            audio += 1;
+        }
+    }
+}
