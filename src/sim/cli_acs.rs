@@ -357,7 +357,7 @@ pub struct CallArgs {
     /// Expect enableBidirectional and record what the gateway sends back.
     #[arg(long)]
     pub bidirectional: bool,
-    /// Where to write the gateway's outbound audio (default: outbound-<call id>.wav when it sent
+    /// Where to write the gateway's outbound audio (default: `outbound-<call id>.wav` when it sent
     /// any).
     #[arg(long, value_name = "FILE")]
     pub outbound_wav: Option<PathBuf>,

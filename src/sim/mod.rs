@@ -1,6 +1,8 @@
 //! The `acs-sim` simulator: plays audio into a media WebSocket exactly like ACS Call Automation
-//! media streaming does (PROTOCOL.md §1), with fault injection, and runs load tests against the
-//! gateway. The `acs-sim` binary is a thin wrapper over [`cli`].
+//! media streaming does (PROTOCOL.md §1), with fault injection, runs load tests against the
+//! gateway, and plays the ACS control plane: a fake ACS (signed REST API, callbacks, media
+//! streaming, JWKS), an Event Grid emulator and a whole-call scenario (§3–§8, §11). The
+//! `acs-sim` binary is a thin wrapper over [`cli`].
 //!
 //! | module | owns |
 //! |---|---|
@@ -11,7 +13,11 @@
 //! | [`scrape`] | EDGE: minimal HTTP GET of `/metrics`, [`GatewayFigures`] |
 //! | [`procstat`] | EDGE: gateway CPU time and open-file limits from `/proc` |
 //! | [`ids`] | random UUID-shaped ids and participant raw ids |
-//! | [`cli`] | the `acs-sim` command line (`stream`, `load`) |
+//! | [`mod@acs`] | EDGE: the fake ACS ([`acs::FakeAcs`] → [`acs::FakeAcsHandle`]) |
+//! | [`jwt`] | the fake ACS's RS256 tokens, JWKS and OpenID document |
+//! | [`eventgrid`] | EDGE: Event Grid handshakes and IncomingCall deliveries with retries and duplicates |
+//! | [`scenario`] | EDGE: one whole call through a running gateway ([`scenario::run_call`]) |
+//! | [`cli`], [`cli_acs`] | the `acs-sim` command line (`stream`, `load`; `acs`, `eventgrid`, `call`) |
 //! | [`error`] | [`SimError`], [`ConnectFailure`] |
 //!
 //! Tests drive a gateway the way ACS would with [`plan_frames`] + [`play()`]:

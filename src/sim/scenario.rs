@@ -467,13 +467,14 @@ pub fn summary(r: &CallReport) -> String {
         );
     }
     if let Some(m) = &r.media_options {
+        let flag = |v: Option<bool>| v.map_or("unset", |b| if b { "true" } else { "false" });
         let _ = writeln!(
             s,
-            "  media opts  {} {} start={:?} bidirectional={:?} → {}",
+            "  media opts  {} {}, startMediaStreaming {}, enableBidirectional {} → {}",
             m.audio_channel_type,
             m.audio_format.as_deref().unwrap_or("pcm16KMono"),
-            m.start_media_streaming,
-            m.enable_bidirectional,
+            flag(m.start_media_streaming),
+            flag(m.enable_bidirectional),
             m.transport_url.as_deref().unwrap_or("-")
         );
     }

@@ -498,7 +498,12 @@ async fn stream(p: &MediaParams) -> MediaOutcome {
     };
     let spf = samples_per_frame(rate);
     let silence = base64::engine::general_purpose::STANDARD.encode(vec![0u8; spf * 2]);
-    let max_slots = (p.max_duration.as_millis() / u128::from(FRAME_MS)) as u64;
+    let mut max_slots = (p.max_duration.as_millis() / u128::from(FRAME_MS)) as u64;
+    if p.pacing == Pacing::Fast {
+        // As fast as possible has no "until hung up": the stream is the audio, once.
+        let longest = streams.iter().map(|s| s.frames.len()).max().unwrap_or(0);
+        max_slots = max_slots.min(longest as u64);
+    }
     let frames = CallFrames {
         metadata: Some(inbound_audio_metadata_json(rate, &p.subscription_id)),
         quiet: vec![0; streams.len()],

@@ -4,7 +4,7 @@
 //! [`FakeAcs::start`] binds `127.0.0.1:0` (or the configured address) and returns a
 //! [`FakeAcsHandle`]. The server:
 //!
-//! * **authenticates** every data-plane request with HMAC-SHA256 ([`protocol::auth::verify`],
+//! * **authenticates** every data-plane request with HMAC-SHA256 ([`crate::protocol::auth::verify`],
 //!   host from `x-ms-host` else `Host`, date skew [`FakeAcsConfig::max_date_skew`]); a failure is
 //!   401 `{"error":{"code":"Denied",…}}` with the reason as `innererror`;
 //! * **routes** with [`AcsOperation::parse`]; unknown paths are 404, a missing `api-version` is
@@ -21,7 +21,7 @@
 //!   `ParticipantsUpdated` and — with `mediaStreamingOptions.startMediaStreaming` or a later
 //!   `:startMediaStreaming` — opens the media WebSocket to `transportUrl` (ACS upgrade headers
 //!   and a 24 h RS256 bearer token) and streams the call's audio in real time with
-//!   [`crate::sim::play`], posting `MediaStreamingStarted` (or `MediaStreamingFailed`). Every
+//!   [`crate::sim::play()`], posting `MediaStreamingStarted` (or `MediaStreamingFailed`). Every
 //!   later operation posts its callbacks in order (table below), each with a fresh 5-minute
 //!   RS256 token, and the `operationContext` echoed;
 //! * records **outbound audio** the gateway sends back on the media socket (`AudioData`,
@@ -96,7 +96,8 @@ pub struct FakeAcsConfig {
     pub resource_id: String,
     /// `iss` of every token.
     pub issuer: String,
-    /// The RS256 key.
+    /// The RS256 key. Generating one takes 0.1–0.3 s in a release build but 1–5 s in a debug
+    /// build: tests load `fixtures/keys/jwt_test_key_1.pem` (kid `test-key-1`) instead.
     pub signing_key: SigningKeySource,
     /// `kid` of the key (`None`: its RFC 7638 thumbprint).
     pub kid: Option<String>,
@@ -111,7 +112,8 @@ pub struct FakeAcsConfig {
     pub require_repeatability: bool,
     /// What every answered call streams, unless its [`IncomingCallSpec::audio`] says otherwise.
     pub audio: CallAudio,
-    /// Real time (like ACS) or as fast as the socket takes it.
+    /// Real time (like ACS: the stream runs until it is stopped or the call ends) or as fast as
+    /// the socket takes it (the audio once, then a normal close).
     pub pacing: Pacing,
     /// Delay between the answer and `CallConnected` (ACS answers first, connects after).
     pub connect_delay: Duration,
