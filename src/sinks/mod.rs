@@ -126,10 +126,19 @@ impl SinkConfig {
 
     /// Starts the sink's workers, each with its own instance from [`SinkConfig::build_sink`].
     pub fn start(&self, metrics: &Arc<Metrics>) -> std::io::Result<SinkWorkers> {
+        self.spawn_workers(|| self.build_sink(metrics), metrics)
+    }
+
+    /// Builds one sink per worker with `build` and starts the workers.
+    fn spawn_workers(
+        &self,
+        mut build: impl FnMut() -> std::io::Result<Box<dyn Sink>>,
+        metrics: &Arc<Metrics>,
+    ) -> std::io::Result<SinkWorkers> {
         let kind = self.kind();
         let queue = self.queue();
         let mut sinks = (0..queue.workers.max(1))
-            .map(|_| self.build_sink(metrics))
+            .map(|_| build())
             .collect::<std::io::Result<Vec<_>>>()?
             .into_iter();
         spawn_blocking_sink(
@@ -207,21 +216,6 @@ impl SinkConfig {
 
     /// Like [`SinkConfig::start`], building each worker's sink with [`SinkConfig::build_sink_with`].
     pub fn start_with(&self, ctx: &SinkContext) -> std::io::Result<SinkWorkers> {
-        let kind = self.kind();
-        let queue = self.queue();
-        let mut sinks = (0..queue.workers.max(1))
-            .map(|_| self.build_sink_with(ctx))
-            .collect::<std::io::Result<Vec<_>>>()?
-            .into_iter();
-        spawn_blocking_sink(
-            kind,
-            move |_| {
-                sinks
-                    .next()
-                    .expect("spawn_blocking_sink asks for one sink per worker")
-            },
-            &queue,
-            ctx.metrics.sink(kind),
-        )
+        self.spawn_workers(|| self.build_sink_with(ctx), &ctx.metrics)
     }
 }
