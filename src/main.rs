@@ -89,8 +89,11 @@ fn main() -> ExitCode {
 
 fn init_logging(level: &str, format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| "info".into());
+    // colours only on a terminal: log files and collectors get plain text
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
