@@ -68,6 +68,7 @@ async fn acs_sim_hears_the_bot_paced_and_barge_in_stops_it() {
     let scenario = CallScenario {
         hangup_after: Duration::from_secs(4),
         expect_bidirectional: true,
+        outbound_wav: Some(dir.path().join("outbound.wav")),
         ..CallScenario::new(EventGridTarget::new(format!(
             "http://{}/api/incomingCall",
             gw.addr()
@@ -79,6 +80,9 @@ async fn acs_sim_hears_the_bot_paced_and_barge_in_stops_it() {
         .expect("scenario runs");
     let text = summary(&report);
     assert!(report.ok, "{text}");
+    // what the call heard was written where asked (never into the working directory)
+    let heard = hound::WavReader::open(dir.path().join("outbound.wav")).unwrap();
+    assert!(heard.len() >= 50 * 320, "{text}");
     let out = &report.media.as_ref().unwrap().outbound;
     assert!(
         out.audio_frames >= 50,
