@@ -117,6 +117,10 @@ pub async fn start(cfg: Config) -> Result<AppHandle, AppError> {
             handshake_timeout: Duration::from_millis(cfg.server.handshake_timeout_ms),
             idle_timeout: Duration::from_millis(cfg.server.idle_timeout_ms),
             bidirectional: cfg.media.bidirectional,
+            headroom: ingress::headroom::HeadroomConfig {
+                shed_lag: Duration::from_millis(cfg.server.shed_lag_ms),
+                shed_queue_fill: cfg.server.shed_queue_fill,
+            },
         },
         pipeline,
         metrics.clone(),
@@ -130,6 +134,13 @@ pub async fn start(cfg: Config) -> Result<AppHandle, AppError> {
             return Err(e.into());
         }
     }
+    tokio::spawn(ingress::headroom::monitor(
+        state.headroom.clone(),
+        state.cfg.headroom,
+        state.pipeline.fanout().clone(),
+        state.metrics.clone(),
+        shutdown.clone(),
+    ));
     let server = tokio::spawn(ingress::serve(listener, state.clone()));
     shutdown.set(Phase::Running);
     tracing::info!(%addr, "acs-media-gateway listening (media WebSocket at /ws and /ws/{{token}})");

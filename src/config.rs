@@ -24,12 +24,21 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 30_000;
 /// Default grace period for the drain at shutdown (ms).
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
+/// Default runtime lag (ms) past which new media upgrades are shed (see
+/// [`ServerConfig::shed_lag_ms`]): well above the 1-3 ms a healthy gateway shows at capacity,
+/// well below the lag at which real-time audio turns choppy.
+pub const DEFAULT_SHED_LAG_MS: u64 = 25;
+/// Default sink queue fill past which new media upgrades are shed.
+pub const DEFAULT_SHED_QUEUE_FILL: f64 = 0.5;
 /// Default sample rate assumed for AudioData that arrives before AudioMetadata.
 pub const DEFAULT_SAMPLE_RATE: u32 = 16_000;
 /// Default participants per call (unmixed streams carry up to 4 dominant speakers at a time).
 pub const DEFAULT_MAX_PARTICIPANTS: usize = 16;
-/// Default ring buffer capacity per participant (ms of audio).
-pub const DEFAULT_RING_CAPACITY_MS: u32 = 2_000;
+/// Default ring buffer capacity per participant (ms of audio). Its one reader in the gateway is
+/// the mixer of unmixed calls, which reads `mix_latency_ms` (200) behind the newest frame; 500 ms
+/// leaves that plus 300 ms of arrival jitter before a reader overruns (counted). 16 KiB per
+/// participant at 16 kHz, 24 KiB at 24 kHz (2 s took 64 KiB of a stream's memory).
+pub const DEFAULT_RING_CAPACITY_MS: u32 = 500;
 /// Default largest timeline gap filled with silence (ms).
 pub const DEFAULT_MAX_GAP_FILL_MS: u32 = 60_000;
 /// Default latency of the unmixed → mixed mixer (ms).
@@ -101,6 +110,13 @@ pub struct ServerConfig {
     pub idle_timeout_ms: u64,
     /// Grace period for closing connections and draining sinks at shutdown (ms).
     pub shutdown_grace_ms: u64,
+    /// Overload protection: new media upgrades get 503 + Retry-After while the runtime's
+    /// scheduling lag (how late a 50 ms timer fires, worst of the last half second) exceeds
+    /// this (ms); 0 turns the lag check off.
+    pub shed_lag_ms: u64,
+    /// Overload protection: new media upgrades get 503 + Retry-After while any sink queue is
+    /// fuller than this fraction of its audio capacity; 0 turns the check off.
+    pub shed_queue_fill: f64,
 }
 
 impl Default for ServerConfig {
@@ -112,6 +128,8 @@ impl Default for ServerConfig {
             handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
             idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
+            shed_lag_ms: DEFAULT_SHED_LAG_MS,
+            shed_queue_fill: DEFAULT_SHED_QUEUE_FILL,
         }
     }
 }
@@ -591,6 +609,13 @@ impl Config {
             0,
             600_000,
         );
+        range(&mut p, "server.shed_lag_ms", s.shed_lag_ms, 0, 60_000);
+        if !(0.0..=1.0).contains(&s.shed_queue_fill) {
+            p.push(format!(
+                "server.shed_queue_fill {} must be between 0 (off) and 1",
+                s.shed_queue_fill
+            ));
+        }
         let m = &self.media;
         if m.default_sample_rate != 16_000 && m.default_sample_rate != 24_000 {
             p.push(format!(
@@ -633,6 +658,14 @@ impl Config {
             20,
             5_000,
         );
+        if m.mix_unmixed && m.ring_capacity_ms < m.mix_latency_ms.saturating_add(100) {
+            p.push(format!(
+                "media.ring_capacity_ms {} must be at least media.mix_latency_ms + 100 ({}): the \
+                 mixer reads that far behind the newest frame",
+                m.ring_capacity_ms,
+                m.mix_latency_ms.saturating_add(100)
+            ));
+        }
         let si = &self.silence;
         if !(-120.0..=0.0).contains(&si.threshold_dbfs) {
             p.push(format!(

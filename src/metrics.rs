@@ -102,8 +102,9 @@ impl BadFrame {
 
 /// Why a connection was refused before or at the upgrade; the `reason` label of
 /// `acs_gateway_ws_connections_rejected_total`.
-pub const REJECT_REASONS: [&str; 6] = [
+pub const REJECT_REASONS: [&str; 7] = [
     "connection_limit",
+    "overload",
     "socket_limit",
     "draining",
     "bad_upgrade",
@@ -319,6 +320,8 @@ pub struct SinkMetrics {
     pub frames: IntCounter,
     /// Messages waiting in the sink's queues (sampled by the worker).
     pub queue_depth: IntGauge,
+    /// Control messages that had to wait for room (the whole queue was full).
+    pub control_waits: IntCounter,
 }
 
 /// All gateway metrics.
@@ -329,6 +332,10 @@ pub struct Metrics {
     pub connections_active: IntGauge,
     /// Media WebSocket connections accepted since start.
     pub connections_total: IntCounter,
+    /// Worst runtime scheduling lag of the last half second, microseconds (overload monitor).
+    pub runtime_lag_us: IntGauge,
+    /// 1 while new media upgrades are shed for lack of headroom.
+    pub overloaded: IntGauge,
     rejected: Vec<IntCounter>,
     closes: IntCounterVec,
     frames: Vec<IntCounter>,
@@ -387,6 +394,7 @@ struct SinkVecs {
     errors: IntCounterVec,
     frames: IntCounterVec,
     depth: IntGaugeVec,
+    control_waits: IntCounterVec,
 }
 
 fn name(n: &str) -> String {
@@ -478,6 +486,12 @@ impl Metrics {
             depth: gauge_vec(
                 "sink_queue_depth",
                 "Messages waiting in a sink's queues, by sink kind.",
+                &["sink"],
+            ),
+            control_waits: counter_vec(
+                "sink_control_waits_total",
+                "Control messages whose producer had to wait because the sink's whole queue, \
+                 control reserve included, was full (the sink is far behind), by sink kind.",
                 &["sink"],
             ),
         };
@@ -589,6 +603,14 @@ impl Metrics {
 
         Arc::new(Self {
             connections_active: gauge("ws_connections_active", "Open media WebSocket connections."),
+            runtime_lag_us: gauge(
+                "runtime_lag_microseconds",
+                "Worst lateness of the overload monitor's 50 ms timer over the last half second.",
+            ),
+            overloaded: gauge(
+                "overloaded",
+                "1 while new media upgrades are refused with 503 for lack of headroom.",
+            ),
             connections_total: counter(
                 "ws_connections_total",
                 "Media WebSocket connections accepted.",
@@ -674,11 +696,19 @@ impl Metrics {
     /// Counts one inbound message of `kind`.
     #[inline]
     pub fn frame(&self, kind: InboundKind) {
+        self.frames_of(kind, 1);
+    }
+
+    /// Counts `n` received messages of `kind` at once (calls batch their per-frame counts).
+    pub fn frames_of(&self, kind: InboundKind, n: u64) {
+        if n == 0 {
+            return;
+        }
         let i = InboundKind::ALL
             .iter()
             .position(|k| *k == kind)
             .unwrap_or(0);
-        self.frames[i].inc();
+        self.frames[i].inc_by(n);
     }
 
     /// Counts one bad frame.
@@ -722,6 +752,7 @@ impl Metrics {
                 write_errors: self.sink_vecs.errors.with_label_values(&[kind]),
                 frames: self.sink_vecs.frames.with_label_values(&[kind]),
                 queue_depth: self.sink_vecs.depth.with_label_values(&[kind]),
+                control_waits: self.sink_vecs.control_waits.with_label_values(&[kind]),
             })
             .clone()
     }

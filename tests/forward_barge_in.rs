@@ -6,7 +6,7 @@
 mod forward_support;
 
 use acs_media_gateway::metrics::Metrics;
-use acs_media_gateway::pipeline::frame::{CallEvent, SinkMsg, StreamStats};
+use acs_media_gateway::pipeline::frame::{CallEvent, SinkMsg};
 use acs_media_gateway::sinks::forward::echo::{
     Clip, EchoBot, EchoOptions, Received, RecordingPlayback,
 };
@@ -117,7 +117,7 @@ async fn speech_start_stops_playback_and_tells_the_bot_within_50_ms() {
     w.handle.send_control(SinkMsg::Close {
         call: CALL,
         stream: 1,
-        stats: StreamStats::default(),
+        stats: Box::default(),
     });
     w.handle.send_control(ended(&c));
     assert!(
@@ -163,7 +163,7 @@ async fn barge_in_off_forwards_the_event_and_stops_nothing() {
     w.handle.send_control(SinkMsg::Close {
         call: CALL,
         stream: 1,
-        stats: StreamStats::default(),
+        stats: Box::default(),
     });
     w.handle.send_control(ended(&c));
     finish(w).await;

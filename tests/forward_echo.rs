@@ -19,10 +19,10 @@ fn close(call: u64, stream: u64, frames: u64) -> SinkMsg {
     SinkMsg::Close {
         call,
         stream,
-        stats: StreamStats {
+        stats: Box::new(StreamStats {
             frames,
             ..Default::default()
-        },
+        }),
     }
 }
 

@@ -6,7 +6,7 @@
 mod forward_support;
 
 use acs_media_gateway::metrics::Metrics;
-use acs_media_gateway::pipeline::frame::{AudioFrame, SinkMsg, StreamStats};
+use acs_media_gateway::pipeline::frame::{AudioFrame, SinkMsg};
 use acs_media_gateway::pipeline::FanOut;
 use acs_media_gateway::sinks::forward::echo::{EchoBot, EchoOptions, Received, RecordingPlayback};
 use acs_media_gateway::sinks::null::NullSinkConfig;
@@ -101,7 +101,7 @@ async fn target_killed_and_restarted_reconnects_and_counts_the_outage() {
     fan.control(SinkMsg::Close {
         call: CALL,
         stream: 1,
-        stats: StreamStats::default(),
+        stats: Box::default(),
     });
     fan.control(ended(&c));
     assert!(

@@ -46,6 +46,8 @@ async fn acs_sim_hears_the_bot_paced_and_barge_in_stops_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = Config::default();
     cfg.server.listen = "127.0.0.1:0".into();
+    // timing-based load shedding is tested on its own (tests/overload.rs)
+    cfg.server.shed_lag_ms = 0;
     for s in &mut cfg.sinks {
         s.set_recordings_dir(dir.path());
     }

@@ -23,13 +23,20 @@ use super::playback::{run_writer, CallPlayback, WriterCmd};
 use crate::pipeline::Handled;
 use crate::shutdown::Step;
 use futures_util::stream::SplitStream;
-use futures_util::StreamExt;
+use futures_util::task::AtomicWaker;
+use futures_util::{SinkExt, StreamExt};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -39,11 +46,16 @@ pub const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// How long the gateway waits for the peer's answer to its close frame.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
+/// Longest interval of the connection's one housekeeping timer: it flushes the call's batched
+/// metrics and checks the idle timeout (a quarter of `idle_timeout` when that is shorter).
+pub const TICK: Duration = Duration::from_secs(1);
+
 /// Serves one upgraded media connection to its end.
 ///
 /// `bidirectional`: the connection accepts outbound audio (the call was answered with
 /// `enableBidirectional`, or `media.bidirectional` is set); it is then registered with the
-/// playback hub and its writer paces playback to ACS.
+/// playback hub and a writer task owning the socket's sending half paces playback to ACS.
+/// Otherwise the reading task owns the whole socket: no writer task, no lock per message.
 pub async fn run<S>(
     io: S,
     mut call: CallPipeline,
@@ -61,19 +73,32 @@ pub async fn run<S>(
         .max_message_size(Some(st.cfg.max_frame_bytes))
         .max_frame_size(Some(st.cfg.max_frame_bytes));
     let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(cfg)).await;
-    let (sink, mut stream) = ws.split();
     let call_id = call.call().id;
-    let pb = bidirectional.then(|| st.playback.register(call_id, call.sample_rate()));
-    let (cmd_tx, cmd_rx) = mpsc::channel(4);
-    let writer = tokio::spawn(run_writer(sink, pb.clone(), cmd_rx, st.metrics.clone()));
-    tracing::info!(call = %call.call().label, id = call_id, bidirectional = pb.is_some(), "media connection open");
-    let reason = serve(&mut stream, &cmd_tx, &mut call, &st, pb.as_deref()).await;
-    tracing::info!(call = %call.call().label, id = call_id, %reason, "media connection ended");
-    if pb.is_some() {
+    tracing::info!(call = %call.call().label, id = call_id, bidirectional, "media connection open");
+    let reason = if bidirectional {
+        let (sink, stream) = ws.split();
+        let pb = st.playback.register(call_id, call.sample_rate());
+        let (cmd_tx, cmd_rx) = mpsc::channel(4);
+        let writer = tokio::spawn(run_writer(
+            sink,
+            Some(pb.clone()),
+            cmd_rx,
+            st.metrics.clone(),
+        ));
+        let mut conn = Conn::Split {
+            rx: stream,
+            writer: cmd_tx,
+        };
+        let reason = serve(&mut conn, &mut call, &st, Some(&pb)).await;
         st.playback.unregister(call_id);
-    }
-    drop(cmd_tx);
-    let _ = tokio::time::timeout(CLOSE_WAIT, writer).await;
+        drop(conn);
+        let _ = tokio::time::timeout(CLOSE_WAIT, writer).await;
+        reason
+    } else {
+        let mut conn = Conn::Whole(Box::new(ws));
+        serve(&mut conn, &mut call, &st, None).await
+    };
+    tracing::info!(call = %call.call().label, id = call_id, %reason, "media connection ended");
     let shutting_down = reason == EndReason::Shutdown;
     call.finish(reason);
     if shutting_down {
@@ -82,11 +107,122 @@ pub async fn run<S>(
     drop(slot);
 }
 
-type Reader<S> = SplitStream<WebSocketStream<S>>;
+/// The socket as the reading task holds it: whole (it also writes the close frames), or the
+/// reading half of a bidirectional connection whose writer task sends everything.
+enum Conn<S> {
+    Whole(Box<WebSocketStream<S>>),
+    Split {
+        rx: SplitStream<WebSocketStream<S>>,
+        writer: mpsc::Sender<WriterCmd>,
+    },
+}
+
+impl<S> Conn<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    async fn recv(&mut self) -> Option<Result<Message, WsError>> {
+        match self {
+            Conn::Whole(ws) => ws.next().await,
+            Conn::Split { rx, .. } => rx.next().await,
+        }
+    }
+
+    /// The peer sent a close frame: tungstenite queued the reply; send it.
+    async fn answer_close(&mut self) {
+        match self {
+            Conn::Whole(ws) => {
+                // a flush writes the queued reply (a send would be refused after the peer's close)
+                let _ = tokio::time::timeout(CLOSE_WAIT, SinkExt::flush(&mut **ws)).await;
+            }
+            Conn::Split { writer, .. } => {
+                let _ = writer.send(WriterCmd::Finish).await;
+            }
+        }
+    }
+
+    /// Sends a close frame, then waits (bounded) for the peer's close.
+    async fn close(&mut self, st: &IngressState, code: u16, reason: &str) {
+        st.metrics.closed_with(code);
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            let sent = match self {
+                Conn::Whole(ws) => {
+                    let frame = CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: reason.to_owned().into(),
+                    };
+                    ws.send(Message::Close(Some(frame))).await.is_ok()
+                }
+                Conn::Split { writer, .. } => writer
+                    .send(WriterCmd::Close(code, reason.to_owned()))
+                    .await
+                    .is_ok(),
+            };
+            if sent {
+                while let Some(Ok(_)) = self.recv().await {}
+            }
+        })
+        .await;
+    }
+}
+
+/// The connection's view of the gateway's drain signal, cheap to poll on every message: the
+/// shared notification (a lock-protected waiter list every connection is on) is polled only
+/// when it has woken this connection, otherwise a poll is one atomic swap.
+struct DrainWatch<F> {
+    inner: Pin<Box<F>>,
+    flag: Arc<WakeFlag>,
+}
+
+#[derive(Default)]
+struct WakeFlag {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for WakeFlag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl<F: Future<Output = ()>> DrainWatch<F> {
+    fn new(inner: F) -> Self {
+        let flag = Arc::new(WakeFlag::default());
+        flag.woken.store(true, Ordering::Relaxed); // the first poll registers with the signal
+        Self {
+            inner: Box::pin(inner),
+            flag,
+        }
+    }
+}
+
+impl<F: Future<Output = ()>> Future for DrainWatch<F> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        this.flag.task.register(cx.waker());
+        if this.flag.woken.swap(false, Ordering::AcqRel) {
+            let waker = Waker::from(this.flag.clone());
+            if this
+                .inner
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_ready()
+            {
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
+    }
+}
 
 async fn serve<S>(
-    ws: &mut Reader<S>,
-    writer: &mpsc::Sender<WriterCmd>,
+    ws: &mut Conn<S>,
     call: &mut CallPipeline,
     st: &IngressState,
     pb: Option<&CallPlayback>,
@@ -94,39 +230,62 @@ async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // One drain subscription and one timer for the connection's whole life, never one per
+    // message: the timer ticks at most once a second to flush the call's metrics and to check
+    // the idle timeout against a message counter (no clock read per message).
+    let mut drain = DrainWatch::new(st.shutdown.draining());
+    let idle_timeout = st.cfg.idle_timeout;
+    let tick = TICK.min(idle_timeout / 4).max(Duration::from_millis(1));
+    let timer = tokio::time::sleep(tick);
+    tokio::pin!(timer);
+    let mut last_activity = Instant::now();
+    let mut messages: u64 = 0;
+    let mut seen_at_tick: u64 = 0;
     loop {
         let next = tokio::select! {
             biased;
-            _ = st.shutdown.draining() => {
-                close(ws, writer, st, 1001, "gateway shutting down").await;
+            _ = &mut drain => {
+                ws.close(st, 1001, "gateway shutting down").await;
                 return EndReason::Shutdown;
             }
-            n = tokio::time::timeout(st.cfg.idle_timeout, ws.next()) => n,
-        };
-        let msg = match next {
-            Err(_) => {
-                let reason = "idle timeout";
-                close(ws, writer, st, 1001, reason).await;
-                return EndReason::ClosedByGateway {
-                    code: 1001,
-                    reason: reason.into(),
-                };
+            () = &mut timer => {
+                let now = Instant::now();
+                if messages != seen_at_tick {
+                    seen_at_tick = messages;
+                    last_activity = now;
+                }
+                call.flush_metrics();
+                if now.saturating_duration_since(last_activity) >= idle_timeout {
+                    let reason = "idle timeout";
+                    ws.close(st, 1001, reason).await;
+                    return EndReason::ClosedByGateway {
+                        code: 1001,
+                        reason: reason.into(),
+                    };
+                }
+                let idle_at = last_activity + idle_timeout;
+                timer.as_mut().reset(idle_at.min(now + tick));
+                continue;
             }
-            Ok(None) => return EndReason::Disconnected,
-            Ok(Some(Ok(m))) => m,
-            Ok(Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size })))) => {
+            n = ws.recv() => n,
+        };
+        messages += 1;
+        let msg = match next {
+            None => return EndReason::Disconnected,
+            Some(Ok(m)) => m,
+            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
                 st.metrics.bad_frame(BadFrame::FrameTooLarge);
                 let reason = format!("message too large: {size} bytes, limit {max_size}");
-                close(ws, writer, st, 1009, &reason).await;
+                ws.close(st, 1009, &reason).await;
                 return EndReason::ClosedByGateway { code: 1009, reason };
             }
-            Ok(Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed))) => {
+            Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
                 return EndReason::PeerClosed
             }
-            Ok(Some(Err(e))) => {
+            Some(Err(e)) => {
                 tracing::debug!(error = %e, "websocket error");
                 let reason = format!("protocol error: {e}");
-                close(ws, writer, st, 1002, &reason).await;
+                ws.close(st, 1002, &reason).await;
                 return EndReason::Disconnected;
             }
         };
@@ -134,8 +293,7 @@ where
             Message::Text(t) => t.as_bytes(),
             Message::Binary(b) => b,
             Message::Close(_) => {
-                // tungstenite queued the close reply; the writer sends it
-                let _ = writer.send(WriterCmd::Finish).await;
+                ws.answer_close().await;
                 return EndReason::PeerClosed;
             }
             // tungstenite answers pings itself; pongs and raw frames carry nothing for us
@@ -151,34 +309,11 @@ where
             Err(e) => {
                 let (code, reason) = (e.close_code(), e.close_reason());
                 tracing::warn!(call = %call.call().label, code, %reason, "closing media connection");
-                close(ws, writer, st, code, &reason).await;
+                ws.close(st, code, &reason).await;
                 return EndReason::ClosedByGateway { code, reason };
             }
         }
     }
-}
-
-/// Has the writer send a close frame, then waits (bounded) for the peer's close.
-async fn close<S>(
-    ws: &mut Reader<S>,
-    writer: &mpsc::Sender<WriterCmd>,
-    st: &IngressState,
-    code: u16,
-    reason: &str,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    st.metrics.closed_with(code);
-    let _ = tokio::time::timeout(CLOSE_WAIT, async {
-        if writer
-            .send(WriterCmd::Close(code, reason.to_owned()))
-            .await
-            .is_ok()
-        {
-            while let Some(Ok(_)) = ws.next().await {}
-        }
-    })
-    .await;
 }
 
 #[cfg(test)]
@@ -224,6 +359,7 @@ mod tests {
                 handshake_timeout: Duration::from_secs(1),
                 idle_timeout: idle,
                 bidirectional: false,
+                headroom: crate::ingress::headroom::HeadroomConfig::OFF,
             },
             pipeline,
             metrics.clone(),

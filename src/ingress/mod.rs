@@ -13,9 +13,12 @@
 //! `connection_limit`); at most `max_connections + SOCKET_HEADROOM` open sockets (further TCP
 //! connections are closed at accept, counted `socket_limit`); `handshake_timeout_ms` to send the
 //! request head; `max_frame_bytes` per WebSocket message (close 1009); `idle_timeout_ms` without
-//! any message (close 1001). While draining, upgrades get 503 (`draining`).
+//! any message (close 1001). While draining, upgrades get 503 (`draining`). Past capacity
+//! ([`headroom`]: runtime lag or sink queues over their thresholds) upgrades get 503 with
+//! `Retry-After` (`overload`), so the calls already admitted keep their audio.
 
 pub mod connection;
+pub mod headroom;
 pub mod playback;
 
 use crate::control::{self, error_response, ControlPlane, HttpResponse};
@@ -54,6 +57,8 @@ pub struct IngressConfig {
     /// Media connections accept outbound audio (bidirectional playback) — as when ACS answered
     /// with `enableBidirectional`.
     pub bidirectional: bool,
+    /// When to shed new media upgrades for lack of headroom.
+    pub headroom: headroom::HeadroomConfig,
 }
 
 /// What the listener and its connections share.
@@ -69,6 +74,8 @@ pub struct IngressState {
     pub shutdown: Shutdown,
     /// Calls that can play audio back.
     pub playback: Arc<playback::PlaybackHub>,
+    /// Whether there is room for another call ([`headroom::monitor`] keeps it current).
+    pub headroom: Arc<headroom::Headroom>,
     control: std::sync::OnceLock<Arc<ControlPlane>>,
     media: AtomicUsize,
     sockets: AtomicUsize,
@@ -90,6 +97,7 @@ impl IngressState {
             metrics,
             shutdown,
             playback,
+            headroom: headroom::Headroom::new(),
             control: std::sync::OnceLock::new(),
             media: AtomicUsize::new(0),
             sockets: AtomicUsize::new(0),
@@ -347,6 +355,18 @@ async fn upgrade(
         ),
         _ => (conn_id, token),
     };
+    if st.headroom.overloaded() {
+        st.metrics.rejected("overload");
+        let mut r = error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "gateway at capacity: no headroom for another media stream; retry later",
+        );
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(headroom::RETRY_AFTER_SECS),
+        );
+        return r;
+    }
     if !st.try_reserve_media() {
         st.metrics.rejected("connection_limit");
         let mut r = error_response(

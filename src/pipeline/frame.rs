@@ -388,8 +388,9 @@ pub enum SinkMsg {
         call: CallId,
         /// The stream.
         stream: StreamId,
-        /// Its counters.
-        stats: StreamStats,
+        /// Its counters (boxed: it is the largest payload, and boxing it keeps every queue slot
+        /// small, which matters for the deep control reserve).
+        stats: Box<StreamStats>,
     },
     /// The call's media connection ended; every stream of it was closed before.
     CallEnded {

@@ -28,7 +28,9 @@ use crate::config::Config;
 use crate::metrics::{BadFrame, Metrics};
 use crate::protocol::b64::decode_base64_into;
 use crate::protocol::error::ProtocolError;
-use crate::protocol::media::{parse_inbound, AudioData, AudioMetadata, Inbound, ResultStatus};
+use crate::protocol::media::{
+    parse_inbound, AudioData, AudioMetadata, Inbound, InboundKind, ResultStatus,
+};
 use crate::protocol::timestamp::parse_timestamp;
 use frame::{FramePool, Transcript, MAX_FRAME_SAMPLES};
 use mixer::{MixInput, MixSource, Mixer};
@@ -39,11 +41,18 @@ use std::sync::Arc;
 use std::time::Instant;
 use timeline::{Placement, Timeline, TimelineConfig};
 
-/// Shared frame slots allocated when a call starts.
-pub const FRAME_POOL_INITIAL: usize = 32;
+/// Shared frame slots allocated when a call starts. A slot comes back as soon as every sink has
+/// written it (sink workers take a batch every few ms, and a stream sends one frame per 20 ms), so
+/// a real-time call keeps one or two in flight; the pool grows only while a sink lags. Each slot is
+/// about 2 KiB, so this is most of a call's fixed memory.
+pub const FRAME_POOL_INITIAL: usize = 4;
 /// Most shared frame slots one call may have in flight to its sinks (about 80 s of one
 /// participant's audio); beyond that the sinks are far behind and frames are dropped and counted.
 pub const FRAME_POOL_MAX: usize = 4096;
+
+/// Frames a call counts locally before adding its counts to the shared metrics (and at the end of
+/// the call): one second of a real-time stream.
+pub const METRICS_FLUSH_FRAMES: u32 = 50;
 
 /// Longest accepted participant id, in bytes.
 pub const MAX_PARTICIPANT_ID_LEN: usize = 512;
@@ -202,6 +211,7 @@ impl Pipeline {
             call_origin_ms: None,
             mix: None,
             pool: FramePool::new(FRAME_POOL_INITIAL, FRAME_POOL_MAX),
+            local: LocalCounts::new(&self.metrics),
             ended: false,
         }
     }
@@ -253,6 +263,48 @@ struct MixState {
     samples: u64,
 }
 
+/// Per-frame counters a call accumulates locally and adds to the shared [`Metrics`] every
+/// [`METRICS_FLUSH_FRAMES`] frames and when it ends: shared atomics written by every connection on
+/// every frame bounce their cache lines between cores.
+struct LocalCounts {
+    pending: u32,
+    frame_bytes: u64,
+    audio_data: u64,
+    audio_bytes: u64,
+    silent_acs: u64,
+    silent_detected: u64,
+    frame_seconds: prometheus::local::LocalHistogram,
+}
+
+impl LocalCounts {
+    fn new(m: &Metrics) -> Self {
+        Self {
+            pending: 0,
+            frame_bytes: 0,
+            audio_data: 0,
+            audio_bytes: 0,
+            silent_acs: 0,
+            silent_detected: 0,
+            frame_seconds: m.frame_seconds.local(),
+        }
+    }
+
+    fn flush(&mut self, m: &Metrics) {
+        if self.pending == 0 && self.frame_bytes == 0 {
+            return;
+        }
+        m.frame_bytes.inc_by(std::mem::take(&mut self.frame_bytes));
+        m.frames_of(InboundKind::AudioData, std::mem::take(&mut self.audio_data));
+        m.audio_bytes.inc_by(std::mem::take(&mut self.audio_bytes));
+        m.silent_frames_acs
+            .inc_by(std::mem::take(&mut self.silent_acs));
+        m.silent_frames_detected
+            .inc_by(std::mem::take(&mut self.silent_detected));
+        self.frame_seconds.flush();
+        self.pending = 0;
+    }
+}
+
 /// One call's pipeline state; owned by its connection task.
 pub struct CallPipeline {
     shared: Arc<Pipeline>,
@@ -265,6 +317,7 @@ pub struct CallPipeline {
     call_origin_ms: Option<i64>,
     mix: Option<MixState>,
     pool: FramePool,
+    local: LocalCounts,
     ended: bool,
 }
 
@@ -308,23 +361,33 @@ impl CallPipeline {
     /// with [`FrameError::close_code`]; everything already received is kept.
     pub fn handle(&mut self, frame: &[u8]) -> Result<Handled, FrameError> {
         let started = Instant::now();
-        let m = self.shared.metrics.clone();
-        m.frame_bytes.inc_by(frame.len() as u64);
+        self.local.frame_bytes += frame.len() as u64;
         let msg = match parse_inbound(frame) {
             Ok(msg) => msg,
             Err(e) => {
-                m.bad_frame(BadFrame::from_protocol(&e));
+                self.shared.metrics.bad_frame(BadFrame::from_protocol(&e));
+                self.local.flush(&self.shared.metrics);
                 return Err(e.into());
             }
         };
-        m.frame(msg.kind());
-        match msg {
-            Inbound::AudioData(a) => {
-                let r = self.audio(&a, &m);
-                m.frame_seconds.observe(started.elapsed().as_secs_f64());
-                Ok(r)
+        if let Inbound::AudioData(a) = &msg {
+            let r = self.audio(a);
+            let local = &mut self.local;
+            local.audio_data += 1;
+            local.frame_seconds.observe(started.elapsed().as_secs_f64());
+            local.pending += 1;
+            if local.pending >= METRICS_FLUSH_FRAMES {
+                local.flush(&self.shared.metrics);
             }
-            Inbound::AudioMetadata(meta) => self.apply_metadata(&meta, &m),
+            return Ok(r);
+        }
+        self.shared.metrics.frame(msg.kind());
+        match msg {
+            Inbound::AudioData(_) => unreachable!("handled above"),
+            Inbound::AudioMetadata(meta) => {
+                let m = self.shared.metrics.clone();
+                self.apply_metadata(&meta, &m)
+            }
             Inbound::DtmfData(d) => {
                 let unix_ms = d
                     .timestamp
@@ -412,19 +475,20 @@ impl CallPipeline {
         Ok(Handled::Metadata)
     }
 
-    fn audio(&mut self, a: &AudioData<'_>, m: &Metrics) -> Handled {
+    fn audio(&mut self, a: &AudioData<'_>) -> Handled {
         if self.metadata.is_none() {
-            m.frames_before_metadata.inc();
+            self.shared.metrics.frames_before_metadata.inc();
         }
         let pid = a.participant();
         if pid.is_some_and(|p| p.len() > MAX_PARTICIPANT_ID_LEN) {
-            return refuse(m, BadFrame::ParticipantIdTooLong);
+            return refuse(&self.shared.metrics, BadFrame::ParticipantIdTooLong);
         }
         // decode and check the payload
         let bytes = match decode_base64_into(a.data.as_bytes(), &mut self.b64) {
             Ok(n) => n,
-            Err(_) => return refuse(m, BadFrame::BadBase64),
+            Err(_) => return refuse(&self.shared.metrics, BadFrame::BadBase64),
         };
+        let m = &*self.shared.metrics;
         if bytes == 0 {
             return refuse(m, BadFrame::Empty);
         }
@@ -439,14 +503,14 @@ impl CallPipeline {
         }
         pcm::le_bytes_to_i16(&self.b64[..bytes], &mut self.pcm);
         let ts = a.timestamp.as_deref().and_then(parse_timestamp);
-        let idx = match self.participant_index(pid, ts.filter(|t| t.precise).map(|t| t.unix_ms), m)
-        {
+        let idx = match self.participant_index(pid, ts.filter(|t| t.precise).map(|t| t.unix_ms)) {
             Some(i) => i,
-            None => return refuse(m, BadFrame::TooManyParticipants),
+            None => return refuse(&self.shared.metrics, BadFrame::TooManyParticipants),
         };
-        m.audio_bytes.inc_by(bytes as u64);
+        let m = &*self.shared.metrics;
+        self.local.audio_bytes += bytes as u64;
         if a.silent {
-            m.silent_frames_acs.inc();
+            self.local.silent_acs += 1;
         }
 
         let fan = &self.shared.fanout;
@@ -491,7 +555,7 @@ impl CallPipeline {
         for chunk in self.pcm.chunks(MAX_FRAME_SAMPLES) {
             let voice = p.detector.process(chunk, a.silent);
             if !voice.voiced {
-                m.silent_frames_detected.inc();
+                self.local.silent_detected += 1;
             }
             p.ring.push(chunk);
             match self.pool.acquire() {
@@ -519,12 +583,7 @@ impl CallPipeline {
     }
 
     /// Finds or creates the participant's state; `None` when the call is full.
-    fn participant_index(
-        &mut self,
-        pid: Option<&str>,
-        ts_ms: Option<i64>,
-        m: &Metrics,
-    ) -> Option<usize> {
+    fn participant_index(&mut self, pid: Option<&str>, ts_ms: Option<i64>) -> Option<usize> {
         let key = pid.unwrap_or("");
         if let Some(i) = self.participants.iter().position(|p| &*p.key == key) {
             return Some(i);
@@ -568,7 +627,7 @@ impl CallPipeline {
             stream: id,
             participant: stream.participant.clone(),
         });
-        m.participants.inc();
+        self.shared.metrics.participants.inc();
         if pid.is_some() && cfg.mix_unmixed && self.mix.is_none() {
             self.mix = Some(MixState {
                 mixer: Mixer::new(
@@ -673,7 +732,7 @@ impl CallPipeline {
             fan.control(SinkMsg::Close {
                 call: self.call.id,
                 stream: p.stream.id,
-                stats: p.stats(),
+                stats: Box::new(p.stats()),
             });
             fan.control(SinkMsg::Event {
                 call: self.call.clone(),
@@ -693,11 +752,17 @@ impl CallPipeline {
                 fan.control(SinkMsg::Close {
                     call: self.call.id,
                     stream: s.id,
-                    stats,
+                    stats: Box::new(stats),
                 });
             }
         }
         self.call_origin_ms = None;
+    }
+
+    /// Adds the per-frame counts this call has batched so far to the shared metrics (the
+    /// connection calls it about once a second; [`CallPipeline::finish`] does it too).
+    pub fn flush_metrics(&mut self) {
+        self.local.flush(&self.shared.metrics);
     }
 
     /// Ends the call: closes every stream and tells the sinks why. Idempotent.
@@ -706,6 +771,7 @@ impl CallPipeline {
             return;
         }
         self.ended = true;
+        self.local.flush(&self.shared.metrics);
         self.close_streams();
         self.shared.fanout.control(SinkMsg::CallEnded {
             call: self.call.clone(),

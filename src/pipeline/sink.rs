@@ -3,23 +3,37 @@
 //! A [`Sink`] is small and synchronous: open a stream, write frames, hear about gaps and events,
 //! close the stream, end the call, flush now and then, shut down. Each configured sink runs on its
 //! own worker thread(s) behind a bounded crossbeam queue ([`spawn_blocking_sink`]); the connection
-//! task only ever calls the non-blocking [`SinkHandle::send_audio`] / [`SinkHandle::send_control`].
+//! task only ever calls [`SinkHandle::send_audio`] (never blocks) and
+//! [`SinkHandle::send_control`] (never loses).
 //!
-//! Queue policy (declared per sink as [`Overflow`]): a queue holds `audio_capacity` audio frames
-//! plus a `control_reserve` that only control messages (open, close, events, call end) may use, so
-//! a queue flooded with audio still delivers the messages that keep the sink's state right, and
-//! everything stays in order in one queue. When the audio part is full the newest frame is dropped
-//! and counted (`acs_gateway_sink_queue_drops_total{class="audio"}`); a full reserve drops and
-//! counts the control message (`class="control"`). A call's messages always go to the same worker,
-//! so per-call order holds with several workers. A sink that returns errors has them counted; a
-//! sink that panics is marked dead and its messages are counted as dropped from then on.
+//! Queue policy: one ordered queue per worker holds at most `audio_capacity` audio frames plus a
+//! deep `control_reserve` that only control messages (open, close, gaps, events, call end) may
+//! use, so everything for a call stays in order in one queue.
+//! - **Audio lane: bounded, drop-newest.** When `audio_capacity` messages are waiting, the newest
+//!   frame is dropped and counted (`acs_gateway_sink_queue_drops_total{class="audio"}`).
+//! - **Control lane: lossless.** A control message always fits while the reserve has room; only
+//!   when even the reserve is full (the sink is far behind and memory is at risk) does the
+//!   producer wait for room, and that wait is counted
+//!   (`acs_gateway_sink_control_waits_total`). It gives up only if the worker is gone or makes no
+//!   room for [`CONTROL_WAIT_LIMIT`] (counted as a `class="control"` drop).
+//!
+//! Workers neither spin nor sleep-poll when idle, and senders almost never wake them: after a
+//! round that found messages a worker sleeps `poll_interval` so the next batch gathers (a send
+//! finds nobody to wake: no syscall on the hot path); after a round that found the queue empty it
+//! blocks until a message arrives (one wake per idle period) or the next flush is due.
+//!
+//! A call's messages always go to the same worker, so per-call order holds with several workers.
+//! A sink that returns errors has them counted; a sink that panics is marked dead and its messages
+//! are counted as dropped from then on.
 
 use super::frame::{
     AudioFrame, CallEvent, CallId, CallInfo, EndReason, SharedFrame, SinkMsg, StreamId, StreamInfo,
     StreamStats,
 };
 use crate::metrics::SinkMetrics;
-use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{
+    bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError, TrySendError,
+};
 use serde::{Deserialize, Serialize};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -103,18 +117,28 @@ pub enum Overflow {
     DropNewest,
 }
 
+/// Longest a producer waits for room for a control message when a sink's whole queue (audio
+/// and control reserve) is full. Only a sink that is stuck for this long loses a control message.
+pub const CONTROL_WAIT_LIMIT: Duration = Duration::from_secs(10);
+
+/// Default control reserve per worker queue: room for the open/close/event messages of thousands
+/// of calls behind a slow sink (a slot is 48 bytes, so 16 Ki slots cost 0.75 MiB per worker).
+pub const DEFAULT_CONTROL_RESERVE: usize = 16 * 1024;
+
 /// Queue and worker settings of one sink.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueConfig {
     /// Audio frames a worker's queue holds.
     pub audio_capacity: usize,
-    /// Extra room only control messages may use.
+    /// Extra room only control messages may use; past it, control messages wait (counted)
+    /// rather than being lost.
     pub control_reserve: usize,
     /// How often the worker calls [`Sink::flush`].
     pub flush_interval: Duration,
-    /// How long an idle worker sleeps before looking at its queue again. Workers poll instead
-    /// of blocking on the channel so that a send never has to wake a sleeping thread: the hot
-    /// path stays free of syscalls, at the price of up to this much added latency.
+    /// How long a busy worker lets a batch gather after draining its queue. While messages keep
+    /// coming the worker sleeps this long between rounds instead of blocking on the channel, so a
+    /// send never has to wake it (no syscall on the hot path), at the price of up to this much
+    /// added latency. An idle worker blocks instead (no polling).
     pub poll_interval: Duration,
     /// Worker threads (calls are spread by call id).
     pub workers: usize,
@@ -126,7 +150,7 @@ impl Default for QueueConfig {
     fn default() -> Self {
         Self {
             audio_capacity: 4096,
-            control_reserve: 1024,
+            control_reserve: DEFAULT_CONTROL_RESERVE,
             flush_interval: Duration::from_millis(500),
             poll_interval: Duration::from_millis(5),
             workers: 1,
@@ -185,16 +209,35 @@ impl SinkHandle {
         }
     }
 
-    /// Offers a control message (may use the reserve); counts it when even that is full.
+    /// Delivers a control message (it may use the reserve). When even the reserve is full the
+    /// caller waits for room (counted in `control_waits`), up to [`CONTROL_WAIT_LIMIT`]; `false`
+    /// only if the worker is gone or stuck that long (counted as a control drop).
     pub fn send_control(&self, msg: SinkMsg) -> bool {
         let q = self.queue(msg.call_id());
         match q.try_send(Cmd::Msg(msg)) {
             Ok(()) => true,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+            Err(TrySendError::Full(cmd)) => {
+                self.metrics.control_waits.inc();
+                match q.send_timeout(cmd, CONTROL_WAIT_LIMIT) {
+                    Ok(()) => true,
+                    Err(SendTimeoutError::Timeout(_) | SendTimeoutError::Disconnected(_)) => {
+                        self.metrics.control_drops.inc();
+                        false
+                    }
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {
                 self.metrics.control_drops.inc();
                 false
             }
         }
+    }
+
+    /// Fill of the fullest worker queue, as a fraction of its audio capacity (0 = empty, ≥ 1 =
+    /// dropping audio). Cheap: reads two atomics per worker.
+    pub fn fill(&self) -> f64 {
+        let worst = self.queues.iter().map(|q| q.len()).max().unwrap_or(0);
+        worst as f64 / self.audio_capacity as f64
     }
 
     /// Messages waiting, all workers together.
@@ -377,15 +420,16 @@ fn run_worker(
     sink: Box<dyn Sink>,
     rx: Receiver<Cmd>,
     interval: Duration,
-    poll: Duration,
+    batch: Duration,
     m: &SinkMetrics,
 ) {
     let mut g = Guarded { sink, dead: false };
     let mut next_flush = Instant::now() + interval;
     let mut finishing = false;
+    let mut disconnected = false;
     loop {
-        // drain what is queued, then sleep: senders never find a blocked receiver to wake
-        let mut disconnected = false;
+        // one round: drain what is queued (looking at the clock every 64 messages only)
+        let mut got = 0usize;
         loop {
             match rx.try_recv() {
                 Ok(Cmd::Msg(msg)) => dispatch(&mut g, m, msg),
@@ -396,7 +440,8 @@ fn run_worker(
                     break;
                 }
             }
-            if Instant::now() >= next_flush {
+            got += 1;
+            if got % 64 == 0 && Instant::now() >= next_flush {
                 break;
             }
         }
@@ -409,8 +454,21 @@ fn run_worker(
         if (finishing && rx.is_empty()) || disconnected {
             break;
         }
-        if rx.is_empty() {
-            std::thread::sleep(poll.min(next_flush.saturating_duration_since(Instant::now())));
+        if !rx.is_empty() {
+            continue;
+        }
+        let until_flush = next_flush.saturating_duration_since(now);
+        if got > 0 {
+            // busy: let the next batch gather; producers find nobody to wake
+            std::thread::sleep(batch.min(until_flush));
+        } else {
+            // idle: block until a message comes (one wake per idle period) or a flush is due
+            match rx.recv_timeout(until_flush) {
+                Ok(Cmd::Msg(msg)) => dispatch(&mut g, m, msg),
+                Ok(Cmd::Finish) => finishing = true,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
         }
     }
     g.dead = false; // a panicked sink still gets the chance to finalise what it can
@@ -723,7 +781,7 @@ mod tests {
         w.handle.send_control(SinkMsg::Close {
             call: 1,
             stream: 7,
-            stats: StreamStats::default(),
+            stats: Box::default(),
         });
         assert_eq!(
             w.finish_and_join(Instant::now() + Duration::from_secs(5)),
@@ -776,7 +834,7 @@ mod tests {
         fan.control(SinkMsg::Close {
             call: 1,
             stream: 1,
-            stats: StreamStats::default(),
+            stats: Box::default(),
         });
         let deadline = Instant::now() + Duration::from_secs(10);
         assert_eq!(fast.finish_and_join(deadline), 0);
@@ -856,6 +914,87 @@ mod tests {
     }
 
     #[test]
+    fn control_messages_past_the_reserve_wait_for_room_and_are_never_lost() {
+        let m = Metrics::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let gate = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let g2 = gate.clone();
+        struct Gated(Probe, Arc<std::sync::atomic::AtomicBool>);
+        impl Sink for Gated {
+            fn kind(&self) -> &'static str {
+                "gated2"
+            }
+            fn open(&mut self, s: &Arc<StreamInfo>) -> Result<(), SinkError> {
+                while !self.1.load(std::sync::atomic::Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                self.0.open(s)
+            }
+            fn write(&mut self, f: &AudioFrame) -> Result<(), SinkError> {
+                self.0.write(f)
+            }
+            fn close(&mut self, c: CallId, s: StreamId, st: &StreamStats) -> Result<(), SinkError> {
+                self.0.close(c, s, st)
+            }
+        }
+        let w = spawn_blocking_sink(
+            "gated2",
+            move |_| Box::new(Gated(Probe::new(s.clone()), g2.clone())),
+            &cfg(4), // 4 audio + 8 reserve
+            m.sink("gated2"),
+        )
+        .unwrap();
+        let c = contract::call(1);
+        w.handle
+            .send_control(SinkMsg::Open(contract::stream(&c, 1, None, 16_000)));
+        std::thread::sleep(Duration::from_millis(50)); // the worker is now stuck in open()
+        for i in 0..4u64 {
+            assert!(w.handle.send_audio(&Arc::new(AudioFrame::new(
+                1,
+                1,
+                i * 320,
+                16_000,
+                &[0; 320]
+            ))));
+        }
+        assert!(
+            w.handle.fill() >= 1.0,
+            "audio part full: {}",
+            w.handle.fill()
+        );
+        // 8 control messages fill the reserve; the next ones wait until the sink moves again
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            gate.store(true, std::sync::atomic::Ordering::Release);
+        });
+        for _ in 0..12 {
+            assert!(w.handle.send_control(SinkMsg::Gap {
+                call: 1,
+                stream: 1,
+                samples: 1
+            }));
+        }
+        assert!(w.handle.send_control(SinkMsg::Close {
+            call: 1,
+            stream: 1,
+            stats: Box::default()
+        }));
+        release.join().unwrap();
+        assert_eq!(
+            w.finish_and_join(Instant::now() + Duration::from_secs(5)),
+            0
+        );
+        let sm = m.sink("gated2");
+        assert!(sm.control_waits.get() >= 1, "someone had to wait");
+        assert_eq!(sm.control_drops.get(), 0, "nothing lost");
+        assert_eq!(sm.audio_drops.get(), 0);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.iter().filter(|s| s.starts_with("audio")).count(), 4);
+        assert_eq!(seen.last().map(String::as_str), Some("close 1"), "{seen:?}");
+    }
+
+    #[test]
     fn control_messages_use_the_reserve_when_audio_fills_the_queue() {
         let m = Metrics::new();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -900,7 +1039,7 @@ mod tests {
         assert!(w.handle.send_control(SinkMsg::Close {
             call: 1,
             stream: 1,
-            stats: StreamStats::default()
+            stats: Box::default()
         }));
         drop(hold);
         assert_eq!(

@@ -1467,7 +1467,7 @@ mod tests {
         w.handle.send_control(SinkMsg::Close {
             call: 11,
             stream: 1,
-            stats: StreamStats::default(),
+            stats: Box::default(),
         });
         w.handle.send_control(SinkMsg::CallEnded {
             call: call.clone(),

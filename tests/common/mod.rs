@@ -40,11 +40,13 @@ pub struct Gw {
 
 impl Gw {
     /// Starts a gateway with `tweak` applied to the default config (listen on port 0, WAV sink
-    /// in a temp dir).
+    /// in a temp dir, load shedding on runtime lag off: a busy test machine must not turn
+    /// upgrades into 503s in tests about something else; tests/overload.rs turns it on).
     pub async fn start(tweak: impl FnOnce(&mut Config)) -> Gw {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = Config::default();
         cfg.server.listen = "127.0.0.1:0".into();
+        cfg.server.shed_lag_ms = 0;
         for s in &mut cfg.sinks {
             s.set_recordings_dir(dir.path());
         }
