@@ -80,7 +80,9 @@ impl Recording {
     fn rotate(&mut self) {
         let id = self.call.id;
         self.sink.close(id, id, &StreamStats::default()).unwrap();
-        self.sink.end_call(&self.call, &EndReason::PeerClosed).unwrap();
+        self.sink
+            .end_call(&self.call, &EndReason::PeerClosed)
+            .unwrap();
         for day in std::fs::read_dir(self.root.path()).unwrap() {
             std::fs::remove_dir_all(day.unwrap().path()).unwrap();
         }
