@@ -188,11 +188,10 @@ impl WavSink {
         if let Some(rec) = self.streams.get_mut(&id) {
             rec.closed = true;
             if let Some(w) = rec.writer.take() {
-                let r = w.finalize();
+                w.finalize()?;
                 if let Some(f) = &self.on_finalised {
                     f();
                 }
-                r?;
             }
         }
         Ok(())
@@ -659,6 +658,39 @@ mod tests {
             "participant named 'mixed' got its own file"
         );
         assert!(day.join(format!("{base}-2")).join("mixed.wav").exists());
+    }
+
+    #[test]
+    fn call_json_appears_at_the_first_flush_and_a_removed_day_folder_is_made_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut sink = WavSink::new(
+            WavSinkConfig {
+                dir: tmp.path().into(),
+                ..Default::default()
+            },
+            None,
+        );
+        let c = contract::call(8);
+        sink.open(&contract::stream(&c, 1, None, 16_000)).unwrap();
+        let dir = find_call_dir(tmp.path(), "contract-call-8");
+        assert!(dir.join("mixed.wav").exists());
+        assert!(!dir.join("call.json").exists(), "written on the flush tick");
+        sink.flush().unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join("call.json")).unwrap()).unwrap();
+        assert_eq!(doc["streams"][0]["complete"], false);
+        sink.end_call(&c, &EndReason::PeerClosed).unwrap();
+        // a retention job removes the day folder; the next call makes it again
+        fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+        let c = contract::call(9);
+        sink.open(&contract::stream(&c, 2, None, 16_000)).unwrap();
+        sink.end_call(&c, &EndReason::PeerClosed).unwrap();
+        let dir = find_call_dir(tmp.path(), "contract-call-9");
+        assert_eq!(read(&dir.join("mixed.wav")).1.len(), 0);
+        let doc: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join("call.json")).unwrap()).unwrap();
+        assert_eq!(doc["call"]["endReason"], "peer closed");
+        assert!(!dir.join(".call.json.tmp").exists());
     }
 
     #[test]

@@ -99,7 +99,7 @@ impl WavFile {
                 "an earlier write failed; the file takes no more audio",
             ));
         }
-        if self.data + samples * BLOCK > MAX_DATA_BYTES {
+        if samples.saturating_mul(BLOCK) > MAX_DATA_BYTES - self.data {
             return Err(io::Error::new(
                 io::ErrorKind::FileTooLarge,
                 "the WAV 4 GiB data limit is reached",
@@ -335,7 +335,8 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
         assert_eq!(
             header(16_000, MAX_DATA_BYTES as u32)[4..8],
-            u32::MAX.to_le_bytes()
+            (u32::MAX - 1).to_le_bytes(),
+            "the RIFF size of the largest whole-sample file"
         );
     }
 
