@@ -1,11 +1,18 @@
-//! The WAV recorder sink (hound): one file per participant and, optionally, one mixed file per
-//! call, under `<dir>/<YYYY-MM-DD>/<call>/`, with a `call.json` beside them.
+//! The WAV recorder sink: one file per participant and, optionally, one mixed file per call,
+//! under `<dir>/<YYYY-MM-DD>/<call>/`, with a `call.json` beside them.
 //!
-//! Every file's header is brought up to date on each [`Sink::flush`] (at least once a second),
-//! so a killed process leaves playable files; files are finalised when their stream closes and at
-//! shutdown. Folder and file names come from [`super::names`]: sanitised, bounded and distinct.
-//! `call.json` is written when the call's first stream opens and rewritten (atomically, via a
-//! temporary file and rename) when the call ends or the sink shuts down.
+//! Files are written by the bulk writer in [`writer`] (16-bit mono PCM, one buffer per file of
+//! [`FILE_BUFFER_BYTES`]). Every file's header is brought up to date on each [`Sink::flush`] (at
+//! least once a second), so a killed process leaves playable files; files are finalised when
+//! their stream closes and at shutdown. Folder and file names come from [`super::names`]:
+//! sanitised, bounded and distinct.
+//!
+//! `call.json` is written (atomically, via a temporary file and rename) on the first
+//! [`Sink::flush`] after a stream of the call opens — so a killed process leaves it within one
+//! header interval, like the WAV headers — and rewritten when the call ends or the sink shuts
+//! down. A call that opens and ends between two flushes (connection churn) writes it once.
+//! Nothing is fsynced: like the WAV headers, `call.json` is meant to survive the process, not
+//! the machine, and an fsync per call would cost milliseconds on real disks.
 
 use super::names::{sanitize, NameSet};
 use crate::pipeline::frame::{
@@ -17,14 +24,21 @@ use crate::protocol::timestamp::format_timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::BufWriter;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod writer;
+
+use writer::WavFile;
+
 /// Name of the mixed file of a call.
 pub const MIXED_NAME: &str = "mixed";
+
+/// Write buffer of each open WAV file. 8 KiB is 256 ms of 16 kHz audio, so a file reaches the
+/// disk in two or three `write`s per 500 ms header tick; 1000 open files hold 8 MiB of buffers.
+pub const FILE_BUFFER_BYTES: usize = 8 * 1024;
 
 /// `[[sinks]] type = "wav"`
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -96,13 +110,11 @@ impl WavSinkConfig {
     }
 }
 
-type Writer = hound::WavWriter<BufWriter<File>>;
-
 struct StreamRec {
     call: CallId,
     info: Arc<StreamInfo>,
     file: String,
-    writer: Option<Writer>,
+    writer: Option<WavFile>,
     samples: u64,
     speech: Vec<(u64, u64)>,
     stats: Option<StreamStats>,
@@ -118,6 +130,8 @@ struct CallRec {
     transcripts: Vec<serde_json::Value>,
     marks: Vec<serde_json::Value>,
     end: Option<(i64, String)>,
+    /// `call.json` is behind (a stream opened since it was written).
+    json_dirty: bool,
 }
 
 /// The WAV recorder.
@@ -125,7 +139,8 @@ pub struct WavSink {
     cfg: WavSinkConfig,
     calls: HashMap<CallId, CallRec>,
     streams: HashMap<StreamId, StreamRec>,
-    zeros: Vec<i16>,
+    /// The date folder made last (name, path): calls of the same day skip `create_dir_all`.
+    day: Option<(String, PathBuf)>,
     on_finalised: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
@@ -136,7 +151,7 @@ impl WavSink {
             cfg,
             calls: HashMap::new(),
             streams: HashMap::new(),
-            zeros: vec![0; 4096],
+            day: None,
             on_finalised,
         }
     }
@@ -150,7 +165,7 @@ impl WavSink {
 
     fn call_rec(&mut self, info: &Arc<CallInfo>) -> Result<&mut CallRec, SinkError> {
         if !self.calls.contains_key(&info.id) {
-            let dir = make_call_dir(&self.cfg.dir, info)?;
+            let dir = self.make_call_dir(info)?;
             self.calls.insert(
                 info.id,
                 CallRec {
@@ -162,6 +177,7 @@ impl WavSink {
                     transcripts: Vec::new(),
                     marks: Vec::new(),
                     end: None,
+                    json_dirty: false,
                 },
             );
         }
@@ -172,7 +188,7 @@ impl WavSink {
         if let Some(rec) = self.streams.get_mut(&id) {
             rec.closed = true;
             if let Some(w) = rec.writer.take() {
-                w.finalize().map_err(wav_err)?;
+                w.finalize()?;
                 if let Some(f) = &self.on_finalised {
                     f();
                 }
@@ -181,7 +197,7 @@ impl WavSink {
         Ok(())
     }
 
-    fn write_call_json(&self, call: CallId) -> Result<(), SinkError> {
+    fn write_call_json(&mut self, call: CallId) -> Result<(), SinkError> {
         let Some(c) = self.calls.get(&call) else {
             return Ok(());
         };
@@ -241,13 +257,17 @@ impl WavSink {
             "transcripts": c.transcripts,
             "marks": c.marks,
         });
+        let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| SinkError::Other(e.to_string()))?;
         let tmp = c.dir.join(".call.json.tmp");
-        fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(&doc).map_err(|e| SinkError::Other(e.to_string()))?,
-        )?;
-        fs::rename(&tmp, c.dir.join("call.json"))?;
-        Ok(())
+        let r = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, c.dir.join("call.json")));
+        if r.is_err() {
+            // a full disk must not leave a stray (possibly empty) temporary file behind
+            let _ = fs::remove_file(&tmp);
+        }
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.json_dirty = false;
+        }
+        Ok(r?)
     }
 
     fn stream_mut(&mut self, id: StreamId) -> Result<&mut StreamRec, SinkError> {
@@ -264,39 +284,58 @@ fn ts(ms: i64) -> String {
     s
 }
 
-fn wav_err(e: hound::Error) -> SinkError {
-    match e {
-        hound::Error::IoError(io) => SinkError::Io(io),
-        other => SinkError::Other(format!("wav: {other}")),
-    }
-}
-
-/// Creates `<root>/<date>/<call>[-n]/`, never reusing an existing folder.
-fn make_call_dir(root: &Path, call: &CallInfo) -> Result<PathBuf, SinkError> {
-    let date = chrono::DateTime::from_timestamp_millis(call.opened_unix_ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%d")
-        .to_string();
-    let day = root.join(date);
-    fs::create_dir_all(&day)?;
-    let base = sanitize(&call.label);
-    for n in 1..=10_000u32 {
-        let name = if n == 1 {
-            base.clone()
-        } else {
-            format!("{base}-{n}")
+impl WavSink {
+    /// Creates `<root>/<date>/<call>[-n]/`, never reusing an existing folder. The date folder
+    /// is made once per day (and again if it disappears, e.g. removed by a retention job).
+    fn make_call_dir(&mut self, call: &CallInfo) -> Result<PathBuf, SinkError> {
+        let date = chrono::DateTime::from_timestamp_millis(call.opened_unix_ms)
+            .unwrap_or_default()
+            .format("%Y-%m-%d")
+            .to_string();
+        let day = match &self.day {
+            Some((d, path)) if *d == date => path.clone(),
+            _ => {
+                let path = self.cfg.dir.join(&date);
+                fs::create_dir_all(&path)?;
+                self.day = Some((date, path.clone()));
+                path
+            }
         };
-        let dir = day.join(name);
-        match fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e.into()),
+        let base = sanitize(&call.label);
+        let mut remade_day = false;
+        let mut n = 1u32;
+        while n <= 10_000 {
+            let name = if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            };
+            let dir = day.join(name);
+            match fs::create_dir(&dir) {
+                Ok(()) => return Ok(dir),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !remade_day => {
+                    fs::create_dir_all(&day)?;
+                    remade_day = true;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(SinkError::Other(format!(
+            "no free folder name for call {}",
+            call.label
+        )))
+    }
+
+    /// Forgets a call none of whose streams opened (its first open failed) and removes its
+    /// folder if it is empty, so a full disk leaves no litter; the next open starts afresh.
+    fn drop_empty_call(&mut self, call: CallId) {
+        if self.calls.get(&call).is_some_and(|c| c.streams.is_empty()) {
+            if let Some(c) = self.calls.remove(&call) {
+                let _ = fs::remove_dir(&c.dir);
+            }
         }
     }
-    Err(SinkError::Other(format!(
-        "no free folder name for call {}",
-        call.label
-    )))
 }
 
 impl Sink for WavSink {
@@ -317,17 +356,22 @@ impl Sink for WavSink {
             call.names.claim(&base)
         };
         let writer = if wanted {
-            let spec = hound::WavSpec {
-                channels: 1,
-                sample_rate: stream.sample_rate,
-                bits_per_sample: 16,
-                sample_format: hound::SampleFormat::Int,
-            };
-            Some(Writer::create(call.dir.join(format!("{file}.wav")), spec).map_err(wav_err)?)
+            let path = call.dir.join(format!("{file}.wav"));
+            match WavFile::create(&path, stream.sample_rate, FILE_BUFFER_BYTES) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    // e.g. a full disk: no 0-byte or header-only file is left behind
+                    let _ = fs::remove_file(&path);
+                    let call_id = stream.call.id;
+                    self.drop_empty_call(call_id);
+                    return Err(e.into());
+                }
+            }
         } else {
             None
         };
         call.streams.push(stream.id);
+        call.json_dirty |= wanted;
         let call_id = stream.call.id;
         self.streams.insert(
             stream.id,
@@ -342,46 +386,26 @@ impl Sink for WavSink {
                 closed: false,
             },
         );
-        if wanted {
-            self.write_call_json(call_id)?;
-        }
         Ok(())
     }
 
     fn write(&mut self, frame: &AudioFrame) -> Result<(), SinkError> {
         let s = self.stream_mut(frame.stream)?;
         s.samples += frame.len() as u64;
-        if let Some(w) = s.writer.as_mut() {
-            let mut sw = w.get_i16_writer(frame.len() as u32);
-            for &x in frame.samples() {
-                sw.write_sample(x);
-            }
-            sw.flush().map_err(wav_err)?;
+        match s.writer.as_mut() {
+            // a failed file was reported when it failed (and is again at finalisation)
+            Some(w) if !w.failed() => Ok(w.write(frame.samples())?),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     fn gap(&mut self, _call: CallId, stream: StreamId, samples: u64) -> Result<(), SinkError> {
-        let zeros = std::mem::take(&mut self.zeros);
-        let res = (|| {
-            let s = self.stream_mut(stream)?;
-            s.samples += samples;
-            if let Some(w) = s.writer.as_mut() {
-                let mut left = samples;
-                while left > 0 {
-                    let n = left.min(zeros.len() as u64) as usize;
-                    let mut sw = w.get_i16_writer(n as u32);
-                    for &z in &zeros[..n] {
-                        sw.write_sample(z);
-                    }
-                    sw.flush().map_err(wav_err)?;
-                    left -= n as u64;
-                }
-            }
-            Ok(())
-        })();
-        self.zeros = zeros;
-        res
+        let s = self.stream_mut(stream)?;
+        s.samples += samples;
+        match s.writer.as_mut() {
+            Some(w) if !w.failed() => Ok(w.write_silence(samples)?),
+            _ => Ok(()),
+        }
     }
 
     fn event(&mut self, call: &Arc<CallInfo>, event: &CallEvent) -> Result<(), SinkError> {
@@ -460,9 +484,20 @@ impl Sink for WavSink {
         let mut first_err = None;
         for s in self.streams.values_mut() {
             if let Some(w) = s.writer.as_mut() {
-                if let Err(e) = w.flush() {
-                    first_err.get_or_insert(wav_err(e));
+                if let Err(e) = w.refresh() {
+                    first_err.get_or_insert(SinkError::from(e));
                 }
+            }
+        }
+        let dirty: Vec<CallId> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.json_dirty)
+            .map(|(id, _)| *id)
+            .collect();
+        for call in dirty {
+            if let Err(e) = self.write_call_json(call) {
+                first_err.get_or_insert(e);
             }
         }
         first_err.map_or(Ok(()), Err)
@@ -500,6 +535,7 @@ impl Sink for WavSink {
 mod tests {
     use super::*;
     use crate::pipeline::sink::contract;
+    use std::path::Path;
 
     fn read(path: &Path) -> (hound::WavSpec, Vec<i16>) {
         let mut r = hound::WavReader::open(path).unwrap();
@@ -622,6 +658,39 @@ mod tests {
             "participant named 'mixed' got its own file"
         );
         assert!(day.join(format!("{base}-2")).join("mixed.wav").exists());
+    }
+
+    #[test]
+    fn call_json_appears_at_the_first_flush_and_a_removed_day_folder_is_made_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut sink = WavSink::new(
+            WavSinkConfig {
+                dir: tmp.path().into(),
+                ..Default::default()
+            },
+            None,
+        );
+        let c = contract::call(8);
+        sink.open(&contract::stream(&c, 1, None, 16_000)).unwrap();
+        let dir = find_call_dir(tmp.path(), "contract-call-8");
+        assert!(dir.join("mixed.wav").exists());
+        assert!(!dir.join("call.json").exists(), "written on the flush tick");
+        sink.flush().unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join("call.json")).unwrap()).unwrap();
+        assert_eq!(doc["streams"][0]["complete"], false);
+        sink.end_call(&c, &EndReason::PeerClosed).unwrap();
+        // a retention job removes the day folder; the next call makes it again
+        fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+        let c = contract::call(9);
+        sink.open(&contract::stream(&c, 2, None, 16_000)).unwrap();
+        sink.end_call(&c, &EndReason::PeerClosed).unwrap();
+        let dir = find_call_dir(tmp.path(), "contract-call-9");
+        assert_eq!(read(&dir.join("mixed.wav")).1.len(), 0);
+        let doc: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join("call.json")).unwrap()).unwrap();
+        assert_eq!(doc["call"]["endReason"], "peer closed");
+        assert!(!dir.join(".call.json.tmp").exists());
     }
 
     #[test]
