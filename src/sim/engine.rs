@@ -12,9 +12,10 @@
 //!   connection has a fixed phase within the 20 ms period (golden-ratio spread, so phases are
 //!   uniform even when all calls start at once); a shard keeps one [`Sleep`](tokio::time::Sleep),
 //!   reset to the next due frame, and writes every due frame with `try_write`. A frame is built
-//!   in the connection's reused buffer: the shared pre-encoded base64 payload and the envelope
-//!   from [`crate::protocol::inbound_audio_data_json`] (byte-identical to what ACS sends), masked
-//!   with a fresh random key. No allocation, no lock, no per-frame timer.
+//!   in the connection's reused buffer from [`FrameTemplates`]: the envelope and the shared
+//!   pre-encoded base64 payload, cut once from [`crate::protocol::inbound_audio_data_json`]'s
+//!   output (so byte-identical to it), with the timestamp copied in, masked in place with a
+//!   fresh random key. No allocation, no lock, no per-frame timer.
 //! - A socket that cannot take a whole frame keeps the rest pending; it is flushed before that
 //!   connection's next frame (the shard polls pending sockets every millisecond) and the lag of
 //!   those frames is counted when they complete. Over 1 MiB pending, the call fails with
@@ -50,6 +51,62 @@ const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How often a shard retries sockets that could not take a whole frame.
 const PENDING_RETRY: Duration = Duration::from_millis(1);
+
+/// A timestamp-shaped probe used to cut frames into template pieces.
+const TS_PROBE: &str = "2000-01-01T00:00:00.000Z";
+
+/// `AudioData` frames cut into pieces around the timestamp, so a frame is four copies: `head`,
+/// the timestamp, `"` + the participant piece, and the frame's `tail`. The pieces come from
+/// [`inbound_audio_data_json`] itself, so the result is byte-identical to it (tested).
+pub struct FrameTemplates {
+    head: Vec<u8>,
+    /// Per source frame: everything after the timestamp's closing quote.
+    tails: Vec<Vec<u8>>,
+}
+
+impl FrameTemplates {
+    /// Cuts every frame of `src`.
+    pub fn new(src: &EncodedSource) -> Self {
+        let mut full = String::new();
+        let mut head = Vec::new();
+        let tails = (0..src.len())
+            .map(|i| {
+                let (b64, silent) = src.frame(i);
+                inbound_audio_data_json(&mut full, b64, TS_PROBE, None, silent);
+                let at = full.find(TS_PROBE).unwrap_or(0);
+                head = full.as_bytes()[..at].to_vec();
+                full.as_bytes()[at + TS_PROBE.len() + 1..].to_vec()
+            })
+            .collect();
+        FrameTemplates { head, tails }
+    }
+
+    /// The piece a participant adds after the timestamp (empty for a mixed stream).
+    pub fn participant_piece(participant: Option<&str>) -> Vec<u8> {
+        let Some(p) = participant else {
+            return Vec::new();
+        };
+        let mut full = String::new();
+        inbound_audio_data_json(&mut full, "", TS_PROBE, Some(p), false);
+        let start = full.find(TS_PROBE).unwrap_or(0) + TS_PROBE.len() + 1;
+        let end = full.len() - r#","data":"","silent":false}}"#.len();
+        full.as_bytes()[start..end].to_vec()
+    }
+
+    /// Payload length of frame `i` with timestamp `ts` and participant piece `part`.
+    pub fn len(&self, i: usize, ts: &str, part: &[u8]) -> usize {
+        self.head.len() + ts.len() + 1 + part.len() + self.tails[i].len()
+    }
+
+    /// Appends frame `i`'s JSON to `out`.
+    pub fn push(&self, out: &mut Vec<u8>, i: usize, ts: &str, part: &[u8]) {
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(ts.as_bytes());
+        out.push(b'"');
+        out.extend_from_slice(part);
+        out.extend_from_slice(&self.tails[i]);
+    }
+}
 
 /// What the engine needs per run.
 pub struct EngineParams {
@@ -119,6 +176,8 @@ pub struct EngineResult {
 struct ConnCtl {
     /// Stop sending (the server closed, or the connection broke).
     stop: AtomicBool,
+    /// The shard is writing (or wrote) our Close 1000: a close from the server is its reply.
+    close_sent: AtomicBool,
     /// The server's close code to echo (0: none).
     close_code: AtomicU16,
     /// A ping payload waiting to be answered.
@@ -147,7 +206,8 @@ struct Conn {
     w: OwnedWriteHalf,
     ctl: Arc<ConnCtl>,
     done: Option<oneshot::Sender<Done>>,
-    ids: Vec<Option<String>>,
+    /// Per participant: [`FrameTemplates::participant_piece`].
+    parts: Vec<Vec<u8>>,
     offsets: Vec<usize>,
     first_due: Instant,
     start_unix_ms: i64,
@@ -345,7 +405,7 @@ async fn stream_call(
                     }
                 }
                 ServerEvent::Close(code, _) => {
-                    if closed_by_us.is_some() {
+                    if closed_by_us.is_some() || ctl.close_sent.load(Ordering::Acquire) {
                         return None;
                     }
                     ctl.close_code.store(code, Ordering::Relaxed);
@@ -375,7 +435,7 @@ async fn stream_call(
             n = r.read(&mut buf) => match n {
                 Ok(n) if n > 0 => handle(&buf[..n], &mut pending_events),
                 _ => {
-                    if closed_by_us.is_some() {
+                    if closed_by_us.is_some() || ctl.close_sent.load(Ordering::Acquire) {
                         // Closed without a close reply: the stream itself completed.
                         return None;
                     }
@@ -403,7 +463,6 @@ struct ShardCtx {
 
 /// Scratch space and counters of one shard.
 struct Scratch {
-    json: String,
     ts: String,
     rng: SimRng,
     totals: ShardTotals,
@@ -435,7 +494,6 @@ async fn shard(ctx: ShardCtx, mut rx: mpsc::UnboundedReceiver<NewConn>) -> Shard
     let _ = seed;
     let period = Duration::from_millis(FRAME_MS);
     let mut s = Scratch {
-        json: String::with_capacity(4096),
         ts: String::with_capacity(32),
         rng,
         totals: ShardTotals {
@@ -448,6 +506,7 @@ async fn shard(ctx: ShardCtx, mut rx: mpsc::UnboundedReceiver<NewConn>) -> Shard
         unreported_frames: 0,
     };
     let pcm_per_frame = u64::from(src.pcm_bytes());
+    let tpl = FrameTemplates::new(&src);
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
     let mut heap: BinaryHeap<Reverse<(Instant, usize)>> = BinaryHeap::new();
@@ -478,7 +537,11 @@ async fn shard(ctx: ShardCtx, mut rx: mpsc::UnboundedReceiver<NewConn>) -> Shard
                         ctl: c.ctl,
                         done: Some(c.done),
                         offsets: (0..c.ids.len()).map(|p| p * src.len() / n).collect(),
-                        ids: c.ids,
+                        parts: c
+                            .ids
+                            .iter()
+                            .map(|id| FrameTemplates::participant_piece(id.as_deref()))
+                            .collect(),
                         first_due,
                         start_unix_ms: wall,
                         slot: 0,
@@ -537,7 +600,7 @@ async fn shard(ctx: ShardCtx, mut rx: mpsc::UnboundedReceiver<NewConn>) -> Shard
             let Some(c) = conns[idx].as_mut() else {
                 continue;
             };
-            match step(c, due, slots, &src, pcm_per_frame, &mut s) {
+            match step(c, due, slots, &src, &tpl, pcm_per_frame, &mut s) {
                 Step::Next(next) => {
                     if !c.sent_all() && !c.queued {
                         c.queued = true;
@@ -610,6 +673,7 @@ fn step(
     due: Instant,
     slots: u64,
     src: &EncodedSource,
+    tpl: &FrameTemplates,
     pcm_per_frame: u64,
     s: &mut Scratch,
 ) -> Step {
@@ -628,6 +692,7 @@ fn step(
         }
     }
     if c.slot >= slots {
+        c.ctl.close_sent.store(true, Ordering::Release);
         wsraw::push_close(&mut c.out, 1000, wsraw::mask_key(&mut s.rng));
         c.closing = true;
         return match flush(c, s) {
@@ -635,20 +700,21 @@ fn step(
             Err(l) => Step::Failed(l),
         };
     }
-    let frames = c.ids.len() as u32;
-    let start = c.out.len();
+    let frames = c.parts.len() as u32;
     let ts_ms = c.start_unix_ms + (c.slot * FRAME_MS) as i64;
     s.ts.clear();
     format_timestamp(ts_ms, &mut s.ts);
-    for (p, id) in c.ids.iter().enumerate() {
-        let (b64, silent) = src.frame((c.offsets[p] + c.slot as usize) % src.len());
-        inbound_audio_data_json(&mut s.json, b64, &s.ts, id.as_deref(), silent);
+    for (p, part) in c.parts.iter().enumerate() {
+        let i = (c.offsets[p] + c.slot as usize) % src.len();
+        let len = tpl.len(i, &s.ts, part);
         let key = wsraw::mask_key(&mut s.rng);
-        wsraw::push_frame(&mut c.out, opcode::TEXT, s.json.as_bytes(), key);
-        s.totals.payload_bytes += s.json.len() as u64;
+        wsraw::push_header(&mut c.out, opcode::TEXT, len, key);
+        let at = c.out.len();
+        tpl.push(&mut c.out, i, &s.ts, part);
+        wsraw::mask(&mut c.out[at..], key);
+        s.totals.payload_bytes += len as u64;
         s.totals.pcm_bytes += pcm_per_frame;
     }
-    let _ = start;
     c.slot += 1;
     let next = c.first_due + Duration::from_millis(FRAME_MS) * c.slot as u32;
     if c.pending.is_empty() && c.sent == 0 {
@@ -747,6 +813,36 @@ fn finish(
         Some(label) => {
             if let Some(d) = done {
                 let _ = d.send(Done::Failed(label));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_the_protocol_encoder_byte_for_byte() {
+        let pcm = super::super::audio::speech_like(16_000, 1_000);
+        let src = EncodedSource::new(&pcm, 16_000, -50.0);
+        let tpl = FrameTemplates::new(&src);
+        let mut want = String::new();
+        let mut ts = String::new();
+        let mut got = Vec::new();
+        for (k, p) in [None, Some("8:acs:1234"), Some("we\"ird\\id\n")]
+            .into_iter()
+            .enumerate()
+        {
+            let part = FrameTemplates::participant_piece(p);
+            for i in [0, 1, 7, src.len() - 1] {
+                ts.clear();
+                format_timestamp(1_731_698_172_925 + (i * 20 + k * 7) as i64, &mut ts);
+                inbound_audio_data_json(&mut want, src.frame(i).0, &ts, p, src.frame(i).1);
+                got.clear();
+                tpl.push(&mut got, i, &ts, &part);
+                assert_eq!(std::str::from_utf8(&got).unwrap(), want);
+                assert_eq!(tpl.len(i, &ts, &part), want.len());
             }
         }
     }

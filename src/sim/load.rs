@@ -1074,4 +1074,127 @@ mod tests {
         let json = serde_json::to_value(LoadReport::default()).unwrap();
         assert!(json.get("send_lag_us").is_some());
     }
+
+    /// A tiny tokio-tungstenite server that checks every message, counts `AudioData`, and
+    /// closes the call with `close_with` after `close_after` frames (if given).
+    async fn check_server(
+        close_after: Option<(u64, u16)>,
+    ) -> (String, tokio::task::JoinHandle<(u64, u64)>) {
+        use futures_util::{SinkExt as _, StreamExt as _};
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        use tokio_tungstenite::tungstenite::Message;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/ws", l.local_addr().unwrap());
+        let h = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            for _ in 0..3 {
+                let (s, _) = l.accept().await.unwrap();
+                conns.push(tokio::spawn(async move {
+                    let mut ws = tokio_tungstenite::accept_async(s).await.unwrap();
+                    let (mut audio, mut bad) = (0u64, 0u64);
+                    while let Some(Ok(m)) = ws.next().await {
+                        match m {
+                            Message::Text(t) => match parse_inbound(t.as_bytes()) {
+                                Ok(Inbound::AudioData(_)) => {
+                                    audio += 1;
+                                    if let Some((n, code)) = close_after {
+                                        if audio == n {
+                                            let _ = ws
+                                                .send(Message::Close(Some(CloseFrame {
+                                                    code: CloseCode::from(code),
+                                                    reason: "".into(),
+                                                })))
+                                                .await;
+                                        }
+                                    }
+                                }
+                                Ok(Inbound::AudioMetadata(_)) => {}
+                                _ => bad += 1,
+                            },
+                            Message::Close(_) => {}
+                            _ => bad += 1,
+                        }
+                    }
+                    (audio, bad)
+                }));
+            }
+            let mut tot = (0, 0);
+            for c in conns {
+                let (a, b) = c.await.unwrap();
+                tot = (tot.0 + a, tot.1 + b);
+            }
+            tot
+        });
+        (url, h)
+    }
+
+    fn small_cfg(url: String) -> LoadConfig {
+        LoadConfig {
+            url,
+            calls: 3,
+            participants: 2,
+            duration: Duration::from_millis(200),
+            ramp: Duration::ZERO,
+            sample_rate: 16_000,
+            source: super::super::audio::speech_like(16_000, 1_000),
+            source_name: "test".into(),
+            silent_threshold_dbfs: -50.0,
+            bearer: Some("t".into()),
+            metrics_url: None,
+            gateway_pid: Some(std::process::id()),
+            progress: false,
+            engine: Engine::Shards,
+            shards: 2,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sharded_engine_sends_clean_acs_streams() {
+        let (url, server) = check_server(None).await;
+        let r = tokio::time::timeout(Duration::from_secs(20), run_load(small_cfg(url)))
+            .await
+            .unwrap()
+            .unwrap();
+        let (audio, bad) = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.calls.completed, 3, "{:?}", r.calls);
+        assert_eq!(r.frames_sent, 3 * 2 * 10);
+        assert_eq!((audio, bad), (3 * 2 * 10, 0));
+        assert_eq!(r.send_lag_us.count, 60);
+        assert_eq!(r.messages_sent, 63);
+        let p = r.gateway_process.as_ref().unwrap();
+        assert!(p.rss_before_kib.is_some() && p.fds_after.is_some());
+        assert!(r.gateway_cpu.as_ref().unwrap().user_seconds.is_some());
+        let json = serde_json::to_value(&r).unwrap();
+        assert!(json["frames_sent"].is_u64());
+        assert!(json["generator"]["user_seconds"].is_f64());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_close_is_a_failure_by_code() {
+        let (url, server) = check_server(Some((4, 1011))).await;
+        let mut cfg = small_cfg(url);
+        cfg.duration = Duration::from_millis(400);
+        cfg.participants = 1;
+        cfg.gateway_pid = None;
+        let r = tokio::time::timeout(Duration::from_secs(20), run_load(cfg))
+            .await
+            .unwrap()
+            .unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+        assert_eq!(r.calls.failed, 3, "{:?}", r.calls);
+        assert_eq!(r.calls.failure_reasons.get("server_closed_1011"), Some(&3));
+        assert!(r.frames_sent < 3 * 20);
+    }
+
+    #[test]
+    fn wss_is_refused_clearly() {
+        let mut cfg = small_cfg("wss://example.invalid/ws".into());
+        cfg.gateway_pid = None;
+        let e = validate(&cfg).unwrap_err().to_string();
+        assert!(e.contains("ws://"), "{e}");
+    }
 }
