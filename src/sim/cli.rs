@@ -1,5 +1,5 @@
 //! The `acs-sim` command line: argument definitions ([`Cli`]) and the media subcommands,
-//! [`run_stream`] and [`run_load`], which print human summaries; the control-plane subcommands
+//! [`run_stream`], [`run_load`] and [`run_churn`], which print human summaries; the control-plane subcommands
 //! (`acs`, `eventgrid`, `call`) are in [`super::cli_acs`]. The binary only parses arguments,
 //! builds a runtime and maps the result to an exit code.
 
@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use super::audio::{read_wav_mono, speech_like, ACS_RATES};
+use super::churn::{self, ChurnConfig};
 use super::error::SimError;
 use super::ids::SimRng;
 use super::load::{self, LoadConfig};
@@ -32,6 +33,8 @@ pub enum Command {
     Stream(StreamArgs),
     /// Run N concurrent real-time calls × P participants and report send lag and gateway cost.
     Load(LoadArgs),
+    /// Connect → stream a few frames → close, many times; check for leaks and lost recordings.
+    Churn(ChurnArgs),
     /// Run a fake ACS: signed Call Automation REST API, callbacks, media streaming, JWKS.
     Acs(super::cli_acs::AcsArgs),
     /// Send Event Grid handshakes and IncomingCall events to a webhook.
@@ -176,6 +179,51 @@ pub struct LoadArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Load engine: `shards` (cheap: a few tasks own all connections) or `tasks` (one
+    /// tokio-tungstenite task per call, the original engine).
+    #[arg(long, value_enum, default_value_t = load::Engine::Shards)]
+    pub engine: load::Engine,
+    /// Shard tasks of the sharded engine (0: one per core).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub shards: usize,
+}
+
+/// `acs-sim churn` options.
+#[derive(Args, Debug, Clone)]
+pub struct ChurnArgs {
+    /// Media WebSocket URL.
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    pub url: String,
+    /// Connect → stream → close cycles.
+    #[arg(long, default_value_t = 10_000)]
+    pub cycles: u64,
+    /// AudioData frames per cycle.
+    #[arg(long, default_value_t = 5)]
+    pub frames: u64,
+    /// Concurrent workers.
+    #[arg(long, default_value_t = 50)]
+    pub concurrency: usize,
+    /// Cycles per second overall (default: as fast as the workers go).
+    #[arg(long, value_name = "PER_SEC")]
+    pub rate: Option<f64>,
+    /// Sample rate to stream.
+    #[arg(long, default_value_t = 16_000, value_parser = parse_rate)]
+    pub sample_rate: u32,
+    /// Send `Authorization: Bearer TOKEN`.
+    #[arg(long, value_name = "TOKEN")]
+    pub bearer: Option<String>,
+    /// Gateway process id: report its open fds and RSS before and after (Linux /proc).
+    #[arg(long, value_name = "PID")]
+    pub gateway_pid: Option<u32>,
+    /// The gateway's WAV recordings folder: check that every call was finalised.
+    #[arg(long, value_name = "DIR")]
+    pub recordings_dir: Option<PathBuf>,
+    /// How long after the last close the recordings may take to be finalised.
+    #[arg(long, default_value_t = 5.0, value_parser = parse_secs, value_name = "S")]
+    pub finalise_timeout_secs: f64,
+    /// Write the JSON report here.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 /// Runs a parsed command line. `Ok(true)`: everything went as planned; `Ok(false)`: it ran but
@@ -184,6 +232,7 @@ pub async fn run(cli: Cli) -> Result<bool, SimError> {
     match cli.command {
         Command::Stream(a) => run_stream(a).await,
         Command::Load(a) => run_load(a).await,
+        Command::Churn(a) => run_churn(a).await,
         Command::Acs(a) => super::cli_acs::run_acs(a).await,
         Command::Eventgrid(a) => super::cli_acs::run_eventgrid(a).await,
         Command::Call(a) => super::cli_acs::run_call_cmd(*a).await,
@@ -336,6 +385,8 @@ pub async fn run_load(a: LoadArgs) -> Result<bool, SimError> {
         metrics_url,
         gateway_pid: a.gateway_pid,
         progress: !a.no_progress,
+        engine: a.engine,
+        shards: a.shards,
     };
     load::validate(&cfg)?;
     eprintln!(
@@ -345,14 +396,44 @@ pub async fn run_load(a: LoadArgs) -> Result<bool, SimError> {
     let report = load::run_load(cfg).await?;
     print!("{report}");
     if let Some(path) = &a.report {
-        let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, json + "\n").map_err(|source| SimError::Write {
-            path: path.clone(),
-            source,
-        })?;
-        println!("  report     {}", path.display());
+        write_report(path, &report)?;
     }
     Ok(report.calls.failed == 0)
+}
+
+fn write_report<T: serde::Serialize>(path: &std::path::Path, report: &T) -> Result<(), SimError> {
+    let json = serde_json::to_string_pretty(report)?;
+    std::fs::write(path, json + "\n").map_err(|source| SimError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    println!("  report     {}", path.display());
+    Ok(())
+}
+
+/// `acs-sim churn`: runs the cycles, prints the summary, writes the JSON report. `Ok(false)`
+/// when a cycle failed or a recording was lost.
+pub async fn run_churn(a: ChurnArgs) -> Result<bool, SimError> {
+    let mut cfg = ChurnConfig::new(&a.url, a.cycles, a.frames);
+    cfg.concurrency = a.concurrency;
+    cfg.rate = a.rate;
+    cfg.sample_rate = a.sample_rate;
+    cfg.source = speech_like(a.sample_rate, 1_000);
+    cfg.bearer = a.bearer.clone();
+    cfg.gateway_pid = a.gateway_pid;
+    cfg.recordings_dir = a.recordings_dir.clone();
+    cfg.finalise_timeout = Duration::from_secs_f64(a.finalise_timeout_secs);
+    churn::validate(&cfg)?;
+    eprintln!(
+        "acs-sim churn: {} cycles × {} frames, {} workers → {}",
+        a.cycles, a.frames, a.concurrency, a.url
+    );
+    let report = churn::run_churn(cfg).await?;
+    print!("{report}");
+    if let Some(path) = &a.report {
+        write_report(path, &report)?;
+    }
+    Ok(report.clean())
 }
 
 #[cfg(test)]

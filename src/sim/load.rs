@@ -1,12 +1,17 @@
 //! EDGE: `acs-sim load`: N concurrent real-time calls × P participants against a gateway, with a
-//! live progress bar, send-lag histograms, gateway figures from `/metrics` before and after, and
-//! gateway CPU per frame from `/proc` ([`run_load`] → [`LoadReport`]).
+//! live progress bar, send-lag histograms, gateway figures from `/metrics` before and after,
+//! gateway CPU (user and system) per frame, memory and file descriptors from `/proc`, and the
+//! generator's own CPU per frame ([`run_load`] → [`LoadReport`]).
 //!
-//! Each call is its own task: it waits for its start time (calls are spread evenly over the ramp),
-//! connects, then streams `duration` of audio generated on the fly ([`LiveFrames`]), each frame
-//! scheduled by absolute time, and closes with 1000. A run therefore lasts about
-//! `ramp + duration`. Send lag = time the write completed − scheduled time, per `AudioData`
-//! frame, in microseconds.
+//! Calls start spread evenly over the ramp, stream `duration` of audio and close with 1000, so
+//! a run lasts about `ramp + duration`. Send lag = time the write completed − scheduled time,
+//! per `AudioData` frame, in microseconds. Two engines:
+//!
+//! - [`Engine::Shards`] (default): the cheap sharded engine of [`super::engine`] (raw
+//!   upgrade, a few shard tasks writing every due frame with `try_write`); `ws://` only.
+//! - [`Engine::Tasks`]: one task per call over tokio-tungstenite ([`play_observed`] with frames
+//!   generated on the fly by [`LiveFrames`]); several times more CPU per frame, kept for
+//!   comparison.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,16 +24,29 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::audio::{frame_dbfs, pcm_le_bytes, samples_per_frame, ACS_RATES, FRAME_MS};
+use super::engine::{run_sharded, EngineParams};
 use super::error::SimError;
 use super::ids::SimRng;
 use super::plan::{Delivery, PlannedFrame, PlannedKind, MAX_PARTICIPANTS};
 use super::play::{acs_headers, play_observed, Pacing, PlayObserver, SentFrame, StreamEnd};
-use super::procstat;
+use super::procstat::{self, CpuTimes};
 use super::scrape::{scrape_gateway, GatewayFigures};
+use super::wsraw::WsUrl;
 use crate::protocol::{format_timestamp, inbound_audio_data_json, inbound_audio_metadata_json};
 
 /// Highest lag the histograms track exactly (60 s, in µs); larger values are clamped.
-const MAX_LAG_US: u64 = 60_000_000;
+pub(crate) const MAX_LAG_US: u64 = 60_000_000;
+
+/// Which load engine runs the calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    /// A few shard tasks own all connections (cheap; `ws://` only).
+    #[default]
+    Shards,
+    /// One tokio-tungstenite task per call (the original engine).
+    Tasks,
+}
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -59,6 +77,10 @@ pub struct LoadConfig {
     pub gateway_pid: Option<u32>,
     /// Draw the progress bar (it is hidden anyway when stderr is not a terminal).
     pub progress: bool,
+    /// Which engine runs the calls.
+    pub engine: Engine,
+    /// Shard tasks of [`Engine::Shards`] (0: one per core).
+    pub shards: usize,
 }
 
 /// The source audio cut into 20 ms frames, base64-encoded once and shared by every call.
@@ -100,6 +122,17 @@ impl EncodedSource {
     /// No audio at all.
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
+    }
+
+    /// Frame `i`: its base64 payload and whether it is silent.
+    pub fn frame(&self, i: usize) -> (&str, bool) {
+        let (b64, silent) = &self.frames[i];
+        (b64, *silent)
+    }
+
+    /// PCM bytes per frame.
+    pub fn pcm_bytes(&self) -> u32 {
+        self.pcm_bytes
     }
 }
 
@@ -182,16 +215,16 @@ impl Iterator for LiveFrames {
 }
 
 /// Live counters shared by the call tasks and the progress bar.
-struct Shared {
-    connected: AtomicU64,
-    active: AtomicU64,
-    failed: AtomicU64,
-    frames: AtomicU64,
-    window: Mutex<Histogram<u64>>,
-    done: AtomicBool,
+pub(crate) struct Shared {
+    pub(crate) connected: AtomicU64,
+    pub(crate) active: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) frames: AtomicU64,
+    pub(crate) window: Mutex<Histogram<u64>>,
+    pub(crate) done: AtomicBool,
 }
 
-fn new_hist() -> Histogram<u64> {
+pub(crate) fn new_hist() -> Histogram<u64> {
     // Bounds are constants that hdrhistogram accepts; failure would be a programming error.
     Histogram::new_with_bounds(1, MAX_LAG_US, 3).expect("histogram bounds")
 }
@@ -294,13 +327,63 @@ pub struct CpuSection {
     pub pid: u32,
     /// User + system CPU seconds consumed during the run.
     pub cpu_seconds: Option<f64>,
+    /// User CPU seconds.
+    pub user_seconds: Option<f64>,
+    /// System CPU seconds.
+    pub system_seconds: Option<f64>,
     /// CPU µs per `AudioData` frame (frames counted by the gateway when known, else frames
     /// sent).
     pub cpu_us_per_frame: Option<f64>,
+    /// User CPU µs per frame.
+    pub user_us_per_frame: Option<f64>,
+    /// System CPU µs per frame.
+    pub system_us_per_frame: Option<f64>,
     /// Which frame count `cpu_us_per_frame` used: `"gateway"` or `"sent"`.
     pub frames_basis: String,
     /// Why figures are missing, if they are.
     pub error: Option<String>,
+}
+
+/// Gateway memory and file descriptors (Linux `/proc`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProcessSection {
+    /// Gateway process id.
+    pub pid: u32,
+    /// VmRSS before the first call, KiB.
+    pub rss_before_kib: Option<u64>,
+    /// Highest VmRSS sampled (every 100 ms) during the run, KiB.
+    pub rss_peak_kib: Option<u64>,
+    /// VmRSS after the last call (and a short settle time), KiB.
+    pub rss_after_kib: Option<u64>,
+    /// VmHWM (the kernel's peak RSS since the process started) after the run, KiB.
+    pub vm_hwm_kib: Option<u64>,
+    /// (peak − before) / streams, KiB.
+    pub rss_per_stream_kib: Option<f64>,
+    /// Open file descriptors before.
+    pub fds_before: Option<u64>,
+    /// Open file descriptors after.
+    pub fds_after: Option<u64>,
+    /// Why figures are missing, if they are.
+    pub errors: Vec<String>,
+}
+
+/// The load generator's own cost (this process, `/proc/self/stat`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GeneratorSection {
+    /// Engine used.
+    pub engine: Option<Engine>,
+    /// Shard tasks (sharded engine).
+    pub shards: usize,
+    /// User CPU seconds during the run.
+    pub user_seconds: f64,
+    /// System CPU seconds during the run.
+    pub system_seconds: f64,
+    /// User + system CPU µs per `AudioData` frame sent.
+    pub cpu_us_per_frame: Option<f64>,
+    /// User CPU µs per frame.
+    pub user_us_per_frame: Option<f64>,
+    /// System CPU µs per frame.
+    pub system_us_per_frame: Option<f64>,
 }
 
 /// Everything a load run measured; serialized as the `--report` JSON.
@@ -336,6 +419,10 @@ pub struct LoadReport {
     pub gateway: Option<GatewaySection>,
     /// Gateway CPU.
     pub gateway_cpu: Option<CpuSection>,
+    /// Gateway memory and file descriptors.
+    pub gateway_process: Option<ProcessSection>,
+    /// The generator's own CPU.
+    pub generator: GeneratorSection,
     /// Things the operator should know (e.g. file-descriptor limits).
     pub warnings: Vec<String>,
 }
@@ -391,8 +478,11 @@ impl std::fmt::Display for LoadReport {
             match (cpu.cpu_seconds, cpu.cpu_us_per_frame) {
                 (Some(s), Some(us)) => writeln!(
                     f,
-                    "  gateway    pid {}: {s:.2} CPU s, {us:.2} CPU µs per frame ({} count)",
-                    cpu.pid, cpu.frames_basis
+                    "  gateway    pid {}: {s:.2} CPU s, {us:.2} CPU µs per frame (user {:.2} + sys {:.2}; {} count)",
+                    cpu.pid,
+                    cpu.user_us_per_frame.unwrap_or(0.0),
+                    cpu.system_us_per_frame.unwrap_or(0.0),
+                    cpu.frames_basis
                 )?,
                 (Some(s), None) => writeln!(f, "  gateway    pid {}: {s:.2} CPU s", cpu.pid)?,
                 _ => writeln!(
@@ -403,6 +493,44 @@ impl std::fmt::Display for LoadReport {
                 )?,
             }
         }
+        if let Some(p) = &self.gateway_process {
+            let k =
+                |v: Option<u64>| v.map_or("?".to_string(), |v| format!("{:.1}", v as f64 / 1024.0));
+            writeln!(
+                f,
+                "  gateway    RSS {} → peak {} → {} MiB (VmHWM {} MiB), {} KiB per stream; fds {} → {}",
+                k(p.rss_before_kib),
+                k(p.rss_peak_kib),
+                k(p.rss_after_kib),
+                k(p.vm_hwm_kib),
+                p.rss_per_stream_kib.map_or("?".to_string(), |v| format!("{v:.1}")),
+                p.fds_before.map_or("?".to_string(), |v| v.to_string()),
+                p.fds_after.map_or("?".to_string(), |v| v.to_string()),
+            )?;
+            for e in &p.errors {
+                writeln!(f, "  gateway    {e}")?;
+            }
+        }
+        let g = &self.generator;
+        writeln!(
+            f,
+            "  acs-sim    {} engine{}: {:.2} CPU s, {} CPU µs per frame (user {} + sys {})",
+            match g.engine {
+                Some(Engine::Tasks) => "tasks",
+                _ => "sharded",
+            },
+            if g.engine == Some(Engine::Shards) {
+                format!(" ({} shards)", g.shards)
+            } else {
+                String::new()
+            },
+            g.user_seconds + g.system_seconds,
+            g.cpu_us_per_frame.map_or("?".into(), |v| format!("{v:.2}")),
+            g.user_us_per_frame
+                .map_or("?".into(), |v| format!("{v:.2}")),
+            g.system_us_per_frame
+                .map_or("?".into(), |v| format!("{v:.2}")),
+        )?;
         for w in &self.warnings {
             writeln!(f, "  warning    {w}")?;
         }
@@ -431,6 +559,12 @@ pub fn validate(cfg: &LoadConfig) -> Result<(), SimError> {
     if cfg.source.is_empty() {
         return bad("the audio source is empty".into());
     }
+    if !cfg.url.starts_with("ws://") {
+        return bad(format!(
+            "--url {}: acs-sim load speaks plain ws:// only (point it at the gateway's own listener, not a TLS front end)",
+            cfg.url
+        ));
+    }
     Ok(())
 }
 
@@ -446,6 +580,23 @@ fn failure_label(outcome: &Result<super::play::StreamReport, SimError>) -> Optio
         Err(SimError::Connect { kind, .. }) => Some(kind.label()),
         Err(_) => Some("error".into()),
     }
+}
+
+/// Samples a process's VmRSS every 100 ms until told to stop; returns the highest.
+fn spawn_rss_sampler(pid: u32, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Option<u64>> {
+    tokio::spawn(async move {
+        let mut peak: Option<u64> = None;
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            if let Ok((rss, _)) = procstat::rss_kib(pid) {
+                peak = Some(peak.map_or(rss, |p| p.max(rss)));
+            }
+            if stop.load(Ordering::Relaxed) {
+                return peak;
+            }
+        }
+    })
 }
 
 /// Runs the load test (see the module docs) and returns the report; prints nothing except the
@@ -481,7 +632,27 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport, SimError> {
             Err(e) => g.errors.push(format!("before: {e}")),
         }
     }
-    let cpu_before = cfg.gateway_pid.map(procstat::cpu_seconds);
+    let cpu_before = cfg.gateway_pid.map(|p| procstat::cpu_times(Some(p)));
+    let mut process = cfg.gateway_pid.map(|pid| {
+        let mut p = ProcessSection {
+            pid,
+            ..Default::default()
+        };
+        match procstat::rss_kib(pid) {
+            Ok((rss, _)) => p.rss_before_kib = Some(rss),
+            Err(e) => p.errors.push(e.to_string()),
+        }
+        match procstat::open_fds(Some(pid)) {
+            Ok(n) => p.fds_before = Some(n),
+            Err(e) => p.errors.push(e.to_string()),
+        }
+        p
+    });
+    let sampler_stop = Arc::new(AtomicBool::new(false));
+    let sampler = cfg
+        .gateway_pid
+        .map(|pid| spawn_rss_sampler(pid, sampler_stop.clone()));
+    let self_before = procstat::cpu_times(None).ok();
 
     let src = Arc::new(EncodedSource::new(
         &cfg.source,
@@ -508,6 +679,172 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport, SimError> {
         cfg.progress,
     ));
 
+    let lag = match cfg.engine {
+        Engine::Tasks => run_tasks(&cfg, src, slots, &shared, run_start, &mut report).await,
+        Engine::Shards => {
+            let shards = if cfg.shards == 0 {
+                std::thread::available_parallelism().map_or(2, |n| n.get())
+            } else {
+                cfg.shards
+            };
+            report.generator.shards = shards;
+            let params = EngineParams {
+                url: WsUrl::parse(&cfg.url)?,
+                url_text: cfg.url.clone(),
+                calls: cfg.calls,
+                participants: cfg.participants,
+                slots,
+                ramp: cfg.ramp,
+                sample_rate: cfg.sample_rate,
+                src,
+                bearer: cfg.bearer.clone(),
+                shards,
+                run_start,
+            };
+            let r = run_sharded(params, shared.clone()).await?;
+            let mut lag = new_hist();
+            let mut last_end = run_start;
+            for c in &r.calls {
+                last_end = last_end.max(c.ended);
+                if c.connected {
+                    report.calls.connected += 1;
+                    report.messages_sent += u64::from(c.metadata_bytes > 0);
+                    report.bytes_sent += c.metadata_bytes;
+                }
+                match &c.failure {
+                    None => report.calls.completed += 1,
+                    Some(label) => {
+                        report.calls.failed += 1;
+                        *report
+                            .calls
+                            .failure_reasons
+                            .entry(label.clone())
+                            .or_default() += 1;
+                    }
+                }
+            }
+            for s in &r.shards {
+                let _ = lag.add(&s.lag);
+                report.frames_sent += s.frames;
+                report.messages_sent += s.frames;
+                report.bytes_sent += s.payload_bytes;
+                report.pcm_bytes_sent += s.pcm_bytes;
+            }
+            report.wall_secs = last_end.saturating_duration_since(run_start).as_secs_f64();
+            lag
+        }
+    };
+    shared.done.store(true, Ordering::Relaxed);
+    let _ = ticker.await;
+    report.generator.engine = Some(cfg.engine);
+    if let (Some(before), Ok(after)) = (self_before, procstat::cpu_times(None)) {
+        let d = after.since(&before);
+        fill_generator(&mut report.generator, d, report.frames_sent);
+    }
+    report.send_lag_us = LagSummary::of(&lag);
+
+    if let Some(n) = report.calls.failure_reasons.get("emfile") {
+        report.warnings.push(format!(
+            "{n} call(s) could not connect: too many open files (EMFILE) in acs-sim; raise the limit with `ulimit -n {}`",
+            cfg.calls + 64
+        ));
+    }
+
+    // Let the gateway finish the last frames before reading its counters.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    if let Some(g) = gateway.as_mut() {
+        match scrape_gateway(&g.metrics_url).await {
+            Ok(f) => g.after = Some(f),
+            Err(e) => g.errors.push(format!("after: {e}")),
+        }
+        if let (Some(b), Some(a)) = (&g.before, &g.after) {
+            let d = a.delta(b);
+            g.frame_processing_mean_us = d.mean_frame_us();
+            g.delta = Some(d);
+        }
+    }
+    if let (Some(pid), Some(before)) = (cfg.gateway_pid, cpu_before) {
+        let mut cpu = CpuSection {
+            pid,
+            ..Default::default()
+        };
+        match (before, procstat::cpu_times(Some(pid))) {
+            (Ok(b), Ok(a)) => {
+                let d = a.since(&b);
+                cpu.cpu_seconds = Some(d.total());
+                cpu.user_seconds = Some(d.user);
+                cpu.system_seconds = Some(d.system);
+                let gw_frames = gateway
+                    .as_ref()
+                    .and_then(|g| g.delta.as_ref())
+                    .map(|d| d.audio_frames)
+                    .filter(|f| *f > 0.0);
+                let (frames, basis) = match gw_frames {
+                    Some(f) => (f, "gateway"),
+                    None => (report.frames_sent as f64, "sent"),
+                };
+                cpu.frames_basis = basis.into();
+                if frames > 0.0 {
+                    cpu.cpu_us_per_frame = Some(d.total() * 1e6 / frames);
+                    cpu.user_us_per_frame = Some(d.user * 1e6 / frames);
+                    cpu.system_us_per_frame = Some(d.system * 1e6 / frames);
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => cpu.error = Some(e.to_string()),
+        }
+        report.gateway_cpu = Some(cpu);
+    }
+    sampler_stop.store(true, Ordering::Relaxed);
+    if let Some(p) = process.as_mut() {
+        if let Some(Ok(peak)) = match sampler {
+            Some(h) => Some(h.await),
+            None => None,
+        } {
+            p.rss_peak_kib = peak;
+        }
+        match procstat::rss_kib(p.pid) {
+            Ok((rss, hwm)) => {
+                p.rss_after_kib = Some(rss);
+                p.vm_hwm_kib = Some(hwm);
+                p.rss_peak_kib = Some(p.rss_peak_kib.map_or(rss, |v| v.max(rss)));
+            }
+            Err(e) => p.errors.push(e.to_string()),
+        }
+        match procstat::open_fds(Some(p.pid)) {
+            Ok(n) => p.fds_after = Some(n),
+            Err(e) => p.errors.push(e.to_string()),
+        }
+        let streams = (cfg.calls * cfg.participants) as f64;
+        if let (Some(b), Some(peak)) = (p.rss_before_kib, p.rss_peak_kib) {
+            p.rss_per_stream_kib = Some(peak.saturating_sub(b) as f64 / streams);
+        }
+    }
+    report.gateway_process = process;
+    report.gateway = gateway;
+    Ok(report)
+}
+
+fn fill_generator(g: &mut GeneratorSection, d: CpuTimes, frames: u64) {
+    g.user_seconds = d.user;
+    g.system_seconds = d.system;
+    if frames > 0 {
+        let f = frames as f64;
+        g.cpu_us_per_frame = Some(d.total() * 1e6 / f);
+        g.user_us_per_frame = Some(d.user * 1e6 / f);
+        g.system_us_per_frame = Some(d.system * 1e6 / f);
+    }
+}
+
+/// [`Engine::Tasks`]: one task per call over [`play_observed`]; fills the call counts and
+/// totals of `report` and returns the merged lag histogram.
+async fn run_tasks(
+    cfg: &LoadConfig,
+    src: Arc<EncodedSource>,
+    slots: u64,
+    shared: &Arc<Shared>,
+    run_start: Instant,
+    report: &mut LoadReport,
+) -> Histogram<u64> {
     let mut tasks = Vec::with_capacity(cfg.calls);
     let mut rng = SimRng::from_entropy();
     for i in 0..cfg.calls {
@@ -582,58 +919,8 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport, SimError> {
             report.pcm_bytes_sent += r.pcm_bytes.iter().sum::<u64>();
         }
     }
-    shared.done.store(true, Ordering::Relaxed);
-    let _ = ticker.await;
     report.wall_secs = last_end.saturating_duration_since(run_start).as_secs_f64();
-    report.send_lag_us = LagSummary::of(&lag);
-
-    if let Some(n) = report.calls.failure_reasons.get("emfile") {
-        report.warnings.push(format!(
-            "{n} call(s) could not connect: too many open files (EMFILE) in acs-sim; raise the limit with `ulimit -n {}`",
-            cfg.calls + 64
-        ));
-    }
-
-    // Let the gateway finish the last frames before reading its counters.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    if let Some(g) = gateway.as_mut() {
-        match scrape_gateway(&g.metrics_url).await {
-            Ok(f) => g.after = Some(f),
-            Err(e) => g.errors.push(format!("after: {e}")),
-        }
-        if let (Some(b), Some(a)) = (&g.before, &g.after) {
-            let d = a.delta(b);
-            g.frame_processing_mean_us = d.mean_frame_us();
-            g.delta = Some(d);
-        }
-    }
-    if let (Some(pid), Some(before)) = (cfg.gateway_pid, cpu_before) {
-        let mut cpu = CpuSection {
-            pid,
-            ..Default::default()
-        };
-        match (before, procstat::cpu_seconds(pid)) {
-            (Ok(b), Ok(a)) => {
-                let secs = a - b;
-                cpu.cpu_seconds = Some(secs);
-                let gw_frames = gateway
-                    .as_ref()
-                    .and_then(|g| g.delta.as_ref())
-                    .map(|d| d.audio_frames)
-                    .filter(|f| *f > 0.0);
-                let (frames, basis) = match gw_frames {
-                    Some(f) => (f, "gateway"),
-                    None => (report.frames_sent as f64, "sent"),
-                };
-                cpu.frames_basis = basis.into();
-                cpu.cpu_us_per_frame = (frames > 0.0).then(|| secs * 1e6 / frames);
-            }
-            (Err(e), _) | (_, Err(e)) => cpu.error = Some(e.to_string()),
-        }
-        report.gateway_cpu = Some(cpu);
-    }
-    report.gateway = gateway;
-    Ok(report)
+    lag
 }
 
 /// Drives the progress bar until `shared.done`.
@@ -735,6 +1022,8 @@ mod tests {
             metrics_url: None,
             gateway_pid: None,
             progress: false,
+            engine: Engine::Shards,
+            shards: 0,
         };
         assert!(validate(&cfg).is_err());
         assert!(validate(&LoadConfig {
@@ -771,6 +1060,8 @@ mod tests {
             metrics_url: Some(format!("http://127.0.0.1:{port}/metrics")),
             gateway_pid: None,
             progress: false,
+            engine: Engine::Shards,
+            shards: 0,
         };
         let r = tokio::time::timeout(Duration::from_secs(20), run_load(cfg))
             .await
@@ -782,5 +1073,128 @@ mod tests {
         assert_eq!(r.gateway.unwrap().errors.len(), 2);
         let json = serde_json::to_value(LoadReport::default()).unwrap();
         assert!(json.get("send_lag_us").is_some());
+    }
+
+    /// A tiny tokio-tungstenite server that checks every message, counts `AudioData`, and
+    /// closes the call with `close_with` after `close_after` frames (if given).
+    async fn check_server(
+        close_after: Option<(u64, u16)>,
+    ) -> (String, tokio::task::JoinHandle<(u64, u64)>) {
+        use futures_util::{SinkExt as _, StreamExt as _};
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        use tokio_tungstenite::tungstenite::Message;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/ws", l.local_addr().unwrap());
+        let h = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            for _ in 0..3 {
+                let (s, _) = l.accept().await.unwrap();
+                conns.push(tokio::spawn(async move {
+                    let mut ws = tokio_tungstenite::accept_async(s).await.unwrap();
+                    let (mut audio, mut bad) = (0u64, 0u64);
+                    while let Some(Ok(m)) = ws.next().await {
+                        match m {
+                            Message::Text(t) => match parse_inbound(t.as_bytes()) {
+                                Ok(Inbound::AudioData(_)) => {
+                                    audio += 1;
+                                    if let Some((n, code)) = close_after {
+                                        if audio == n {
+                                            let _ = ws
+                                                .send(Message::Close(Some(CloseFrame {
+                                                    code: CloseCode::from(code),
+                                                    reason: "".into(),
+                                                })))
+                                                .await;
+                                        }
+                                    }
+                                }
+                                Ok(Inbound::AudioMetadata(_)) => {}
+                                _ => bad += 1,
+                            },
+                            Message::Close(_) => {}
+                            _ => bad += 1,
+                        }
+                    }
+                    (audio, bad)
+                }));
+            }
+            let mut tot = (0, 0);
+            for c in conns {
+                let (a, b) = c.await.unwrap();
+                tot = (tot.0 + a, tot.1 + b);
+            }
+            tot
+        });
+        (url, h)
+    }
+
+    fn small_cfg(url: String) -> LoadConfig {
+        LoadConfig {
+            url,
+            calls: 3,
+            participants: 2,
+            duration: Duration::from_millis(200),
+            ramp: Duration::ZERO,
+            sample_rate: 16_000,
+            source: super::super::audio::speech_like(16_000, 1_000),
+            source_name: "test".into(),
+            silent_threshold_dbfs: -50.0,
+            bearer: Some("t".into()),
+            metrics_url: None,
+            gateway_pid: Some(std::process::id()),
+            progress: false,
+            engine: Engine::Shards,
+            shards: 2,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sharded_engine_sends_clean_acs_streams() {
+        let (url, server) = check_server(None).await;
+        let r = tokio::time::timeout(Duration::from_secs(20), run_load(small_cfg(url)))
+            .await
+            .unwrap()
+            .unwrap();
+        let (audio, bad) = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.calls.completed, 3, "{:?}", r.calls);
+        assert_eq!(r.frames_sent, 3 * 2 * 10);
+        assert_eq!((audio, bad), (3 * 2 * 10, 0));
+        assert_eq!(r.send_lag_us.count, 60);
+        assert_eq!(r.messages_sent, 63);
+        let p = r.gateway_process.as_ref().unwrap();
+        assert!(p.rss_before_kib.is_some() && p.fds_after.is_some());
+        assert!(r.gateway_cpu.as_ref().unwrap().user_seconds.is_some());
+        let json = serde_json::to_value(&r).unwrap();
+        assert!(json["frames_sent"].is_u64());
+        assert!(json["generator"]["user_seconds"].is_f64());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_close_is_a_failure_by_code() {
+        let (url, server) = check_server(Some((4, 1011))).await;
+        let mut cfg = small_cfg(url);
+        cfg.duration = Duration::from_millis(400);
+        cfg.participants = 1;
+        cfg.gateway_pid = None;
+        let r = tokio::time::timeout(Duration::from_secs(20), run_load(cfg))
+            .await
+            .unwrap()
+            .unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+        assert_eq!(r.calls.failed, 3, "{:?}", r.calls);
+        assert_eq!(r.calls.failure_reasons.get("server_closed_1011"), Some(&3));
+        assert!(r.frames_sent < 3 * 20);
+    }
+
+    #[test]
+    fn wss_is_refused_clearly() {
+        let mut cfg = small_cfg("wss://example.invalid/ws".into());
+        cfg.gateway_pid = None;
+        let e = validate(&cfg).unwrap_err().to_string();
+        assert!(e.contains("ws://"), "{e}");
     }
 }

@@ -10,14 +10,17 @@
 //! | [`audio`] | WAV → mono PCM at 16/24 kHz (channel average, linear interpolation), generated test signal, frame levels |
 //! | [`mod@play`] | EDGE: WebSocket client: ACS upgrade headers, drift-free real-time pacing, close/disconnect, [`StreamReport`] |
 //! | [`load`] | EDGE: N concurrent calls × P participants, progress bar, send-lag histogram, [`LoadReport`] |
+//! | [`engine`] | EDGE: the cheap sharded real-time engine behind `load` (raw upgrade, `try_write`, one timer per shard) |
+//! | [`wsraw`] | EDGE: minimal WebSocket client pieces: hand-made upgrade, masked frames, server-frame parser |
+//! | [`churn`] | EDGE: connect → stream → close cycles ([`churn::run_churn`]) and the WAV recordings check ([`churn::check_recordings`]) |
 //! | [`scrape`] | EDGE: minimal HTTP GET of `/metrics`, [`GatewayFigures`] |
-//! | [`procstat`] | EDGE: gateway CPU time and open-file limits from `/proc` |
+//! | [`procstat`] | EDGE: CPU time (user/system), RSS, open fds and open-file limits from `/proc` |
 //! | [`ids`] | random UUID-shaped ids and participant raw ids |
 //! | [`mod@acs`] | EDGE: the fake ACS ([`acs::FakeAcs`] → [`acs::FakeAcsHandle`]) |
 //! | [`jwt`] | the fake ACS's RS256 tokens, JWKS and OpenID document |
 //! | [`eventgrid`] | EDGE: Event Grid handshakes and IncomingCall deliveries with retries and duplicates |
 //! | [`scenario`] | EDGE: one whole call through a running gateway ([`scenario::run_call`]) |
-//! | [`cli`], [`cli_acs`] | the `acs-sim` command line (`stream`, `load`; `acs`, `eventgrid`, `call`) |
+//! | [`cli`], [`cli_acs`] | the `acs-sim` command line (`stream`, `load`, `churn`; `acs`, `eventgrid`, `call`) |
 //! | [`error`] | [`SimError`], [`ConnectFailure`] |
 //!
 //! Tests drive a gateway the way ACS would with [`plan_frames`] + [`play()`]:
@@ -36,8 +39,10 @@
 
 pub mod acs;
 pub mod audio;
+pub mod churn;
 pub mod cli;
 pub mod cli_acs;
+pub mod engine;
 pub mod error;
 pub mod eventgrid;
 pub mod ids;
@@ -48,6 +53,7 @@ pub mod play;
 pub mod procstat;
 pub mod scenario;
 pub mod scrape;
+pub mod wsraw;
 
 pub use error::{ConnectFailure, SimError};
 pub use load::{run_load, LoadConfig, LoadReport};

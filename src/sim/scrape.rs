@@ -166,22 +166,37 @@ pub fn sum_family(text: &str, name: &str) -> f64 {
         .sum()
 }
 
-/// Gateway counters a load run compares before and after.
+/// Serializes a Prometheus counter (a float in the exposition) as the integer it is.
+fn as_count<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 9.0e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
+}
+
+/// Gateway counters a load run compares before and after (counts serialize as integers).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct GatewayFigures {
     /// `acs_gateway_frames_total{kind="audio_data"}`.
+    #[serde(serialize_with = "as_count")]
     pub audio_frames: f64,
     /// Sum of all `acs_gateway_sink_queue_drops_total` series.
+    #[serde(serialize_with = "as_count")]
     pub sink_queue_drops: f64,
     /// Sum of all `acs_gateway_decode_errors_total` series.
+    #[serde(serialize_with = "as_count")]
     pub decode_errors: f64,
     /// `acs_gateway_frame_processing_seconds_sum`.
     pub frame_seconds_sum: f64,
     /// `acs_gateway_frame_processing_seconds_count`.
+    #[serde(serialize_with = "as_count")]
     pub frame_seconds_count: f64,
     /// `acs_gateway_ws_connections_total`.
+    #[serde(serialize_with = "as_count")]
     pub connections_total: f64,
     /// Sum of all `acs_gateway_ws_connections_rejected_total` series.
+    #[serde(serialize_with = "as_count")]
     pub connections_rejected: f64,
 }
 
@@ -253,6 +268,9 @@ mod tests {
         });
         assert_eq!(d.audio_frames, 1000.0);
         assert_eq!(GatewayFigures::default().mean_frame_us(), None);
+        let json = serde_json::to_value(d).unwrap();
+        assert!(json["audio_frames"].is_u64(), "{json}");
+        assert!(json["frame_seconds_sum"].is_f64(), "{json}");
     }
 
     #[test]

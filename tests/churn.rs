@@ -1,0 +1,60 @@
+//! Connection churn against an in-process gateway with its default WAV sink: 600 short
+//! connect → `AudioMetadata` → 5 × `AudioData` → close cycles, 50 at a time (`acs-sim churn`'s
+//! library function). Every cycle must complete, every call must get its own recordings folder
+//! with a finalised `call.json` and finalised WAVs within 5 s of the last close, and the
+//! process's file descriptors must come back to where they were. Loopback only, bounded.
+
+mod common;
+
+use std::time::Duration;
+
+use acs_media_gateway::sim::churn::{check_recordings, run_churn, ChurnConfig};
+use acs_media_gateway::sim::procstat::open_fds;
+use common::Gw;
+
+const CYCLES: u64 = 600;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_finalises_every_recording_and_leaks_no_fds() {
+    let gw = Gw::start(|_| {}).await;
+    let fds_before = open_fds(None).unwrap();
+
+    let mut cfg = ChurnConfig::new(&gw.url("/ws"), CYCLES, 5);
+    cfg.concurrency = 50;
+    cfg.recordings_dir = Some(gw.dir.path().to_path_buf());
+    cfg.finalise_timeout = Duration::from_secs(5);
+    let report = tokio::time::timeout(Duration::from_secs(50), run_churn(cfg))
+        .await
+        .expect("churn finishes in time")
+        .expect("churn runs");
+    eprintln!("{report}");
+
+    // Let the last sockets close before counting descriptors.
+    let mut fds_after = open_fds(None).unwrap();
+    for _ in 0..20 {
+        if fds_after <= fds_before + 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        fds_after = open_fds(None).unwrap();
+    }
+
+    assert_eq!(report.cycles_failed, 0, "{:?}", report.failure_reasons);
+    assert_eq!(report.cycles_ok, CYCLES);
+    let rec = report.recordings.clone().expect("recordings checked");
+    assert_eq!(rec.call_folders, CYCLES, "{:?}", rec.problems);
+    assert_eq!(rec.finalised_calls, CYCLES, "{:?}", rec.problems);
+    assert!(rec.wav_files >= CYCLES, "{} WAVs", rec.wav_files);
+    assert_eq!(rec.unfinalised_wavs, 0, "{:?}", rec.problems);
+    assert!(
+        rec.finalised_after_secs.is_some(),
+        "not finalised within 5 s: {rec:?}"
+    );
+    // The same check, called directly, agrees.
+    let again = check_recordings(gw.dir.path(), &report.call_id_prefix, CYCLES);
+    assert!(again.complete(), "{again:?}");
+    assert!(
+        fds_after <= fds_before + 8,
+        "fds {fds_before} → {fds_after}"
+    );
+}
