@@ -27,7 +27,7 @@ pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
 /// Default runtime lag (ms) past which new media upgrades are shed (see
 /// [`ServerConfig::shed_lag_ms`]): well above the 1-3 ms a healthy gateway shows at capacity,
 /// well below the lag at which real-time audio turns choppy.
-pub const DEFAULT_SHED_LAG_MS: u64 = 25;
+pub const DEFAULT_SHED_LAG_MS: u64 = 50;
 /// Default sink queue fill past which new media upgrades are shed.
 pub const DEFAULT_SHED_QUEUE_FILL: f64 = 0.5;
 /// Default sample rate assumed for AudioData that arrives before AudioMetadata.

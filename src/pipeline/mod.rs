@@ -26,7 +26,7 @@ pub use sink::{FanOut, Sink, SinkError, SinkHandle};
 
 use crate::config::Config;
 use crate::metrics::{BadFrame, Metrics};
-use crate::protocol::b64::decode_base64_into;
+use crate::protocol::b64::decode_base64_in;
 use crate::protocol::error::ProtocolError;
 use crate::protocol::media::{
     parse_inbound, AudioData, AudioMetadata, Inbound, InboundKind, ResultStatus,
@@ -484,10 +484,11 @@ impl CallPipeline {
             return refuse(&self.shared.metrics, BadFrame::ParticipantIdTooLong);
         }
         // decode and check the payload
-        let bytes = match decode_base64_into(a.data.as_bytes(), &mut self.b64) {
-            Ok(n) => n,
+        let decoded = match decode_base64_in(a.data.as_bytes(), &mut self.b64) {
+            Ok(d) => d,
             Err(_) => return refuse(&self.shared.metrics, BadFrame::BadBase64),
         };
+        let bytes = decoded.len();
         let m = &*self.shared.metrics;
         if bytes == 0 {
             return refuse(m, BadFrame::Empty);
@@ -501,7 +502,7 @@ impl CallPipeline {
         if bytes != pcm::frame_bytes(self.rate) {
             m.bad_frame(BadFrame::LengthMismatch); // accepted: whole samples, just not 20 ms
         }
-        pcm::le_bytes_to_i16(&self.b64[..bytes], &mut self.pcm);
+        pcm::le_bytes_to_i16(decoded, &mut self.pcm);
         let ts = a.timestamp.as_deref().and_then(parse_timestamp);
         let idx = match self.participant_index(pid, ts.filter(|t| t.precise).map(|t| t.unix_ms)) {
             Some(i) => i,

@@ -24,10 +24,39 @@ pub fn decode_base64_into(b64: &[u8], out: &mut Vec<u8>) -> Result<usize, Base64
     }
 }
 
+/// Decodes standard base64 into the spare capacity of `scratch` (grown when needed, never
+/// zero-filled first) and returns the decoded bytes. The hot path's variant of
+/// [`decode_base64_into`]: no write of the buffer beyond the decode itself, so a cold per-call
+/// buffer costs no extra pass.
+pub fn decode_base64_in<'a>(b64: &[u8], scratch: &'a mut Vec<u8>) -> Result<&'a [u8], Base64Error> {
+    let engine = base64_simd::STANDARD;
+    scratch.clear();
+    scratch.reserve(engine.estimated_decoded_length(b64.len()));
+    match engine.decode(
+        b64,
+        base64_simd::Out::from_uninit_slice(scratch.spare_capacity_mut()),
+    ) {
+        Ok(decoded) => Ok(decoded),
+        Err(_) => Err(Base64Error::Invalid),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use base64::Engine as _;
+
+    #[test]
+    fn decode_in_spare_capacity_matches_decode_into() {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        for input in [&b"AQIDBAU="[..], b"AQID", b"AQIDBA==", b"", b"////"] {
+            let n = decode_base64_into(input, &mut a).unwrap();
+            assert_eq!(decode_base64_in(input, &mut b).unwrap(), &a[..n]);
+        }
+        assert!(decode_base64_in(b"A!==", &mut b).is_err());
+        assert!(decode_base64_in(b"AQI", &mut b).is_err());
+    }
 
     #[test]
     fn valid() {

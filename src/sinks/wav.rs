@@ -40,6 +40,15 @@ pub const MIXED_NAME: &str = "mixed";
 /// disk in two or three `write`s per 500 ms header tick; 1000 open files hold 8 MiB of buffers.
 pub const FILE_BUFFER_BYTES: usize = 8 * 1024;
 
+/// Default audio frames each worker's queue holds: about 1.3 s of 1,000 real-time streams
+/// split over the default workers, enough to ride out a burst of call set-ups (folder and file
+/// creation) or a slow disk moment without dropping audio. A queued frame holds a ~2 KiB slot of
+/// its call's frame pool, so a full queue pins at most 64 MiB.
+pub const DEFAULT_QUEUE_FRAMES: usize = 32 * 1024;
+/// Default worker threads; calls are sharded across them by id, so one slow file system call
+/// holds up only the calls of its worker.
+pub const DEFAULT_WORKERS: usize = 2;
+
 /// `[[sinks]] type = "wav"`
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -64,8 +73,8 @@ impl Default for WavSinkConfig {
             dir: PathBuf::from("./recordings"),
             participants: true,
             mixed: true,
-            queue_frames: 8192,
-            workers: 1,
+            queue_frames: DEFAULT_QUEUE_FRAMES,
+            workers: DEFAULT_WORKERS,
             header_interval_ms: 500,
         }
     }
