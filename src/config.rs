@@ -28,8 +28,10 @@ pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
 /// [`ServerConfig::shed_lag_ms`]): well above the 1-3 ms a healthy gateway shows at capacity,
 /// well below the lag at which real-time audio turns choppy.
 pub const DEFAULT_SHED_LAG_MS: u64 = 50;
-/// Default sink queue fill past which new media upgrades are shed.
-pub const DEFAULT_SHED_QUEUE_FILL: f64 = 0.5;
+/// Default sink queue fill past which new media upgrades are shed: a sink queue also carries the
+/// control messages of call set-up and tear-down, which a churn of short calls piles up for a
+/// moment without any audio at risk; audio is dropped only at 1.0.
+pub const DEFAULT_SHED_QUEUE_FILL: f64 = 0.8;
 /// Default sample rate assumed for AudioData that arrives before AudioMetadata.
 pub const DEFAULT_SAMPLE_RATE: u32 = 16_000;
 /// Default participants per call (unmixed streams carry up to 4 dominant speakers at a time).

@@ -16,7 +16,26 @@ const CYCLES: u64 = 600;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn churn_finalises_every_recording_and_leaks_no_fds() {
-    let gw = Gw::start(|_| {}).await;
+    churn_against(Gw::start(|_| {}).await).await;
+}
+
+/// The control lane must not lose a message even when the audio lane is tiny and always full:
+/// with a 16-frame audio queue most audio is dropped (counted), yet every stream-open,
+/// stream-close and call-end arrives, so every recording exists and is finalised. (Load
+/// shedding on queue fill is off here: it would refuse the calls instead.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_behind_a_saturated_audio_queue_still_finalises_every_recording() {
+    let gw = Gw::start(|c| {
+        c.server.shed_queue_fill = 0.0;
+        let w = common::wav_only(c);
+        w.queue_frames = 16;
+        w.workers = 1;
+    })
+    .await;
+    churn_against(gw).await;
+}
+
+async fn churn_against(gw: Gw) {
     let fds_before = open_fds(None).unwrap();
 
     let mut cfg = ChurnConfig::new(&gw.url("/ws"), CYCLES, 5);
@@ -53,6 +72,12 @@ async fn churn_finalises_every_recording_and_leaks_no_fds() {
     // The same check, called directly, agrees.
     let again = check_recordings(gw.dir.path(), &report.call_id_prefix, CYCLES);
     assert!(again.complete(), "{again:?}");
+    let m = gw.app().metrics();
+    assert_eq!(
+        m.sink("wav").control_drops.get(),
+        0,
+        "no control message lost"
+    );
     assert!(
         fds_after <= fds_before + 8,
         "fds {fds_before} → {fds_after}"
