@@ -46,6 +46,10 @@ pub enum Engine {
     Shards,
     /// One tokio-tungstenite task per call (the original engine).
     Tasks,
+    /// Not real time: one tokio-tungstenite task per call sends its frames as fast as the socket
+    /// takes them (a flood; `--duration-secs` sets how many frames: 50 per second). Measures
+    /// the gateway's cost per frame when reads batch; send lag means nothing here.
+    Flood,
 }
 
 /// What to run.
@@ -517,6 +521,7 @@ impl std::fmt::Display for LoadReport {
             "  acs-sim    {} engine{}: {:.2} CPU s, {} CPU µs per frame (user {} + sys {})",
             match g.engine {
                 Some(Engine::Tasks) => "tasks",
+                Some(Engine::Flood) => "flood",
                 _ => "sharded",
             },
             if g.engine == Some(Engine::Shards) {
@@ -680,7 +685,9 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport, SimError> {
     ));
 
     let lag = match cfg.engine {
-        Engine::Tasks => run_tasks(&cfg, src, slots, &shared, run_start, &mut report).await,
+        Engine::Tasks | Engine::Flood => {
+            run_tasks(&cfg, src, slots, &shared, run_start, &mut report).await
+        }
         Engine::Shards => {
             let shards = if cfg.shards == 0 {
                 std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -847,6 +854,11 @@ async fn run_tasks(
 ) -> Histogram<u64> {
     let mut tasks = Vec::with_capacity(cfg.calls);
     let mut rng = SimRng::from_entropy();
+    let pacing = if cfg.engine == Engine::Flood {
+        Pacing::Fast
+    } else {
+        Pacing::Realtime
+    };
     for i in 0..cfg.calls {
         let start_at = run_start + cfg.ramp.mul_f64(i as f64 / cfg.calls as f64);
         let ids: Vec<Option<String>> = if cfg.participants == 1 {
@@ -876,7 +888,7 @@ async fn run_tasks(
                 hist: new_hist(),
                 connected: false,
             };
-            let outcome = play_observed(&url, &headers, frames, Pacing::Realtime, &mut obs).await;
+            let outcome = play_observed(&url, &headers, frames, pacing, &mut obs).await;
             if obs.connected {
                 shared.active.fetch_sub(1, Ordering::Relaxed);
             }
