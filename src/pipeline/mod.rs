@@ -221,8 +221,12 @@ struct Participant {
     key: Arc<str>,
     stream: Arc<StreamInfo>,
     timeline: Timeline,
-    ring: Ring<i16>,
-    mix_cursor: Cursor,
+    /// The participant's recent audio and the mixer's cursor in it — kept only while something
+    /// reads it (today the mixer, for unmixed participants). ACS's own mixed stream has no reader,
+    /// and writing a ring nobody reads cost a cold 640-byte copy per frame.
+    ring: Option<(Ring<i16>, Cursor)>,
+    /// Samples of the stream so far, gaps included (the next frame's position).
+    written: u64,
     detector: SilenceDetector,
     acs_silent_frames: u64,
 }
@@ -248,10 +252,14 @@ impl Participant {
 impl MixSource for Participant {
     fn mix_input(&mut self) -> Option<MixInput<'_>> {
         // ACS's own mixed stream is not mixed again
-        (self.stream.kind == StreamKind::Participant).then(|| MixInput {
-            ring: &self.ring,
+        if self.stream.kind != StreamKind::Participant {
+            return None;
+        }
+        let (ring, cursor) = self.ring.as_mut()?;
+        Some(MixInput {
+            ring: &*ring,
             offset: self.stream.call_offset,
-            cursor: &mut self.mix_cursor,
+            cursor,
         })
     }
 }
@@ -347,14 +355,16 @@ impl CallPipeline {
         self.participants.len()
     }
 
-    /// The most recent `out.len()` samples of a participant (`None` = the mixed stream), from its
-    /// ring buffer; returns how many were copied.
+    /// The most recent `out.len()` samples of a participant, from its ring buffer; returns how
+    /// many were copied. Rings are kept for the participants of an unmixed call while the mixer
+    /// reads them; other streams (ACS's mixed stream) have none and give 0.
     pub fn latest_audio(&self, participant: Option<&str>, out: &mut [i16]) -> usize {
         let key = participant.unwrap_or("");
         self.participants
             .iter()
             .find(|p| &*p.key == key)
-            .map_or(0, |p| p.ring.latest(out))
+            .and_then(|p| p.ring.as_ref())
+            .map_or(0, |(r, _)| r.latest(out))
     }
 
     /// Takes one WebSocket message (text or binary payload). `Err` means: close the connection
@@ -539,7 +549,10 @@ impl CallPipeline {
         if fill > 0 {
             m.gaps_filled.inc();
             m.gap_fill_samples.inc_by(fill);
-            p.ring.push_fill(0, fill);
+            if let Some((ring, _)) = p.ring.as_mut() {
+                ring.push_fill(0, fill);
+            }
+            p.written += fill;
             if let Some(edge) = p.detector.process_gap(fill) {
                 emit_edge(fan, call, stream_id, edge, m);
             }
@@ -552,13 +565,15 @@ impl CallPipeline {
         if a.silent {
             p.acs_silent_frames += 1;
         }
-        let mut pos = p.ring.write_pos();
+        let mut pos = p.written;
         for chunk in self.pcm.chunks(MAX_FRAME_SAMPLES) {
             let voice = p.detector.process(chunk, a.silent);
             if !voice.voiced {
                 self.local.silent_detected += 1;
             }
-            p.ring.push(chunk);
+            if let Some((ring, _)) = p.ring.as_mut() {
+                ring.push(chunk);
+            }
             match self.pool.acquire() {
                 Some(slot) => {
                     if let Some(f) = Arc::get_mut(slot) {
@@ -575,6 +590,7 @@ impl CallPipeline {
                 None => m.frame_pool_exhausted.inc(),
             }
             pos += chunk.len() as u64;
+            p.written = pos;
             if let Some(edge) = voice.edge {
                 emit_edge(fan, call, stream_id, edge, m);
             }
@@ -619,10 +635,14 @@ impl CallPipeline {
             call_offset,
         });
         let cfg = &self.shared.cfg;
-        let ring = Ring::new(
-            (self.rate as usize * cfg.ring_capacity_ms as usize / 1000).max(MAX_FRAME_SAMPLES),
-        );
-        let mix_cursor = ring.cursor_at(0);
+        // a ring only where it has a reader: the mixer of an unmixed call
+        let ring = (pid.is_some() && cfg.mix_unmixed).then(|| {
+            let ring = Ring::new(
+                (self.rate as usize * cfg.ring_capacity_ms as usize / 1000).max(MAX_FRAME_SAMPLES),
+            );
+            let cursor = ring.cursor_at(0);
+            (ring, cursor)
+        });
         self.shared.fanout.control(SinkMsg::Open(stream.clone()));
         self.event(CallEvent::ParticipantJoined {
             stream: id,
@@ -645,7 +665,7 @@ impl CallPipeline {
             stream,
             timeline: Timeline::new(&cfg.timeline, self.rate),
             ring,
-            mix_cursor,
+            written: 0,
             detector: SilenceDetector::new(&cfg.silence, self.rate),
             acs_silent_frames: 0,
         });
