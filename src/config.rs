@@ -113,8 +113,8 @@ pub struct ServerConfig {
     /// Grace period for closing connections and draining sinks at shutdown (ms).
     pub shutdown_grace_ms: u64,
     /// Overload protection: new media upgrades get 503 + Retry-After while the runtime's
-    /// scheduling lag (how late a 50 ms timer fires, worst of the last half second) exceeds
-    /// this (ms); 0 turns the lag check off.
+    /// sustained scheduling lag (how late a 50 ms timer fires: the 5th-worst of the last second)
+    /// exceeds this (ms); 0 turns the lag check off.
     pub shed_lag_ms: u64,
     /// Overload protection: new media upgrades get 503 + Retry-After while any sink queue is
     /// fuller than this fraction of its audio capacity; 0 turns the check off.

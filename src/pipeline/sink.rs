@@ -15,7 +15,9 @@
 //!   when even the reserve is full (the sink is far behind and memory is at risk) does the
 //!   producer wait for room, and that wait is counted
 //!   (`acs_gateway_sink_control_waits_total`). It gives up only if the worker is gone or makes no
-//!   room for [`CONTROL_WAIT_LIMIT`] (counted as a `class="control"` drop).
+//!   room for [`CONTROL_WAIT_LIMIT`] (counted as a `class="control"` drop); after that the queue
+//!   counts as stuck and further control messages fail fast (counted) until it has room again,
+//!   so a stuck sink holds a runtime thread for one wait, not one per message.
 //!
 //! Workers neither spin nor sleep-poll when idle, and senders almost never wake them: after a
 //! round that found messages a worker sleeps `poll_interval` so the next batch gathers (a send
@@ -36,6 +38,7 @@ use crossbeam_channel::{
 };
 use serde::{Deserialize, Serialize};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -119,7 +122,7 @@ pub enum Overflow {
 
 /// Longest a producer waits for room for a control message when a sink's whole queue (audio
 /// and control reserve) is full. Only a sink that is stuck for this long loses a control message.
-pub const CONTROL_WAIT_LIMIT: Duration = Duration::from_secs(10);
+pub const CONTROL_WAIT_LIMIT: Duration = Duration::from_secs(2);
 
 /// Default control reserve per worker queue: room for the open/close/event messages of thousands
 /// of calls behind a slow sink (a slot is 48 bytes, so 16 Ki slots cost 0.75 MiB per worker).
@@ -169,6 +172,10 @@ enum Cmd {
 pub struct SinkHandle {
     kind: &'static str,
     queues: Arc<[Sender<Cmd>]>,
+    /// Per queue: a control message already waited [`CONTROL_WAIT_LIMIT`] in vain, so the worker
+    /// is stuck; further control messages fail fast (counted) until the queue has room again,
+    /// instead of each holding a runtime thread for the whole limit.
+    stalled: Arc<[AtomicBool]>,
     audio_capacity: usize,
     metrics: SinkMetrics,
 }
@@ -189,7 +196,11 @@ impl SinkHandle {
     }
 
     fn queue(&self, call: CallId) -> &Sender<Cmd> {
-        &self.queues[(call % self.queues.len() as u64) as usize]
+        &self.queues[self.index(call)]
+    }
+
+    fn index(&self, call: CallId) -> usize {
+        (call % self.queues.len() as u64) as usize
     }
 
     /// Offers one audio frame; drops and counts it when the sink is behind. Never blocks.
@@ -213,14 +224,30 @@ impl SinkHandle {
     /// caller waits for room (counted in `control_waits`), up to [`CONTROL_WAIT_LIMIT`]; `false`
     /// only if the worker is gone or stuck that long (counted as a control drop).
     pub fn send_control(&self, msg: SinkMsg) -> bool {
-        let q = self.queue(msg.call_id());
+        let i = self.index(msg.call_id());
+        let (q, stalled) = (&self.queues[i], &self.stalled[i]);
         match q.try_send(Cmd::Msg(msg)) {
-            Ok(()) => true,
+            Ok(()) => {
+                if stalled.load(Ordering::Relaxed) {
+                    stalled.store(false, Ordering::Relaxed);
+                }
+                true
+            }
+            Err(TrySendError::Full(_)) if stalled.load(Ordering::Relaxed) => {
+                self.metrics.control_drops.inc();
+                false
+            }
             Err(TrySendError::Full(cmd)) => {
                 self.metrics.control_waits.inc();
                 match q.send_timeout(cmd, CONTROL_WAIT_LIMIT) {
                     Ok(()) => true,
                     Err(SendTimeoutError::Timeout(_) | SendTimeoutError::Disconnected(_)) => {
+                        stalled.store(true, Ordering::Relaxed);
+                        tracing::error!(
+                            sink = self.kind,
+                            "sink stuck: a control message waited {CONTROL_WAIT_LIMIT:?} for room; \
+                             control messages to it are dropped (counted) until it moves again"
+                        );
                         self.metrics.control_drops.inc();
                         false
                     }
@@ -318,6 +345,7 @@ where
     Ok(SinkWorkers {
         handle: SinkHandle {
             kind,
+            stalled: (0..workers).map(|_| AtomicBool::new(false)).collect(),
             queues: senders.into(),
             audio_capacity: cfg.audio_capacity.max(1),
             metrics,
@@ -345,6 +373,7 @@ impl ManualSink {
         let (tx, rx) = bounded(cfg.audio_capacity.max(1) + cfg.control_reserve.max(1));
         let handle = SinkHandle {
             kind: sink.kind(),
+            stalled: vec![AtomicBool::new(false)].into(),
             queues: vec![tx].into(),
             audio_capacity: cfg.audio_capacity.max(1),
             metrics: metrics.clone(),
@@ -992,6 +1021,74 @@ mod tests {
         let seen = seen.lock().unwrap();
         assert_eq!(seen.iter().filter(|s| s.starts_with("audio")).count(), 4);
         assert_eq!(seen.last().map(String::as_str), Some("close 1"), "{seen:?}");
+    }
+
+    #[test]
+    fn a_stuck_sink_costs_one_wait_then_control_messages_fail_fast_until_it_moves() {
+        let m = Metrics::new();
+        let gate = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let g2 = gate.clone();
+        struct Stuck(Probe, Arc<std::sync::atomic::AtomicBool>);
+        impl Sink for Stuck {
+            fn kind(&self) -> &'static str {
+                "stuck"
+            }
+            fn open(&mut self, s: &Arc<StreamInfo>) -> Result<(), SinkError> {
+                while !self.1.load(std::sync::atomic::Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                self.0.open(s)
+            }
+            fn write(&mut self, f: &AudioFrame) -> Result<(), SinkError> {
+                self.0.write(f)
+            }
+            fn close(&mut self, c: CallId, s: StreamId, st: &StreamStats) -> Result<(), SinkError> {
+                self.0.close(c, s, st)
+            }
+        }
+        let w = spawn_blocking_sink(
+            "stuck",
+            move |_| Box::new(Stuck(Probe::new(Arc::default()), g2.clone())),
+            &cfg(4), // 4 audio + 8 reserve
+            m.sink("stuck"),
+        )
+        .unwrap();
+        let c = contract::call(1);
+        w.handle
+            .send_control(SinkMsg::Open(contract::stream(&c, 1, None, 16_000)));
+        std::thread::sleep(Duration::from_millis(50)); // the worker is now stuck in open()
+        let gap = || SinkMsg::Gap {
+            call: 1,
+            stream: 1,
+            samples: 1,
+        };
+        for _ in 0..12 {
+            assert!(w.handle.send_control(gap()), "fits audio + reserve");
+        }
+        let t = Instant::now();
+        assert!(
+            !w.handle.send_control(gap()),
+            "stuck: gives up after the limit"
+        );
+        assert!(t.elapsed() >= CONTROL_WAIT_LIMIT);
+        let t = Instant::now();
+        assert!(!w.handle.send_control(gap()), "then fails fast");
+        assert!(t.elapsed() < CONTROL_WAIT_LIMIT / 2, "{:?}", t.elapsed());
+        let sm = m.sink("stuck");
+        assert_eq!(sm.control_drops.get(), 2);
+        assert_eq!(sm.control_waits.get(), 1, "one wait, not one per message");
+        // the sink moves again: control messages are accepted again
+        gate.store(true, std::sync::atomic::Ordering::Release);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while w.handle.depth() > 0 {
+            assert!(Instant::now() < deadline, "drains");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(w.handle.send_control(gap()));
+        assert_eq!(
+            w.finish_and_join(Instant::now() + Duration::from_secs(5)),
+            0
+        );
     }
 
     #[test]
