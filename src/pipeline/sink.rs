@@ -942,34 +942,37 @@ mod tests {
         );
     }
 
+    /// A probe whose `open` blocks until the gate opens: a sink stuck for as long as a test wants.
+    struct OpensWhenGateOpens(Probe, Arc<AtomicBool>);
+
+    impl Sink for OpensWhenGateOpens {
+        fn kind(&self) -> &'static str {
+            "gated"
+        }
+        fn open(&mut self, s: &Arc<StreamInfo>) -> Result<(), SinkError> {
+            while !self.1.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            self.0.open(s)
+        }
+        fn write(&mut self, f: &AudioFrame) -> Result<(), SinkError> {
+            self.0.write(f)
+        }
+        fn close(&mut self, c: CallId, s: StreamId, st: &StreamStats) -> Result<(), SinkError> {
+            self.0.close(c, s, st)
+        }
+    }
+
     #[test]
     fn control_messages_past_the_reserve_wait_for_room_and_are_never_lost() {
         let m = Metrics::new();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
-        let gate = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let gate = Arc::new(AtomicBool::new(false));
         let g2 = gate.clone();
-        struct Gated(Probe, Arc<std::sync::atomic::AtomicBool>);
-        impl Sink for Gated {
-            fn kind(&self) -> &'static str {
-                "gated2"
-            }
-            fn open(&mut self, s: &Arc<StreamInfo>) -> Result<(), SinkError> {
-                while !self.1.load(std::sync::atomic::Ordering::Acquire) {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                self.0.open(s)
-            }
-            fn write(&mut self, f: &AudioFrame) -> Result<(), SinkError> {
-                self.0.write(f)
-            }
-            fn close(&mut self, c: CallId, s: StreamId, st: &StreamStats) -> Result<(), SinkError> {
-                self.0.close(c, s, st)
-            }
-        }
         let w = spawn_blocking_sink(
             "gated2",
-            move |_| Box::new(Gated(Probe::new(s.clone()), g2.clone())),
+            move |_| Box::new(OpensWhenGateOpens(Probe::new(s.clone()), g2.clone())),
             &cfg(4), // 4 audio + 8 reserve
             m.sink("gated2"),
         )
@@ -995,7 +998,7 @@ mod tests {
         // 8 control messages fill the reserve; the next ones wait until the sink moves again
         let release = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(200));
-            gate.store(true, std::sync::atomic::Ordering::Release);
+            gate.store(true, Ordering::Release);
         });
         for _ in 0..12 {
             assert!(w.handle.send_control(SinkMsg::Gap {
@@ -1026,29 +1029,11 @@ mod tests {
     #[test]
     fn a_stuck_sink_costs_one_wait_then_control_messages_fail_fast_until_it_moves() {
         let m = Metrics::new();
-        let gate = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let gate = Arc::new(AtomicBool::new(false));
         let g2 = gate.clone();
-        struct Stuck(Probe, Arc<std::sync::atomic::AtomicBool>);
-        impl Sink for Stuck {
-            fn kind(&self) -> &'static str {
-                "stuck"
-            }
-            fn open(&mut self, s: &Arc<StreamInfo>) -> Result<(), SinkError> {
-                while !self.1.load(std::sync::atomic::Ordering::Acquire) {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                self.0.open(s)
-            }
-            fn write(&mut self, f: &AudioFrame) -> Result<(), SinkError> {
-                self.0.write(f)
-            }
-            fn close(&mut self, c: CallId, s: StreamId, st: &StreamStats) -> Result<(), SinkError> {
-                self.0.close(c, s, st)
-            }
-        }
         let w = spawn_blocking_sink(
             "stuck",
-            move |_| Box::new(Stuck(Probe::new(Arc::default()), g2.clone())),
+            move |_| Box::new(OpensWhenGateOpens(Probe::new(Arc::default()), g2.clone())),
             &cfg(4), // 4 audio + 8 reserve
             m.sink("stuck"),
         )
@@ -1078,7 +1063,7 @@ mod tests {
         assert_eq!(sm.control_drops.get(), 2);
         assert_eq!(sm.control_waits.get(), 1, "one wait, not one per message");
         // the sink moves again: control messages are accepted again
-        gate.store(true, std::sync::atomic::Ordering::Release);
+        gate.store(true, Ordering::Release);
         let deadline = Instant::now() + Duration::from_secs(5);
         while w.handle.depth() > 0 {
             assert!(Instant::now() < deadline, "drains");

@@ -546,10 +546,17 @@ mod tests {
     use crate::pipeline::sink::contract;
     use std::path::Path;
 
-    fn read(path: &Path) -> (hound::WavSpec, Vec<i16>) {
-        let mut r = hound::WavReader::open(path).unwrap();
-        let spec = r.spec();
-        (spec, r.samples::<i16>().map(|s| s.unwrap()).collect())
+    use super::writer::tests::read;
+
+    /// A sink with the default settings recording under `dir`.
+    fn sink_in(dir: &Path) -> WavSink {
+        WavSink::new(
+            WavSinkConfig {
+                dir: dir.into(),
+                ..Default::default()
+            },
+            None,
+        )
     }
 
     fn find_call_dir(root: &Path, label: &str) -> PathBuf {
@@ -560,13 +567,7 @@ mod tests {
     #[test]
     fn passes_the_sink_contract_and_writes_what_it_was_given() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut sink = WavSink::new(
-            WavSinkConfig {
-                dir: tmp.path().into(),
-                ..Default::default()
-            },
-            None,
-        );
+        let mut sink = sink_in(tmp.path());
         contract::run(&mut sink);
         let dir = find_call_dir(tmp.path(), "contract-call-42");
         let (spec, alice) = read(&dir.join(format!("{}.wav", sanitize("8:acs:alice"))));
@@ -612,13 +613,7 @@ mod tests {
     #[test]
     fn header_is_current_after_flush_so_a_killed_process_leaves_a_playable_file() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut sink = WavSink::new(
-            WavSinkConfig {
-                dir: tmp.path().into(),
-                ..Default::default()
-            },
-            None,
-        );
+        let mut sink = sink_in(tmp.path());
         let c = contract::call(7);
         sink.open(&contract::stream(&c, 1, None, 16_000)).unwrap();
         for i in 0..5u64 {
@@ -637,13 +632,7 @@ mod tests {
     #[test]
     fn same_call_label_twice_gets_a_second_folder_and_mixed_name_is_not_stolen() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut sink = WavSink::new(
-            WavSinkConfig {
-                dir: tmp.path().into(),
-                ..Default::default()
-            },
-            None,
-        );
+        let mut sink = sink_in(tmp.path());
         let c1 = contract::call(1);
         let c2 = Arc::new(CallInfo {
             id: 2,
@@ -672,13 +661,7 @@ mod tests {
     #[test]
     fn call_json_appears_at_the_first_flush_and_a_removed_day_folder_is_made_again() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut sink = WavSink::new(
-            WavSinkConfig {
-                dir: tmp.path().into(),
-                ..Default::default()
-            },
-            None,
-        );
+        let mut sink = sink_in(tmp.path());
         let c = contract::call(8);
         sink.open(&contract::stream(&c, 1, None, 16_000)).unwrap();
         let dir = find_call_dir(tmp.path(), "contract-call-8");

@@ -234,10 +234,11 @@ impl WavFile {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn read(path: &Path) -> (hound::WavSpec, Vec<i16>) {
+    /// Spec and samples of a WAV file, read back with hound (also used by the sink's tests).
+    pub(in crate::sinks::wav) fn read(path: &Path) -> (hound::WavSpec, Vec<i16>) {
         let mut r = hound::WavReader::open(path).unwrap();
         let spec = r.spec();
         (spec, r.samples::<i16>().map(|s| s.unwrap()).collect())
