@@ -3,8 +3,13 @@
 //! same `acs-sim load` against it and against the gateway to see what the gateway adds on top of
 //! the socket, WebSocket and runtime work every server pays:
 //!
+//! The optional second argument is the runtime layout, to compare them on the same load: `mt`
+//! (default: tokio's multi-thread runtime, one worker per core), `mt1` (multi-thread, one
+//! worker), `ctN` (N `current_thread` runtimes on N threads, each with its own `SO_REUSEPORT`
+//! listener, so the kernel spreads connections and no task ever moves between threads).
+//!
 //! ```sh
-//! cargo run --release --example bare_ws -- 127.0.0.1:8090
+//! cargo run --release --example bare_ws -- 127.0.0.1:8090 [mt|mt1|ct2]
 //! acs-sim load --url ws://127.0.0.1:8090/ws --no-metrics --calls 400 --duration-secs 5 --gateway-pid <pid>
 //! ```
 
@@ -14,14 +19,59 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
+fn main() -> std::io::Result<()> {
+    let addr: std::net::SocketAddr = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8090".into());
-    let listener = TcpListener::bind(&addr).await?;
-    eprintln!("bare_ws listening on {}", listener.local_addr()?);
+        .unwrap_or_else(|| "127.0.0.1:8090".into())
+        .parse()
+        .expect("address");
+    let layout = std::env::args().nth(2).unwrap_or_else(|| "mt".into());
     let count = Arc::new(AtomicU64::new(0));
+    match layout.as_str() {
+        "mt" | "mt1" => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if layout == "mt1" {
+                b.worker_threads(1);
+            }
+            b.enable_all().build()?.block_on(async {
+                let listener = bind(addr)?;
+                serve(listener, count).await
+            })
+        }
+        _ => {
+            let n: usize = layout.trim_start_matches("ct").parse().unwrap_or(2);
+            let mut threads = Vec::new();
+            for _ in 0..n {
+                let count = count.clone();
+                threads.push(std::thread::spawn(move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?
+                        .block_on(async {
+                            let listener = bind(addr)?;
+                            serve(listener, count).await
+                        })
+                }));
+            }
+            for t in threads {
+                t.join().expect("thread")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let s = tokio::net::TcpSocket::new_v4()?;
+    s.set_reuseport(true)?;
+    s.set_reuseaddr(true)?;
+    s.bind(addr)?;
+    let l = s.listen(1024)?;
+    eprintln!("bare_ws listening on {}", l.local_addr()?);
+    Ok(l)
+}
+
+async fn serve(listener: TcpListener, count: Arc<AtomicU64>) -> std::io::Result<()> {
     let c = count.clone();
     tokio::spawn(async move {
         let mut last = 0;
