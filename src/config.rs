@@ -9,7 +9,7 @@ use crate::sinks::SinkConfig;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// Default listen address.
@@ -119,6 +119,9 @@ pub struct ServerConfig {
     /// Overload protection: new media upgrades get 503 + Retry-After while any sink queue is
     /// fuller than this fraction of its audio capacity; 0 turns the check off.
     pub shed_queue_fill: f64,
+    /// Accept media with no credential at all (no call token required, no ACS JWT check) on a
+    /// listen address that is not loopback. Off: such a configuration is refused at start.
+    pub allow_unauthenticated_media: bool,
 }
 
 impl Default for ServerConfig {
@@ -132,11 +135,19 @@ impl Default for ServerConfig {
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
             shed_lag_ms: DEFAULT_SHED_LAG_MS,
             shed_queue_fill: DEFAULT_SHED_QUEUE_FILL,
+            allow_unauthenticated_media: false,
         }
     }
 }
 
 impl ServerConfig {
+    /// The listen address is a loopback one (127.0.0.0/8, ::1); false when it does not parse.
+    pub fn listens_on_loopback(&self) -> bool {
+        self.listen
+            .parse::<SocketAddr>()
+            .is_ok_and(|a| is_loopback(a.ip()))
+    }
+
     /// The parsed listen address (validated by [`Config::validate`]).
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.listen.parse().map_err(|e| {
@@ -370,6 +381,36 @@ impl Default for ControlConfig {
     }
 }
 
+/// 127.0.0.0/8, ::1, or an IPv4-mapped loopback address.
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// `host` or `host:port` (`[v6]:port`) names this machine: `localhost` or a loopback address.
+fn host_is_loopback(host: &str) -> bool {
+    if let Ok(a) = host.parse::<SocketAddr>() {
+        return is_loopback(a.ip());
+    }
+    if let Ok(ip) = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        return is_loopback(ip);
+    }
+    let name = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(is_loopback)
+}
+
 fn url_problem(p: &mut Vec<String>, name: &str, v: &str, schemes: &[&str]) {
     let v = v.trim();
     if v.is_empty() {
@@ -400,6 +441,57 @@ impl Config {
         self.control
             .require_call_token
             .unwrap_or_else(|| self.acs.configured())
+    }
+
+    /// Media connections need no credential at all: no call token is required and ACS's JWTs
+    /// are not checked.
+    pub fn media_admission_open(&self) -> bool {
+        !self.require_call_token() && !self.acs.jwt_enabled()
+    }
+
+    /// What an exposed (not loopback) listener must not leave open: media admission without
+    /// any credential (unless `server.allow_unauthenticated_media`), and an ACS connection
+    /// string without ACS token checks; and a connection string needs a public base URL
+    /// unless gateway and ACS are both on this machine (acs-sim).
+    fn exposure_problems(&self, p: &mut Vec<String>) {
+        let Ok(addr) = self.server.listen.parse::<SocketAddr>() else {
+            return; // reported with server.listen
+        };
+        let loopback = is_loopback(addr.ip());
+        if !loopback && self.media_admission_open() && !self.server.allow_unauthenticated_media {
+            p.push(format!(
+                "server.allow_unauthenticated_media is off, but server.listen {} is not a loopback \
+                 address and media admission is open (no call token required, no ACS JWT check): \
+                 anyone who reaches the port could stream audio into the gateway. Require a \
+                 credential (acs.resource_id turns on ACS JWT checks; acs.connection_string or \
+                 control.require_call_token = true requires call tokens), listen on 127.0.0.1, \
+                 or accept it with server.allow_unauthenticated_media = true \
+                 (ACS_GATEWAY_SERVER__ALLOW_UNAUTHENTICATED_MEDIA=true)",
+                self.server.listen
+            ));
+        }
+        if !self.acs.configured() {
+            return;
+        }
+        let acs_local = crate::protocol::auth::ConnectionString::parse(&self.acs.connection_string)
+            .is_ok_and(|c| host_is_loopback(&c.host));
+        if self.control.public_base_url.trim().is_empty() && !(loopback && acs_local) {
+            p.push(
+                "control.public_base_url must be set when acs.connection_string is: ACS would \
+                 otherwise be given callback and media URLs on http://<listen address>, which it \
+                 cannot reach (ACS_GATEWAY_CONTROL__PUBLIC_BASE_URL=https://<public host>)"
+                    .into(),
+            );
+        }
+        if !loopback && self.acs.jwt.enabled.is_none() && self.acs.resource_id.trim().is_empty() {
+            p.push(format!(
+                "acs.resource_id is empty while acs.connection_string is set and server.listen {} \
+                 is not loopback: ACS's tokens on media upgrades and callbacks would go unchecked. \
+                 Set acs.resource_id to the ACS immutable resource id \
+                 (ACS_GATEWAY_ACS__RESOURCE_ID), or acs.jwt.enabled = false to run without the check",
+                self.server.listen
+            ));
+        }
     }
 
     fn control_problems(&self, p: &mut Vec<String>) {
@@ -696,6 +788,7 @@ impl Config {
             ));
         }
         self.control_problems(&mut p);
+        self.exposure_problems(&mut p);
         for (i, sink) in self.sinks.iter().enumerate() {
             for problem in sink.validate() {
                 p.push(format!("sinks[{i}] ({}): {problem}", sink.kind()));
@@ -972,13 +1065,203 @@ mod tests {
         );
     }
 
+    fn problems(c: &Config) -> Vec<String> {
+        match c.validate() {
+            Ok(()) => Vec::new(),
+            Err(ConfigError::Invalid(p)) => p,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     #[test]
-    fn the_shipped_example_configs_are_valid() {
+    fn an_exposed_listener_with_open_media_admission_is_refused() {
+        for listen in ["0.0.0.0:8080", "[::]:8080", "10.1.2.3:8080"] {
+            let mut c = Config::default();
+            c.server.listen = listen.into();
+            let p = problems(&c);
+            assert_eq!(p.len(), 1, "{listen}: {p:#?}");
+            assert!(
+                p[0].starts_with("server.allow_unauthenticated_media is off")
+                    && p[0].contains(listen)
+                    && p[0].contains("ACS_GATEWAY_SERVER__ALLOW_UNAUTHENTICATED_MEDIA=true"),
+                "{}",
+                p[0]
+            );
+            c.server.allow_unauthenticated_media = true;
+            c.validate().unwrap();
+        }
+        // Loopback stays open by default (a fresh machine works as before).
+        for listen in [
+            "127.0.0.1:8080",
+            "127.0.0.2:0",
+            "[::1]:8080",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            let mut c = Config::default();
+            c.server.listen = listen.into();
+            assert!(c.media_admission_open());
+            c.validate().unwrap_or_else(|e| panic!("{listen}: {e}"));
+        }
+        // Any credential closes it: ACS JWT checks ...
+        let mut c = Config::default();
+        c.server.listen = "0.0.0.0:8080".into();
+        c.acs.resource_id = "11111111-2222-3333-4444-555555555555".into();
+        assert!(!c.media_admission_open());
+        c.validate().unwrap();
+        // ... or call tokens (which need nothing else to be valid here).
+        c.acs.resource_id.clear();
+        c.control.require_call_token = Some(true);
+        c.validate().unwrap();
+        // Turning both off explicitly with ACS configured is refused too.
+        c.acs.connection_string =
+            "endpoint=https://x.communication.azure.com/;accesskey=dGVzdC1rZXk=".into();
+        c.control.public_base_url = "https://gw.contoso.com".into();
+        c.control.require_call_token = Some(false);
+        c.acs.jwt.enabled = Some(false);
+        let p = problems(&c);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].starts_with("server.allow_unauthenticated_media"));
+    }
+
+    #[test]
+    fn a_connection_string_needs_a_public_base_url_and_a_resource_id() {
+        let real = "endpoint=https://x.communication.azure.com/;accesskey=dGVzdC1rZXk=";
+        let mut c = Config::default();
+        c.server.listen = "0.0.0.0:8080".into();
+        c.acs.connection_string = real.into();
+        let p = problems(&c);
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(
+            p[0].starts_with("control.public_base_url must be set"),
+            "{p:#?}"
+        );
+        assert!(p[1].starts_with("acs.resource_id is empty"), "{p:#?}");
+        assert!(
+            !p.iter().any(|m| m.contains("dGVzdC1rZXk")),
+            "the key is never echoed"
+        );
+        c.control.public_base_url = "https://gw.contoso.com".into();
+        c.acs.resource_id = "11111111-2222-3333-4444-555555555555".into();
+        c.validate().unwrap();
+        // Turning JWT checks off explicitly is a choice, not a silent gap (call tokens remain).
+        c.acs.resource_id.clear();
+        c.acs.jwt.enabled = Some(false);
+        c.validate().unwrap();
+        // Explicitly on without an audience stays the older, more specific error.
+        c.acs.jwt.enabled = Some(true);
+        let p = problems(&c);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].starts_with("acs.jwt.enabled needs"), "{p:#?}");
+
+        // On loopback a real ACS still needs a public base URL (it cannot reach 127.0.0.1) ...
+        let mut c = Config::default();
+        c.acs.connection_string = real.into();
+        let p = problems(&c);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].starts_with("control.public_base_url"));
+        // ... but a fake ACS on this machine (acs-sim) reaches the derived http:// URL.
+        for endpoint in [
+            "http://127.0.0.1:8090",
+            "http://localhost:8090",
+            "http://[::1]:8090",
+        ] {
+            c.acs.connection_string = format!("endpoint={endpoint}/;accesskey=dGVzdC1rZXk=");
+            c.validate().unwrap_or_else(|e| panic!("{endpoint}: {e}"));
+        }
+        // A local ACS does not excuse an exposed listener.
+        c.server.listen = "0.0.0.0:8080".into();
+        let p = problems(&c);
+        assert!(
+            p.iter().any(|m| m.starts_with("control.public_base_url")),
+            "{p:#?}"
+        );
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for h in [
+            "127.0.0.1",
+            "127.0.0.1:8090",
+            "localhost",
+            "LOCALHOST:1",
+            "[::1]:8090",
+            "::1",
+        ] {
+            assert!(host_is_loopback(h), "{h}");
+        }
+        for h in [
+            "x.communication.azure.com",
+            "10.0.0.1:80",
+            "[::]:1",
+            "localhost.evil.com",
+        ] {
+            assert!(!host_is_loopback(h), "{h}");
+        }
+    }
+
+    const DEPLOY_SECRET_ENV: [(&str, &str); 4] = [
+        (
+            "ACS_GATEWAY_ACS__CONNECTION_STRING",
+            "endpoint=https://contoso.communication.azure.com/;accesskey=dGVzdC1rZXk=",
+        ),
+        (
+            "ACS_GATEWAY_CONTROL__CALL_TOKEN_SECRET",
+            "0123456789abcdef0123456789abcdef",
+        ),
+        (
+            "ACS_GATEWAY_ACS__RESOURCE_ID",
+            "11111111-2222-3333-4444-555555555555",
+        ),
+        (
+            "ACS_GATEWAY_CONTROL__PUBLIC_BASE_URL",
+            "https://media-gateway.example.com",
+        ),
+    ];
+
+    #[test]
+    fn the_shipped_deploy_config_fails_closed_and_passes_with_its_documented_env() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/gateway.toml");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let c: Config =
-            toml::from_str(&text).unwrap_or_else(|e| panic!("deploy/gateway.toml: {e}"));
-        c.validate()
-            .unwrap_or_else(|e| panic!("deploy/gateway.toml: {e}"));
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            // As shipped, with no environment: refused, naming the missing resource id.
+            let e = Config::load(Some(&path), &Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains("acs.resource_id"), "{e}");
+            // With the documented Secret values: valid, and nothing admits media unchecked.
+            for (k, v) in DEPLOY_SECRET_ENV {
+                jail.set_env(k, v);
+            }
+            let c = Config::load(Some(&path), &Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(!c.server.listens_on_loopback());
+            assert!(c.acs.jwt_enabled() && c.require_call_token());
+            assert!(!c.server.allow_unauthenticated_media);
+            // Media only (no ACS connection string): ACS's JWTs are still required.
+            jail.clear_env();
+            jail.set_env(DEPLOY_SECRET_ENV[2].0, DEPLOY_SECRET_ENV[2].1);
+            let c = Config::load(Some(&path), &Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(c.acs.jwt_enabled() && !c.media_admission_open());
+            // A connection string without the public base URL is refused.
+            jail.set_env(DEPLOY_SECRET_ENV[0].0, DEPLOY_SECRET_ENV[0].1);
+            let e = Config::load(Some(&path), &Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains("control.public_base_url"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_configmap_carries_the_same_gateway_toml() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let toml = std::fs::read_to_string(root.join("deploy/gateway.toml")).unwrap();
+        let cm = std::fs::read_to_string(root.join("deploy/k8s/configmap.yaml")).unwrap();
+        let (_, body) = cm
+            .split_once("  gateway.toml: |\n")
+            .expect("gateway.toml key");
+        let embedded: String = body
+            .lines()
+            .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+            .collect();
+        assert_eq!(
+            embedded, toml,
+            "deploy/k8s/configmap.yaml differs from deploy/gateway.toml"
+        );
     }
 }

@@ -186,6 +186,7 @@ pub struct ControlMetrics {
     pub calls_active: IntGauge,
     bad_requests: IntCounterVec,
     jwks: IntCounterVec,
+    jwks_limited: IntCounter,
 }
 
 impl ControlMetrics {
@@ -270,6 +271,16 @@ impl ControlMetrics {
         self.jwks
             .with_label_values(&[if ok { "ok" } else { "error" }])
             .get()
+    }
+
+    /// Counts a key-cache miss the JWKS rate limits allowed no download for.
+    pub fn jwks_refetch_limited(&self) {
+        self.jwks_limited.inc();
+    }
+
+    /// The count of key-cache misses turned away by the JWKS rate limits.
+    pub fn jwks_refetch_limited_count(&self) -> u64 {
+        self.jwks_limited.get()
     }
 }
 
@@ -547,6 +558,10 @@ impl Metrics {
                 "jwks_fetches_total",
                 "Downloads of the ACS JWT signing keys (JWKS), by result.",
                 &["result"],
+            ),
+            jwks_limited: counter(
+                "jwks_refetches_limited_total",
+                "Tokens with an unknown key id (or a stale key cache) the JWKS download limits allowed no download for.",
             ),
         };
 

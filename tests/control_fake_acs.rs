@@ -3,16 +3,19 @@
 //! at least once → one signed answer → the fake ACS streams real-time audio to the `transportUrl`
 //! with its RS256 token → callbacks (signed too) move the call through the registry → every
 //! operator operation reaches the fake ACS signed and its callbacks come back → hang-up →
-//! CallDisconnected → the WAV is finalised. A second call is transferred away.
+//! CallDisconnected → the WAV is finalised. A second call is transferred away. ACS rotating its
+//! signing key mid-call is picked up at once, and made-up key ids cost a bounded number of
+//! JWKS downloads.
 
 mod common;
 
+use acs_media_gateway::control::jwt::REFETCH_BURST;
 use acs_media_gateway::sim::acs::{
     AfterAudio, AudioInput, AudioSource, CallAudio, FakeAcs, FakeAcsConfig, FakeAcsHandle,
     IncomingCallSpec,
 };
 use acs_media_gateway::sim::eventgrid::{self, EventGridTarget, Schema};
-use acs_media_gateway::sim::jwt::SigningKeySource;
+use acs_media_gateway::sim::jwt::{AcsSigner, SigningKeySource};
 use acs_media_gateway::sim::Pacing;
 use common::{read_wav, Gw, STEP};
 use serde_json::{json, Value};
@@ -322,5 +325,122 @@ async fn a_whole_call_and_every_operator_operation_through_the_fake_acs() {
         sent * 320,
         "every frame the fake ACS streamed was recorded"
     );
+    acs.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_signing_key_rotation_mid_call_is_picked_up_at_once() {
+    let acs = fake_acs().await;
+    let gw = gateway(&acs).await;
+    let t = target(&gw);
+    let data = acs.incoming_call(IncomingCallSpec::phone("+14255550125", "+18005550100"));
+    assert!(
+        eventgrid::deliver_incoming_call(&t, &acs.topic(), &data, 0)
+            .await
+            .unwrap()
+            .delivered
+    );
+    let call = acs
+        .wait_for_answer(&data.incoming_call_context, STEP)
+        .await
+        .expect("answered");
+    let conn = call.call_connection_id.clone();
+    callback(&acs, &conn, "MediaStreamingStarted").await;
+    let v = wait_call(&gw, &conn, "streaming", |v| {
+        v["state"] == "streaming" && v["mediaConnection"]["connected"] == true
+    })
+    .await;
+    let id = v["id"].as_str().unwrap().to_owned();
+    let fetches = "acs_gateway_jwks_fetches_total{result=\"ok\"}";
+    assert_eq!(gw.metric(fetches).await, 1.0, "key A fetched once");
+
+    // ACS rotates to key B mid-call.
+    let pem = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/jwt_test_key_2.pem"),
+    )
+    .unwrap();
+    let b = AcsSigner::new(
+        &SigningKeySource::Pem(pem),
+        Some("test-key-2".into()),
+        acs.issuer.clone(),
+        acs.audience.clone(),
+    )
+    .unwrap();
+    acs.rotate_signer(b);
+    assert_eq!(acs.signer().kid(), "test-key-2");
+
+    // The very next callback (MediaStreamingStopped) and media upgrade carry key B: both are
+    // accepted at once, after one more JWKS download.
+    let base = format!("/api/calls/{id}");
+    let post = reqwest::Method::POST;
+    operator(
+        &gw,
+        post.clone(),
+        &format!("{base}/media-streaming/stop"),
+        json!({}),
+    )
+    .await;
+    callback(&acs, &conn, "MediaStreamingStopped").await;
+    wait_call(&gw, &id, "connected again", |v| v["state"] == "connected").await;
+    operator(
+        &gw,
+        post.clone(),
+        &format!("{base}/media-streaming/start"),
+        json!({}),
+    )
+    .await;
+    let v = wait_call(&gw, &id, "streaming with key B", |v| {
+        v["state"] == "streaming" && v["mediaConnection"]["connected"] == true
+    })
+    .await;
+    assert_eq!(v["mediaConnection"]["connections"], 2, "{v:#}");
+    assert_eq!(gw.metric(fetches).await, 2.0, "one extra download");
+    let unknown_kid = "acs_gateway_auth_rejections_total{reason=\"unknown_kid\"}";
+    assert_eq!(gw.metric(unknown_kid).await, 0.0);
+
+    // A flood of callbacks with made-up key ids: all refused, a bounded number of downloads.
+    let callback_uri = acs.call(&conn).unwrap().callback_uri;
+    let http = reqwest::Client::new();
+    let now = acs_media_gateway::sim::jwt::unix_now();
+    let claims =
+        json!({"iss": acs.issuer, "aud": acs.audience, "iat": now, "nbf": now, "exp": now + 300});
+    let key =
+        jsonwebtoken::EncodingKey::from_rsa_pem(acs.signer().private_key_pem().as_bytes()).unwrap();
+    const FLOOD: u32 = 30;
+    for i in 0..FLOOD {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(format!("made-up-{i}"));
+        let forged = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+        let r = http
+            .post(&callback_uri)
+            .bearer_auth(forged)
+            .json(&json!([]))
+            .timeout(STEP)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "made-up kid {i}");
+    }
+    assert_eq!(gw.metric(unknown_kid).await, f64::from(FLOOD));
+    let after = gw.metric(fetches).await;
+    assert!(
+        after - 2.0 <= f64::from(REFETCH_BURST),
+        "{after} downloads for {FLOOD} made-up kids"
+    );
+    let limited = gw.metric("acs_gateway_jwks_refetches_limited_total").await;
+    assert_eq!(
+        limited + (after - 2.0),
+        f64::from(FLOOD),
+        "every miss downloaded or counted"
+    );
+    // The real key still works: the call keeps streaming and hangs up cleanly.
+    operator(
+        &gw,
+        post,
+        &format!("{base}/hangup"),
+        json!({"forEveryone": true}),
+    )
+    .await;
+    callback(&acs, &conn, "CallDisconnected").await;
     acs.shutdown().await;
 }

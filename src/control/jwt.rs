@@ -2,10 +2,14 @@
 //! callback (PROTOCOL.md §3.1, §3.2): signature with a key from the configured JWKS URL, issuer,
 //! audience (the ACS immutable resource id), expiry and not-before with a leeway.
 //!
-//! Keys are fetched on first use and cached; the cache is refreshed when it is older than
-//! [`MAX_KEY_AGE`] or when a token names a `kid` it does not hold, at most once per
-//! [`MIN_REFRESH_INTERVAL`] (a flood of tokens with made-up `kid`s cannot turn into a flood of
-//! JWKS downloads). Refusals carry a reason from a closed set (see [`JwtError::reason`]).
+//! Keys are fetched on first use and cached; the cache is downloaded again at once when a token
+//! names a `kid` it does not hold (ACS rotated its key) or when it is older than
+//! [`MAX_KEY_AGE`]. Two limits ([`JwksLimits`]) keep that from becoming a flood of downloads:
+//! one download per `kid` per [`KID_REFETCH_INTERVAL`] (concurrent requests with the new `kid`
+//! wait for the one download), and a global budget of [`REFETCH_BURST`] downloads, refilled at
+//! one per [`REFETCH_PERIOD`], so tokens with made-up `kid`s cost at most that; misses the
+//! limits turn away are counted (`jwks_refetches_limited_total`). Refusals carry a reason from
+//! a closed set (see [`JwtError::reason`]).
 
 use crate::metrics::Metrics;
 use jsonwebtoken::errors::ErrorKind;
@@ -21,8 +25,12 @@ pub const ACS_ISSUER: &str = "https://acscallautomation.communication.azure.com"
 pub const ACS_JWKS_URL: &str = "https://acscallautomation.communication.azure.com/calling/keys";
 /// Cached keys older than this are refreshed on next use.
 pub const MAX_KEY_AGE: Duration = Duration::from_secs(3600);
-/// Least time between two JWKS downloads.
-pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+/// Least time between two JWKS downloads triggered by the same `kid`.
+pub const KID_REFETCH_INTERVAL: Duration = Duration::from_secs(5);
+/// JWKS downloads the global budget allows at once.
+pub const REFETCH_BURST: u32 = 4;
+/// The global budget earns one more download per this (at most [`REFETCH_BURST`] saved).
+pub const REFETCH_PERIOD: Duration = Duration::from_secs(15);
 /// Largest bearer token read.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
@@ -37,10 +45,31 @@ pub struct JwtSettings {
     pub jwks_url: String,
     /// Clock skew allowed on `exp` / `nbf`, seconds.
     pub leeway_secs: u64,
-    /// Least time between two downloads.
-    pub min_refresh_interval: Duration,
+    /// How often a cache miss may download the JWKS.
+    pub limits: JwksLimits,
     /// JWKS download timeout.
     pub fetch_timeout: Duration,
+}
+
+/// Rate limits of the JWKS downloads a cache miss triggers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JwksLimits {
+    /// Least time between two downloads triggered by the same `kid`.
+    pub kid_refetch_interval: Duration,
+    /// Downloads allowed at once (the budget's size).
+    pub refetch_burst: u32,
+    /// The budget earns one download per this; zero = no global limit.
+    pub refetch_period: Duration,
+}
+
+impl Default for JwksLimits {
+    fn default() -> Self {
+        Self {
+            kid_refetch_interval: KID_REFETCH_INTERVAL,
+            refetch_burst: REFETCH_BURST,
+            refetch_period: REFETCH_PERIOD,
+        }
+    }
 }
 
 /// Why a token was refused.
@@ -92,11 +121,70 @@ impl JwtError {
     }
 }
 
-#[derive(Default)]
+/// What a cache miss may do (see [`KeyCache::plan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Download the JWKS now.
+    Fetch,
+    /// This `kid` triggered a download moments ago: wait for it (if still running), no new one.
+    Wait,
+    /// The global download budget is spent: no download.
+    Limited,
+}
+
 struct KeyCache {
     keys: HashMap<String, DecodingKey>,
     fetched_at: Option<Instant>,
-    last_attempt: Option<Instant>,
+    last_error: Option<String>,
+    /// `kid` (empty: none) → when it last triggered a download; entries older than
+    /// `kid_refetch_interval` are pruned whenever a download is planned.
+    kid_tries: HashMap<String, Instant>,
+    /// Downloads the global budget still allows (refilled over time, at most `refetch_burst`).
+    budget: f64,
+    budget_at: Instant,
+}
+
+impl KeyCache {
+    fn new(limits: &JwksLimits) -> Self {
+        Self {
+            keys: HashMap::new(),
+            fetched_at: None,
+            last_error: None,
+            kid_tries: HashMap::new(),
+            budget: f64::from(limits.refetch_burst),
+            budget_at: Instant::now(),
+        }
+    }
+
+    /// Decides whether a miss on `kid` downloads the JWKS: at most once per `kid` per
+    /// `kid_refetch_interval`, and within the global budget (`refetch_burst` at once, one more
+    /// per `refetch_period`) so made-up `kid`s cannot turn into a stream of downloads.
+    fn plan(&mut self, kid: &str, limits: &JwksLimits, now: Instant) -> Plan {
+        if self
+            .kid_tries
+            .get(kid)
+            .is_some_and(|t| now.saturating_duration_since(*t) < limits.kid_refetch_interval)
+        {
+            return Plan::Wait;
+        }
+        let burst = f64::from(limits.refetch_burst);
+        if limits.refetch_period.is_zero() {
+            self.budget = burst;
+        } else {
+            let earned = now.saturating_duration_since(self.budget_at).as_secs_f64()
+                / limits.refetch_period.as_secs_f64();
+            self.budget = (self.budget + earned).min(burst);
+        }
+        self.budget_at = now;
+        if self.budget < 1.0 {
+            return Plan::Limited;
+        }
+        self.budget -= 1.0;
+        self.kid_tries
+            .retain(|_, t| now.saturating_duration_since(*t) < limits.kid_refetch_interval);
+        self.kid_tries.insert(kid.to_owned(), now);
+        Plan::Fetch
+    }
 }
 
 /// The validator.
@@ -104,7 +192,7 @@ pub struct JwtValidator {
     settings: JwtSettings,
     http: reqwest::Client,
     cache: RwLock<KeyCache>,
-    refresh: tokio::sync::Mutex<()>,
+    download: tokio::sync::Mutex<()>,
     metrics: Arc<Metrics>,
 }
 
@@ -120,10 +208,10 @@ impl JwtValidator {
     /// A validator fetching keys with `http`.
     pub fn new(settings: JwtSettings, http: reqwest::Client, metrics: Arc<Metrics>) -> Self {
         Self {
+            cache: RwLock::new(KeyCache::new(&settings.limits)),
             settings,
             http,
-            cache: RwLock::new(KeyCache::default()),
-            refresh: tokio::sync::Mutex::new(()),
+            download: tokio::sync::Mutex::new(()),
             metrics,
         }
     }
@@ -144,21 +232,43 @@ impl JwtValidator {
         (key, fresh)
     }
 
-    /// Downloads the JWKS unless one was attempted within the minimum interval.
-    async fn refresh(&self) -> Result<(), JwtError> {
-        let _one = self.refresh.lock().await;
-        {
-            let c = self.cache.read().unwrap_or_else(|p| p.into_inner());
-            if c.last_attempt
-                .is_some_and(|t| t.elapsed() < self.settings.min_refresh_interval)
-            {
-                return Ok(());
+    /// After a miss on `kid` (not cached, or the cache is stale or empty): downloads the JWKS
+    /// if the limits allow, else waits for the download this `kid` started moments ago, else
+    /// counts a limited refetch.
+    async fn refetch(&self, kid: Option<&str>) {
+        let plan = self.cache.write().unwrap_or_else(|p| p.into_inner()).plan(
+            kid.unwrap_or(""),
+            &self.settings.limits,
+            Instant::now(),
+        );
+        match plan {
+            Plan::Fetch => {
+                let _one = self.download.lock().await;
+                // a download that finished while this one waited may have brought the key
+                if let (Some(_), true) = self.cached(kid) {
+                    return;
+                }
+                self.download().await;
+            }
+            Plan::Wait => {
+                // the download this kid started (if still running) ends before the lock is free
+                drop(self.download.lock().await);
+                if self.cached(kid).0.is_none() {
+                    self.metrics.control.jwks_refetch_limited();
+                }
+            }
+            Plan::Limited => {
+                self.metrics.control.jwks_refetch_limited();
+                tracing::debug!(
+                    kid = kid.unwrap_or(""),
+                    "JWKS download budget spent: no refetch"
+                );
             }
         }
-        self.cache
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .last_attempt = Some(Instant::now());
+    }
+
+    /// Downloads the JWKS and replaces the cached keys (on failure the old keys stay).
+    async fn download(&self) {
         let fetched = async {
             let resp = self
                 .http
@@ -191,12 +301,15 @@ impl JwtValidator {
                 let mut c = self.cache.write().unwrap_or_else(|p| p.into_inner());
                 c.keys = keys;
                 c.fetched_at = Some(Instant::now());
-                Ok(())
+                c.last_error = None;
             }
             Err(e) => {
                 self.metrics.control.jwks_fetch(false);
                 tracing::warn!(error = %e, url = %self.settings.jwks_url, "cannot fetch ACS signing keys");
-                Err(JwtError::JwksUnavailable(e))
+                self.cache
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .last_error = Some(e);
             }
         }
     }
@@ -206,21 +319,20 @@ impl JwtValidator {
         if let (Some(k), true) = (&key, fresh) {
             return Ok(k.clone());
         }
-        let refreshed = self.refresh().await;
-        match (self.cached(kid).0, key) {
-            (Some(k), _) | (None, Some(k)) => Ok(k),
-            (None, None) => {
-                let never_fetched = self
-                    .cache
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .fetched_at
-                    .is_none();
-                match refreshed {
-                    Err(e) if never_fetched => Err(e),
-                    _ => Err(JwtError::UnknownKid),
-                }
-            }
+        self.refetch(kid).await;
+        // a stale key still serves when the refresh failed or was limited
+        if let Some(k) = self.cached(kid).0.or(key) {
+            return Ok(k);
+        }
+        let c = self.cache.read().unwrap_or_else(|p| p.into_inner());
+        if c.fetched_at.is_none() {
+            Err(JwtError::JwksUnavailable(
+                c.last_error
+                    .clone()
+                    .unwrap_or_else(|| "not fetched yet (download budget spent)".into()),
+            ))
+        } else {
+            Err(JwtError::UnknownKid)
         }
     }
 
@@ -292,18 +404,14 @@ pub(crate) mod tests {
         TestServer::start(move |_, _| Reply::json(200, &jwks)).await
     }
 
-    fn validator(
-        server: &TestServer,
-        metrics: Arc<Metrics>,
-        min_refresh: Duration,
-    ) -> JwtValidator {
+    fn validator(server: &TestServer, metrics: Arc<Metrics>, limits: JwksLimits) -> JwtValidator {
         JwtValidator::new(
             JwtSettings {
                 issuer: ISS.into(),
                 audience: AUD.into(),
                 jwks_url: format!("{}/calling/keys", server.url()),
                 leeway_secs: 5,
-                min_refresh_interval: min_refresh,
+                limits,
                 fetch_timeout: Duration::from_secs(5),
             },
             reqwest::Client::new(),
@@ -315,7 +423,7 @@ pub(crate) mod tests {
     async fn valid_and_every_refusal() {
         let server = jwks_server().await;
         let metrics = Metrics::new();
-        let v = validator(&server, metrics.clone(), Duration::from_secs(60));
+        let v = validator(&server, metrics.clone(), JwksLimits::default());
         let good = token(1, Some("test-key-1"), claims(ISS, AUD, 300));
         let c = v.validate(Some(&good)).await.unwrap();
         assert_eq!(c["aud"], AUD);
@@ -381,27 +489,26 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn unknown_kid_refreshes_once_then_refuses() {
+    async fn an_unknown_kid_is_fetched_at_once_then_limited_per_kid() {
         let server = jwks_server().await;
         let metrics = Metrics::new();
-        let v = validator(&server, metrics.clone(), Duration::from_millis(300));
+        let limits = JwksLimits {
+            kid_refetch_interval: Duration::from_millis(300),
+            refetch_burst: 100,
+            refetch_period: Duration::ZERO,
+        };
+        let v = validator(&server, metrics.clone(), limits);
         let good = token(1, Some("test-key-1"), claims(ISS, AUD, 300));
         v.validate(Some(&good)).await.unwrap();
-        let t = token(2, Some("rotated-key"), claims(ISS, AUD, 300));
-        // Too soon after the first download: no refresh, refused.
-        assert_eq!(
-            v.validate(Some(&t)).await.unwrap_err(),
-            JwtError::UnknownKid
-        );
         assert_eq!(server.requests().len(), 1);
-        tokio::time::sleep(Duration::from_millis(350)).await;
-        // Now the unknown kid triggers one refresh, still unknown → refused.
+        // Right after the first download, a new kid downloads again at once (a rotation).
+        let t = token(2, Some("rotated-key"), claims(ISS, AUD, 300));
         assert_eq!(
             v.validate(Some(&t)).await.unwrap_err(),
             JwtError::UnknownKid
         );
-        assert_eq!(server.requests().len(), 2);
-        // A flood of unknown kids does not refetch.
+        assert_eq!(server.requests().len(), 2, "no floor after a download");
+        // The same kid again within its interval: no download, counted.
         for _ in 0..20 {
             assert_eq!(
                 v.validate(Some(&t)).await.unwrap_err().reason(),
@@ -409,9 +516,71 @@ pub(crate) mod tests {
             );
         }
         assert_eq!(server.requests().len(), 2);
-        assert_eq!(metrics.control.jwks_fetch_count(true), 2);
+        assert_eq!(metrics.control.jwks_refetch_limited_count(), 20);
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        // After its interval the kid may try once more.
+        assert_eq!(
+            v.validate(Some(&t)).await.unwrap_err(),
+            JwtError::UnknownKid
+        );
+        assert_eq!(server.requests().len(), 3);
+        assert_eq!(metrics.control.jwks_fetch_count(true), 3);
         // Known keys keep working from the cache.
         v.validate(Some(&good)).await.unwrap();
+        assert_eq!(server.requests().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn made_up_kids_cost_a_bounded_number_of_downloads() {
+        let server = jwks_server().await;
+        let metrics = Metrics::new();
+        let limits = JwksLimits {
+            kid_refetch_interval: Duration::from_secs(5),
+            refetch_burst: 3,
+            refetch_period: Duration::from_secs(600),
+        };
+        let v = validator(&server, metrics.clone(), limits);
+        let good = token(1, Some("test-key-1"), claims(ISS, AUD, 300));
+        v.validate(Some(&good)).await.unwrap();
+        for i in 0..50 {
+            let t = token(2, Some(&format!("made-up-{i}")), claims(ISS, AUD, 300));
+            assert_eq!(
+                v.validate(Some(&t)).await.unwrap_err().reason(),
+                "unknown_kid"
+            );
+        }
+        assert_eq!(server.requests().len(), 3, "the budget of 3, no more");
+        assert_eq!(metrics.control.jwks_refetch_limited_count(), 48);
+        v.validate(Some(&good)).await.unwrap();
+        assert_eq!(server.requests().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn concurrent_tokens_with_a_new_kid_share_one_download() {
+        let one: serde_json::Value =
+            serde_json::from_slice(&fixture("jwt_test_jwks.json")).unwrap();
+        let both: serde_json::Value =
+            serde_json::from_slice(&fixture("jwt_test_jwks_both.json")).unwrap();
+        let server =
+            TestServer::start(move |_, i| Reply::json(200, if i == 0 { &one } else { &both }))
+                .await;
+        let metrics = Metrics::new();
+        let v = Arc::new(validator(&server, metrics.clone(), JwksLimits::default()));
+        v.validate(Some(&token(1, Some("test-key-1"), claims(ISS, AUD, 300))))
+            .await
+            .unwrap();
+        let rotated = token(2, Some("test-key-2"), claims(ISS, AUD, 300));
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let (v, t) = (v.clone(), rotated.clone());
+                tokio::spawn(async move { v.validate(Some(&t)).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(server.requests().len(), 2, "one download for the new kid");
+        assert_eq!(metrics.control.jwks_refetch_limited_count(), 0);
     }
 
     #[tokio::test]
@@ -423,7 +592,7 @@ pub(crate) mod tests {
         let server =
             TestServer::start(move |_, i| Reply::json(200, if i == 0 { &one } else { &both }))
                 .await;
-        let v = validator(&server, Metrics::new(), Duration::ZERO);
+        let v = validator(&server, Metrics::new(), JwksLimits::default());
         v.validate(Some(&token(1, Some("test-key-1"), claims(ISS, AUD, 300))))
             .await
             .unwrap();
@@ -442,7 +611,7 @@ pub(crate) mod tests {
     async fn unreachable_jwks() {
         let server = TestServer::start(|_, _| Reply::empty(500)).await;
         let metrics = Metrics::new();
-        let v = validator(&server, metrics.clone(), Duration::from_secs(60));
+        let v = validator(&server, metrics.clone(), JwksLimits::default());
         let t = token(1, Some("test-key-1"), claims(ISS, AUD, 300));
         let e = v.validate(Some(&t)).await.unwrap_err();
         assert_eq!(e.reason(), "jwks_unavailable");

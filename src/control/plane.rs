@@ -12,7 +12,7 @@
 use super::acs_client::{AcsApi, AcsClientConfig, HttpAcsClient};
 use super::dedupe::{self, Dedupe};
 use super::graph::GraphClient;
-use super::jwt::{JwtSettings, JwtValidator, MIN_REFRESH_INTERVAL};
+use super::jwt::{JwksLimits, JwtSettings, JwtValidator};
 use super::policy::{AnswerPolicy, PolicyError};
 use super::registry::CallRegistry;
 use super::tokens::CallTokens;
@@ -142,7 +142,7 @@ impl ControlPlane {
                     audience: cfg.acs.jwt_audience().to_owned(),
                     jwks_url: cfg.acs.jwt.jwks_url.trim().to_owned(),
                     leeway_secs: cfg.acs.jwt.leeway_secs,
-                    min_refresh_interval: MIN_REFRESH_INTERVAL,
+                    limits: JwksLimits::default(),
                     fetch_timeout: Duration::from_secs(10),
                 },
                 http.clone(),

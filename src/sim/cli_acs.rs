@@ -32,6 +32,11 @@ use crate::protocol::{parse_raw_id, CommunicationIdentifierModel, IdentifierKind
 pub const DEMO_ACCESS_KEY: &[u8] = b"acs-sim local demo key, not secret";
 /// The resource id (JWT audience) `acs-sim acs` and `acs-sim call` use unless told otherwise.
 pub const DEMO_RESOURCE_ID: &str = "00000000-0000-4000-8000-0000000a51d0";
+/// Where `acs-sim acs` and `acs-sim call` keep state between runs unless told otherwise
+/// (relative to the working directory).
+pub const DEFAULT_STATE_DIR: &str = ".acs-sim";
+/// The signing key's file in the state directory.
+pub const SIGNING_KEY_FILE: &str = "signing-key.pem";
 /// Where `acs-sim acs` and `acs-sim call` listen unless told otherwise.
 pub const DEFAULT_ACS_LISTEN: &str = "127.0.0.1:8090";
 
@@ -98,9 +103,18 @@ pub struct FakeAcsArgs {
     /// Issuer of the JWTs.
     #[arg(long, default_value = ACS_ISSUER, value_name = "URL")]
     pub issuer: String,
-    /// RS256 signing key (PEM, PKCS#8 or PKCS#1). Default: generated at start.
+    /// RS256 signing key (PEM, PKCS#8 or PKCS#1), used as is. Default: `<state-dir>/signing-key.pem`,
+    /// generated and saved there the first time, so the `kid` stays the same across restarts.
     #[arg(long, value_name = "PEM")]
     pub signing_key: Option<PathBuf>,
+    /// Where the fake keeps state between runs (its signing key); relative to the working
+    /// directory.
+    #[arg(long, default_value = DEFAULT_STATE_DIR, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Generate a fresh signing key at every start and save nothing (a new `kid` each time, as
+    /// after an ACS key rotation).
+    #[arg(long, conflicts_with = "signing_key")]
+    pub ephemeral_key: bool,
     /// `kid` of the signing key. Default: its RFC 7638 thumbprint.
     #[arg(long, value_name = "KID")]
     pub kid: Option<String>,
@@ -155,7 +169,8 @@ impl FakeAcsArgs {
                     source,
                 }
             })?),
-            None => SigningKeySource::Generate,
+            None if self.ephemeral_key => SigningKeySource::Generate,
+            None => SigningKeySource::Persistent(self.state_dir.join(SIGNING_KEY_FILE)),
         };
         let access_key = match (&self.access_key, self.random_access_key) {
             (Some(k), _) => k.0.clone(),
@@ -411,10 +426,21 @@ fn print_fake(acs: &FakeAcsHandle) {
 
 /// `acs-sim acs`: runs a fake ACS and prints requests and callbacks as they happen.
 pub async fn run_acs(a: AcsArgs) -> Result<bool, SimError> {
-    let acs = FakeAcs::start(a.acs.config(a.listen)?).await?;
+    let cfg = a.acs.config(a.listen)?;
+    let key_file = match &cfg.signing_key {
+        SigningKeySource::Persistent(p) => Some(p.clone()),
+        _ => None,
+    };
+    let acs = FakeAcs::start(cfg).await?;
     a.acs.apply(&acs);
     println!("acs-sim acs: a fake Azure Communication Services resource");
     print_fake(&acs);
+    if let Some(p) = key_file {
+        println!(
+            "  signing key   {} (kept across restarts; --ephemeral-key for a new one)",
+            p.display()
+        );
+    }
     println!(
         "  admin         POST {0}/sim/incomingCalls, GET {0}/sim/calls, GET {0}/sim/requests, POST {0}/sim/calls/<id>:hangup",
         acs.base_url
@@ -664,6 +690,7 @@ mod tests {
     use super::super::cli::{Cli, Command};
     use super::*;
     use clap::Parser;
+    use std::path::Path;
 
     #[test]
     fn parses_call_options() {
@@ -710,6 +737,38 @@ mod tests {
         );
         let cfg = a.acs.config("127.0.0.1:0".parse().unwrap()).unwrap();
         assert_eq!(cfg.access_key, b"test-key");
+        match &cfg.signing_key {
+            SigningKeySource::Persistent(p) => {
+                assert_eq!(p, &Path::new(".acs-sim").join("signing-key.pem"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let key_of = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::Acs(a) = cli.command else {
+                panic!("not acs")
+            };
+            a.acs
+                .config("127.0.0.1:0".parse().unwrap())
+                .unwrap()
+                .signing_key
+        };
+        assert!(matches!(
+            key_of(&["acs-sim", "acs", "--state-dir", "st"]),
+            SigningKeySource::Persistent(p) if p == Path::new("st").join("signing-key.pem")
+        ));
+        assert!(matches!(
+            key_of(&["acs-sim", "acs", "--ephemeral-key"]),
+            SigningKeySource::Generate
+        ));
+        assert!(Cli::try_parse_from([
+            "acs-sim",
+            "acs",
+            "--ephemeral-key",
+            "--signing-key",
+            "k.pem"
+        ])
+        .is_err());
         assert!(Cli::try_parse_from(["acs-sim", "call", "--access-key", "!!"]).is_err());
         assert!(Cli::try_parse_from(["acs-sim", "acs", "--fault", "x:teapot"]).is_err());
     }

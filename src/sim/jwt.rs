@@ -3,11 +3,15 @@
 //! (5 min) — PROTOCOL.md §3.1, §3.2 — and the JSON Web Key Set and OpenID-configuration-like
 //! document a gateway validates them with.
 //!
-//! The key is either loaded from a PEM (PKCS#8 `BEGIN PRIVATE KEY` or PKCS#1 `BEGIN RSA PRIVATE
-//! KEY`) or generated (2048 bits; about 0.1–0.3 s in a release build, 1–5 s in a debug build, so
-//! tests load a committed test key instead). The key id (`kid`) defaults to the RFC 7638
-//! thumbprint of the public key.
+//! The key is loaded from a PEM (PKCS#8 `BEGIN PRIVATE KEY` or PKCS#1 `BEGIN RSA PRIVATE
+//! KEY`), generated (2048 bits; about 0.1–0.3 s in a release build, 1–5 s in a debug build, so
+//! tests load a committed test key instead), or kept in a file: loaded from it, or generated and
+//! saved there the first time ([`SigningKeySource::Persistent`], what `acs-sim acs` uses so its
+//! `kid` survives restarts). The key id (`kid`) defaults to the RFC 7638 thumbprint of the
+//! public key.
 
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -43,6 +47,9 @@ pub enum SigningKeySource {
     Generate,
     /// This PEM text (PKCS#8 or PKCS#1).
     Pem(String),
+    /// The PEM in this file; when the file does not exist, a generated key saved there first
+    /// (PKCS#8, mode 0600 on Unix, parent directories created).
+    Persistent(PathBuf),
 }
 
 impl std::fmt::Debug for SigningKeySource {
@@ -50,6 +57,7 @@ impl std::fmt::Debug for SigningKeySource {
         match self {
             SigningKeySource::Generate => f.write_str("Generate"),
             SigningKeySource::Pem(_) => f.write_str("Pem(<private key>)"),
+            SigningKeySource::Persistent(p) => write!(f, "Persistent({})", p.display()),
         }
     }
 }
@@ -108,9 +116,9 @@ impl AcsSigner {
                 RsaPrivateKey::new(&mut rsa::rand_core::OsRng, GENERATED_KEY_BITS)
                     .map_err(key_err)?
             }
-            SigningKeySource::Pem(pem) => RsaPrivateKey::from_pkcs8_pem(pem)
-                .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
-                .map_err(|e| key_err(format!("not an RSA private key PEM: {e}")))?,
+            SigningKeySource::Pem(pem) => parse_pem(pem)?,
+            SigningKeySource::Persistent(path) => parse_pem(&load_or_create_pem(path)?)
+                .map_err(|e| key_err(format!("{}: {e}", path.display())))?,
         };
         let der = private.to_pkcs1_der().map_err(key_err)?;
         let key = EncodingKey::from_rsa_der(der.as_bytes());
@@ -205,6 +213,58 @@ impl AcsSigner {
     }
 }
 
+fn parse_pem(pem: &str) -> Result<RsaPrivateKey, SimError> {
+    RsaPrivateKey::from_pkcs8_pem(pem)
+        .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
+        .map_err(|e| key_err(format!("not an RSA private key PEM: {e}")))
+}
+
+/// The PEM at `path`, or a generated key written there first. The key goes to a temporary
+/// file that is then linked to `path` only if `path` still does not exist, so two fakes
+/// starting at once end up with the same key (the loser reads the winner's).
+fn load_or_create_pem(path: &Path) -> Result<String, SimError> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|source| SimError::Read {
+            path: p.to_owned(),
+            source,
+        })
+    };
+    if path.exists() {
+        return read(path);
+    }
+    let write_err = |source| SimError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(write_err)?;
+    }
+    let private =
+        RsaPrivateKey::new(&mut rsa::rand_core::OsRng, GENERATED_KEY_BITS).map_err(key_err)?;
+    let pem = private.to_pkcs8_pem(LineEnding::LF).map_err(key_err)?;
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp_name);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let written = opts
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(pem.as_bytes()).and_then(|()| f.sync_all()));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(write_err(e));
+    }
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(pem.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path),
+        Err(e) => Err(write_err(e)),
+    }
+}
+
 /// The RFC 7638 JWK thumbprint (SHA-256, base64url) of an RSA public key.
 fn thumbprint(n_b64: &str, e_b64: &str) -> String {
     let canonical = format!(r#"{{"e":"{e_b64}","kty":"RSA","n":"{n_b64}"}}"#);
@@ -274,6 +334,27 @@ mod tests {
             s.openid_configuration("http://127.0.0.1:1")["jwks_uri"],
             "http://127.0.0.1:1/calling/keys"
         );
+    }
+
+    #[test]
+    fn a_persistent_key_file_is_loaded_as_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signing-key.pem");
+        std::fs::write(&path, test_pem()).unwrap();
+        let from_file =
+            AcsSigner::new(&SigningKeySource::Persistent(path.clone()), None, "i", "a").unwrap();
+        let from_pem = AcsSigner::new(&SigningKeySource::Pem(test_pem()), None, "i", "a").unwrap();
+        assert_eq!(from_file.kid(), from_pem.kid());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            test_pem(),
+            "untouched"
+        );
+        std::fs::write(&path, "garbage").unwrap();
+        let e = AcsSigner::new(&SigningKeySource::Persistent(path.clone()), None, "i", "a")
+            .unwrap_err();
+        assert!(e.to_string().contains("signing-key.pem"), "{e}");
+        assert!(format!("{:?}", SigningKeySource::Persistent(path)).contains("signing-key.pem"));
     }
 
     #[test]

@@ -289,7 +289,7 @@ impl Actor {
             }
         };
         let body = callbacks_body(std::slice::from_ref(&event));
-        let result = match self.shared.signer.sign(CALLBACK_TOKEN_LIFETIME) {
+        let result = match self.shared.signer().sign(CALLBACK_TOKEN_LIFETIME) {
             Ok(token) => self
                 .shared
                 .http

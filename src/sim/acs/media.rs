@@ -520,7 +520,7 @@ async fn stream(p: &MediaParams) -> MediaOutcome {
         last_onset_slot: None,
         onsets,
     };
-    let token = match p.shared.signer.sign(WEBSOCKET_TOKEN_LIFETIME) {
+    let token = match p.shared.signer().sign(WEBSOCKET_TOKEN_LIFETIME) {
         Ok(t) => t,
         Err(e) => return MediaOutcome::AudioError(e.to_string()),
     };

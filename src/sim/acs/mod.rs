@@ -26,7 +26,8 @@
 //!   RS256 token, and the `operationContext` echoed;
 //! * records **outbound audio** the gateway sends back on the media socket (`AudioData`,
 //!   `StopAudio`) with arrival times ([`FakeAcsHandle::outbound_pcm`], [`OutboundSummary`]);
-//! * serves its **JWKS** at `/calling/keys` and an OpenID-configuration-like document at
+//! * serves its **JWKS** at `/calling/keys` (the current key first, then keys rotated out with
+//!   [`FakeAcsHandle::rotate_signer`]) and an OpenID-configuration-like document at
 //!   `/calling/.well-known/acsopenidconfiguration` (not signed, not logged as requests);
 //! * injects **faults** on request ([`FakeAcsHandle::set_fault`]);
 //! * keeps a **request log** ([`FakeAcsHandle::requests`]);
@@ -647,8 +648,8 @@ impl FakeAcs {
         let server = tokio::spawn(server::serve(listener, Arc::clone(&shared), rx));
         Ok(FakeAcsHandle {
             jwks_url: format!("{base_url}{JWKS_PATH}"),
-            issuer: shared.signer.issuer().to_owned(),
-            audience: shared.signer.audience().to_owned(),
+            issuer: shared.signer().issuer().to_owned(),
+            audience: shared.signer().audience().to_owned(),
             base_url,
             addr,
             shared,
@@ -698,9 +699,21 @@ impl FakeAcsHandle {
         &self.shared.cfg.access_key
     }
 
-    /// The token signer (mint tokens with other claims, read the JWKS).
-    pub fn signer(&self) -> &AcsSigner {
-        &self.shared.signer
+    /// The current token signer (mint tokens with other claims, read its JWK).
+    pub fn signer(&self) -> Arc<AcsSigner> {
+        self.shared.signer()
+    }
+
+    /// Rotates the signing key: every later media upgrade, callback and exchanged token is
+    /// signed with `next` (its issuer and audience should match the first signer's); the JWKS
+    /// lists `next` first and keeps the old keys, as ACS does during a real rotation.
+    pub fn rotate_signer(&self, next: AcsSigner) {
+        self.shared.rotate_signer(next);
+    }
+
+    /// The JSON Web Key Set served at `/calling/keys`.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.shared.jwks()
     }
 
     /// The Event Grid `topic` of this resource

@@ -756,7 +756,7 @@ fn exchange_token(shared: &Arc<Shared>, body: &[u8]) -> Result<Reply, Reply> {
         ));
     }
     let token = shared
-        .signer
+        .signer()
         .sign(EXCHANGED_TOKEN_LIFETIME)
         .map_err(|e| Reply::error(500, "InternalServerError", &e.to_string()))?;
     let expires = chrono::Utc::now()

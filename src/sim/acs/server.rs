@@ -168,10 +168,10 @@ async fn handle(
         .map_or_else(|| path.clone(), |p| p.as_str().to_owned());
     if method == "GET" && path == JWKS_PATH {
         shared.count_jwks_fetch();
-        return Ok(Reply::json(200, &shared.signer.jwks()).into_response());
+        return Ok(Reply::json(200, &shared.jwks()).into_response());
     }
     if method == "GET" && path == OPENID_CONFIG_PATH {
-        let doc = shared.signer.openid_configuration(&shared.base_url);
+        let doc = shared.signer().openid_configuration(&shared.base_url);
         return Ok(Reply::json(200, &doc).into_response());
     }
     let headers = req.headers().clone();

@@ -107,7 +107,8 @@ impl State {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub cfg: FakeAcsConfig,
-    pub signer: AcsSigner,
+    /// The current signer and the public keys of the ones rotated out (still in the JWKS).
+    signers: std::sync::RwLock<(Arc<AcsSigner>, Vec<serde_json::Value>)>,
     pub base_url: String,
     pub started: Instant,
     pub changed: Notify,
@@ -117,6 +118,30 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The signer of every new token.
+    pub fn signer(&self) -> Arc<AcsSigner> {
+        Arc::clone(&self.signers.read().unwrap_or_else(|p| p.into_inner()).0)
+    }
+
+    /// Signs every later token with `next`; the old key stays in the JWKS (as in a real
+    /// rotation, tokens already issued keep validating).
+    pub fn rotate_signer(&self, next: AcsSigner) {
+        let mut s = self.signers.write().unwrap_or_else(|p| p.into_inner());
+        let (current, retired) = &mut *s;
+        let old = std::mem::replace(current, Arc::new(next));
+        retired.retain(|k| k["kid"] != old.kid() && k["kid"] != current.kid());
+        retired.insert(0, old.jwk());
+    }
+
+    /// The JSON Web Key Set: the current key first, then the rotated-out ones.
+    pub fn jwks(&self) -> serde_json::Value {
+        let s = self.signers.read().unwrap_or_else(|p| p.into_inner());
+        let keys: Vec<_> = std::iter::once(s.0.jwk())
+            .chain(s.1.iter().cloned())
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+
     pub fn new(cfg: FakeAcsConfig, signer: AcsSigner, base_url: String) -> Result<Self, SimError> {
         let http = reqwest::Client::builder()
             .timeout(cfg.callback_timeout)
@@ -129,7 +154,7 @@ impl Shared {
             })?;
         Ok(Shared {
             cfg,
-            signer,
+            signers: std::sync::RwLock::new((Arc::new(signer), Vec::new())),
             base_url,
             started: Instant::now(),
             changed: Notify::new(),
