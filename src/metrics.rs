@@ -385,6 +385,8 @@ pub struct Metrics {
     sinks: Mutex<HashMap<&'static str, SinkMetrics>>,
     /// Recordings finalised (WAV files closed with a correct header).
     pub recordings_finalised: IntCounter,
+    /// Recordings (WAV files) that could not be created or stopped short, by reason.
+    recordings_failed: IntCounterVec,
     /// Outbound AudioData frames sent to ACS (bidirectional playback).
     pub playback_frames: IntCounter,
     /// StopAudio messages sent to ACS.
@@ -702,6 +704,12 @@ impl Metrics {
                 "recordings_finalised_total",
                 "WAV recordings finalised with a complete header.",
             ),
+            recordings_failed: counter_vec(
+                "recordings_failed_total",
+                "WAV recordings that could not be created or stopped short (their header states \
+                 the audio on disk), by reason: disk_full, io_error.",
+                &["reason"],
+            ),
             control,
             forward,
             registry,
@@ -750,6 +758,12 @@ impl Metrics {
             .position(|r| *r == reason)
             .map(|i| self.rejected[i].get())
             .unwrap_or(0)
+    }
+
+    /// Counts a WAV recording that could not be created or stopped short (`reason`: disk_full,
+    /// io_error).
+    pub fn recording_failed(&self, reason: &str) {
+        self.recordings_failed.with_label_values(&[reason]).inc();
     }
 
     /// Counts a close frame the gateway sent.

@@ -256,6 +256,78 @@ async fn hostile_participant_id_stays_inside_the_call_folder() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn participant_ids_never_take_the_gateways_own_names_devices_or_each_others() {
+    let mut gw = Gw::start(|_| {}).await;
+    // an unmixed call whose participants are named like the gateway's own files, like Windows
+    // devices, and like each other but for case
+    let ids = [
+        "mixed",
+        "MIXED",
+        "call",
+        "CON",
+        "con.txt",
+        "nul",
+        "Ann",
+        "ann",
+        "8:acs:Bob",
+        "8:acs:bob",
+    ];
+    let value = |i: usize| (i as i16 + 1) * 100;
+    let mut msgs = vec![metadata(16_000)];
+    for k in 0..10 {
+        for (i, id) in ids.iter().enumerate() {
+            msgs.push(audio(&[value(i); 320], k, Some(id), false));
+        }
+    }
+    let mut ws = gw.connect("/ws", "call-names").await;
+    send_all(&mut ws, msgs).await;
+    close_normally(ws).await;
+    gw.wait_no_connections().await;
+    assert!(gw.shutdown().await.clean());
+
+    let dir = gw.call_dir("call-names");
+    let doc = call_json(&dir);
+    let streams = doc["streams"].as_array().unwrap();
+    // the gateway's own files keep their names
+    let mix = streams.iter().find(|s| s["kind"] == "mix").expect("mix");
+    assert_eq!(mix["file"], "mixed.wav");
+    assert!(read_wav(&dir.join("mixed.wav")).1.len() >= 3200);
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    on_disk.sort();
+    // each participant has its own file, with its own audio, named safely
+    let devices = ["con", "prn", "aux", "nul", "com1", "lpt1"];
+    let mut listed = vec!["call.json".to_string(), "mixed.wav".to_string()];
+    for (i, id) in ids.iter().enumerate() {
+        let s = streams
+            .iter()
+            .find(|s| s["participantRawId"] == *id)
+            .unwrap_or_else(|| panic!("{id} in call.json"));
+        let file = s["file"].as_str().unwrap().to_string();
+        let stem = file.split('.').next().unwrap().to_ascii_lowercase();
+        assert!(
+            !["mixed", "call"].contains(&stem.as_str()) && !devices.contains(&stem.as_str()),
+            "{id} was given {file}"
+        );
+        assert!(file.ends_with(".wav"), "{file}");
+        let (_, got) = read_wav(&dir.join(&file));
+        assert!(
+            got.len() == 3200 && got.iter().all(|&x| x == value(i)),
+            "{file} holds {id}'s audio"
+        );
+        listed.push(file);
+    }
+    // distinct even on a case-insensitive file system, and nothing else in the folder
+    let lower: std::collections::HashSet<String> =
+        listed.iter().map(|f| f.to_ascii_lowercase()).collect();
+    assert_eq!(lower.len(), listed.len(), "{listed:?}");
+    listed.sort();
+    assert_eq!(on_disk, listed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_2000_connections_is_refused_beyond_the_limit_and_streams_go_on() {
     let mut gw = Gw::start(|c| c.server.max_connections = 40).await;
     // a legitimate call streaming throughout

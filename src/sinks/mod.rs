@@ -100,7 +100,8 @@ impl SinkConfig {
     }
 
     /// One sink instance (what one worker runs), nested sinks included; creates the recordings
-    /// folder of file-writing sinks. `acs_gateway_recordings_finalised_total` counts WAV files.
+    /// folder of file-writing sinks. `acs_gateway_recordings_finalised_total` counts WAV files,
+    /// `acs_gateway_recordings_failed_total` those that could not be created or stopped short.
     pub fn build_sink(&self, metrics: &Arc<Metrics>) -> std::io::Result<Box<dyn Sink>> {
         Ok(match self {
             SinkConfig::Wav(c) => {
@@ -108,7 +109,11 @@ impl SinkConfig {
                 let m = metrics.clone();
                 let finalised: Arc<dyn Fn() + Send + Sync> =
                     Arc::new(move || m.recordings_finalised.inc());
-                Box::new(wav::WavSink::new(c.clone(), Some(finalised)))
+                let m = metrics.clone();
+                Box::new(
+                    wav::WavSink::new(c.clone(), Some(finalised))
+                        .with_failure_hook(Arc::new(move |reason| m.recording_failed(reason))),
+                )
             }
             SinkConfig::Null(_) => Box::new(null::NullSink::new(Arc::new(AtomicU64::new(0)))),
             SinkConfig::Nats(c) => Box::new(nats::NatsSink::new(c.clone())),

@@ -5,7 +5,21 @@
 //! [`FILE_BUFFER_BYTES`]). Every file's header is brought up to date on each [`Sink::flush`] (at
 //! least once a second), so a killed process leaves playable files; files are finalised when
 //! their stream closes and at shutdown. Folder and file names come from [`super::names`]:
-//! sanitised, bounded and distinct.
+//! sanitised, bounded and distinct, never a Windows device name, and never one of the sink's own
+//! names ([`OWN_NAMES`]): a participant called `mixed`, `CALL` or `con.txt` gets a hash-marked
+//! name, the call's `mixed.wav` and `call.json` keep theirs, and ids differing only in case get
+//! distinct files (compared case-insensitively). `call.json` maps each stream (participant id) to
+//! its file.
+//!
+//! A full disk (or any I/O error) never costs audio already on disk: a file whose write failed
+//! stops taking audio and is finalised with a header stating the whole samples on disk; a file
+//! that could not be created is removed (no 0-byte or header-less file is left); either way the
+//! stream's entry in `call.json` carries the error (`error`, `file` null when there is no file,
+//! `samplesInFile`), and the file is counted in `recordings_failed_total`. A `call.json` that
+//! cannot be written is kept in memory and written again on each flush until it succeeds (so
+//! once space is freed every call's `call.json` tells its story; a call whose `call.json` never
+//! could be written loses it at shutdown, and its folder is removed if empty); the temporary
+//! file of a failed write is always removed.
 //!
 //! `call.json` is written (atomically, via a temporary file and rename) on the first
 //! [`Sink::flush`] after a stream of the call opens — so a killed process leaves it within one
@@ -14,7 +28,7 @@
 //! Nothing is fsynced: like the WAV headers, `call.json` is meant to survive the process, not
 //! the machine, and an fsync per call would cost milliseconds on real disks.
 
-use super::names::{sanitize, NameSet};
+use super::names::{sanitize, sanitize_avoiding, NameSet};
 use crate::pipeline::frame::{
     AudioFrame, CallEvent, CallId, CallInfo, EndReason, StreamId, StreamInfo, StreamKind,
     StreamStats,
@@ -23,9 +37,10 @@ use crate::pipeline::sink::{QueueConfig, Sink, SinkError};
 use crate::protocol::timestamp::format_timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs;
-use std::path::PathBuf;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +50,32 @@ use writer::WavFile;
 
 /// Name of the mixed file of a call.
 pub const MIXED_NAME: &str = "mixed";
+
+/// The call's metadata file, written via [`CALL_JSON_TMP`] and a rename.
+pub const CALL_JSON: &str = "call.json";
+/// Temporary file of a `call.json` write (removed when the write fails).
+pub const CALL_JSON_TMP: &str = ".call.json.tmp";
+
+/// Stems of the files the sink writes in a call folder (`mixed.wav`, `mixed-2.wav`…,
+/// `call.json`; the temporary file starts with a dot, which no sanitised name does): no
+/// participant file is named with one of them, in any case, with or without an extension.
+pub const OWN_NAMES: [&str; 2] = [MIXED_NAME, "call"];
+
+/// Ended calls whose `call.json` could not be written (a full disk) that are kept for retry; past
+/// this the oldest is given up (logged).
+pub const MAX_PENDING_JSON: usize = 1024;
+
+/// Called with the `reason` (`disk_full`, `io_error`) when a recording could not be created or
+/// stopped short.
+pub type FailureHook = Arc<dyn Fn(&'static str) + Send + Sync>;
+
+/// The `reason` label of a failed recording.
+pub fn failure_reason(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::StorageFull => "disk_full",
+        _ => "io_error",
+    }
+}
 
 /// Write buffer of each open WAV file. 8 KiB is 256 ms of 16 kHz audio, so a file reaches the
 /// disk in two or three `write`s per 500 ms header tick; 1000 open files hold 8 MiB of buffers.
@@ -122,9 +163,14 @@ impl WavSinkConfig {
 struct StreamRec {
     call: CallId,
     info: Arc<StreamInfo>,
-    file: String,
+    /// File name (without `.wav`), `None` when there is no file (not recorded, or not created).
+    file: Option<String>,
     writer: Option<WavFile>,
     samples: u64,
+    /// Samples the finalised file holds.
+    samples_in_file: u64,
+    /// The I/O error that stopped (or prevented) the file.
+    error: Option<String>,
     speech: Vec<(u64, u64)>,
     stats: Option<StreamStats>,
     closed: bool,
@@ -139,8 +185,18 @@ struct CallRec {
     transcripts: Vec<serde_json::Value>,
     marks: Vec<serde_json::Value>,
     end: Option<(i64, String)>,
-    /// `call.json` is behind (a stream opened since it was written).
+    /// `call.json` is behind (a stream opened since it was written, or the write failed).
     json_dirty: bool,
+    /// The last `call.json` write failed (counted once until one succeeds).
+    json_failing: bool,
+    /// The call's first mixed stream has taken [`MIXED_NAME`].
+    mixed_named: bool,
+}
+
+/// A `call.json` that could not be written yet.
+struct PendingJson {
+    dir: PathBuf,
+    bytes: Vec<u8>,
 }
 
 /// The WAV recorder.
@@ -151,6 +207,9 @@ pub struct WavSink {
     /// The date folder made last (name, path): calls of the same day skip `create_dir_all`.
     day: Option<(String, PathBuf)>,
     on_finalised: Option<Arc<dyn Fn() + Send + Sync>>,
+    on_failed: Option<FailureHook>,
+    /// Ended calls' `call.json` waiting for space, oldest first.
+    pending_json: VecDeque<PendingJson>,
 }
 
 impl WavSink {
@@ -162,6 +221,21 @@ impl WavSink {
             streams: HashMap::new(),
             day: None,
             on_finalised,
+            on_failed: None,
+            pending_json: VecDeque::new(),
+        }
+    }
+
+    /// Calls `hook` with the reason whenever a recording could not be created or stopped short
+    /// (`acs_gateway_recordings_failed_total`).
+    pub fn with_failure_hook(mut self, hook: FailureHook) -> Self {
+        self.on_failed = Some(hook);
+        self
+    }
+
+    fn failed(&self, e: &io::Error) {
+        if let Some(f) = &self.on_failed {
+            f(failure_reason(e));
         }
     }
 
@@ -180,13 +254,15 @@ impl WavSink {
                 CallRec {
                     info: info.clone(),
                     dir,
-                    names: NameSet::with_reserved(&[MIXED_NAME, "call"]),
+                    names: NameSet::with_reserved(&OWN_NAMES),
                     streams: Vec::new(),
                     dtmf: Vec::new(),
                     transcripts: Vec::new(),
                     marks: Vec::new(),
                     end: None,
                     json_dirty: false,
+                    json_failing: false,
+                    mixed_named: false,
                 },
             );
         }
@@ -194,19 +270,59 @@ impl WavSink {
     }
 
     fn finalise_stream(&mut self, id: StreamId) -> Result<(), SinkError> {
-        if let Some(rec) = self.streams.get_mut(&id) {
-            rec.closed = true;
-            if let Some(w) = rec.writer.take() {
-                w.finalize()?;
+        let Some(rec) = self.streams.get_mut(&id) else {
+            return Ok(());
+        };
+        rec.closed = true;
+        let Some(w) = rec.writer.take() else {
+            return Ok(());
+        };
+        let was_failed = w.failed();
+        let (samples, r) = w.finalize();
+        rec.samples_in_file = samples;
+        match r {
+            Ok(()) => {
                 if let Some(f) = &self.on_finalised {
                     f();
                 }
+                Ok(())
+            }
+            Err(e) => {
+                rec.error.get_or_insert_with(|| e.to_string());
+                let call = rec.call;
+                if !was_failed {
+                    // failed only now (the last buffer): counted here, else when it failed
+                    self.failed(&e);
+                }
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.json_dirty = true;
+                }
+                Err(e.into())
             }
         }
-        Ok(())
     }
 
-    fn write_call_json(&mut self, call: CallId) -> Result<(), SinkError> {
+    /// Notes that a write to stream `id` failed: the first failure of its file sets the
+    /// stream's error (for `call.json`) and is counted.
+    fn write_failed(&mut self, id: StreamId, e: io::Error) -> SinkError {
+        let Some(s) = self.streams.get_mut(&id) else {
+            return e.into();
+        };
+        if s.error.is_none() && s.writer.as_ref().is_some_and(WavFile::failed) {
+            s.error = Some(e.to_string());
+            let call = s.call;
+            self.failed(&e);
+            if let Some(c) = self.calls.get_mut(&call) {
+                c.json_dirty = true;
+            }
+        }
+        e.into()
+    }
+
+    /// Writes `call.json` of `call`. A failure is returned (counted) once until a write of the
+    /// call succeeds again; the call stays dirty so the next flush tries again, and when `last`
+    /// (the call ended) the document is kept in [`WavSink::pending_json`] instead.
+    fn write_call_json(&mut self, call: CallId, last: bool) -> Result<(), SinkError> {
         let Some(c) = self.calls.get(&call) else {
             return Ok(());
         };
@@ -220,8 +336,14 @@ impl WavSink {
             let r = u64::from(s.info.sample_rate);
             let ms = |samples: u64| samples * 1000 / r;
             let stats = s.stats.unwrap_or_default();
+            let samples_in_file = match &s.writer {
+                Some(w) if w.failed() => w.samples_in_header(),
+                Some(w) => w.samples(),
+                None => s.samples_in_file,
+            };
             streams.push(json!({
-                "file": format!("{}.wav", s.file),
+                "file": s.file.as_ref().map(|f| format!("{f}.wav")),
+                "error": s.error,
                 "kind": match s.info.kind {
                     StreamKind::Mixed => "mixed",
                     StreamKind::Participant => "participant",
@@ -232,6 +354,7 @@ impl WavSink {
                 "startTime": s.info.start_unix_ms.map(ts),
                 "callOffsetMs": ms(s.info.call_offset),
                 "samples": s.samples,
+                "samplesInFile": samples_in_file,
                 "durationMs": ms(s.samples),
                 "frames": stats.frames,
                 "gapsFilled": stats.gaps,
@@ -267,18 +390,73 @@ impl WavSink {
             "marks": c.marks,
         });
         let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| SinkError::Other(e.to_string()))?;
-        let tmp = c.dir.join(".call.json.tmp");
-        let r = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, c.dir.join("call.json")));
-        if r.is_err() {
-            // a full disk must not leave a stray (possibly empty) temporary file behind
-            let _ = fs::remove_file(&tmp);
+        let dir = c.dir.clone();
+        let r = write_json_file(&dir, &bytes);
+        let c = self.calls.get_mut(&call).expect("looked up above");
+        match r {
+            Ok(()) => {
+                c.json_dirty = false;
+                c.json_failing = false;
+                Ok(())
+            }
+            Err(e) => {
+                c.json_dirty = true;
+                let counted = std::mem::replace(&mut c.json_failing, true);
+                if !counted {
+                    tracing::warn!(error = %e, dir = %dir.display(), "call.json not written; retried on every flush");
+                }
+                if last {
+                    self.keep_pending(PendingJson { dir, bytes });
+                }
+                if counted {
+                    Ok(())
+                } else {
+                    Err(e.into())
+                }
+            }
         }
-        if let Some(c) = self.calls.get_mut(&call) {
-            c.json_dirty = false;
-        }
-        Ok(r?)
     }
 
+    fn keep_pending(&mut self, p: PendingJson) {
+        if self.pending_json.len() >= MAX_PENDING_JSON {
+            if let Some(old) = self.pending_json.pop_front() {
+                give_up_json(&old);
+            }
+        }
+        self.pending_json.push_back(p);
+    }
+
+    /// Writes the kept `call.json` of ended calls, oldest first, stopping at the first failure
+    /// (the disk is still full).
+    fn retry_pending_json(&mut self) {
+        while let Some(p) = self.pending_json.front() {
+            if write_json_file(&p.dir, &p.bytes).is_err() {
+                return;
+            }
+            self.pending_json.pop_front();
+        }
+    }
+}
+
+/// Writes `bytes` as `dir/call.json` through a temporary file and a rename; a failed write
+/// removes the temporary file (a full disk leaves no stray, possibly empty, `.tmp`).
+fn write_json_file(dir: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(CALL_JSON_TMP);
+    let r = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, dir.join(CALL_JSON)));
+    if r.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    r
+}
+
+/// Gives up a `call.json` that could never be written: logged, and the call's folder removed if
+/// nothing is in it.
+fn give_up_json(p: &PendingJson) {
+    tracing::error!(dir = %p.dir.display(), "call.json could not be written; given up");
+    let _ = fs::remove_dir(&p.dir);
+}
+
+impl WavSink {
     fn stream_mut(&mut self, id: StreamId) -> Result<&mut StreamRec, SinkError> {
         match self.streams.get_mut(&id) {
             Some(s) if !s.closed => Ok(s),
@@ -335,16 +513,6 @@ impl WavSink {
             call.label
         )))
     }
-
-    /// Forgets a call none of whose streams opened (its first open failed) and removes its
-    /// folder if it is empty, so a full disk leaves no litter; the next open starts afresh.
-    fn drop_empty_call(&mut self, call: CallId) {
-        if self.calls.get(&call).is_some_and(|c| c.streams.is_empty()) {
-            if let Some(c) = self.calls.remove(&call) {
-                let _ = fs::remove_dir(&c.dir);
-            }
-        }
-    }
 }
 
 impl Sink for WavSink {
@@ -354,67 +522,90 @@ impl Sink for WavSink {
 
     fn open(&mut self, stream: &Arc<StreamInfo>) -> Result<(), SinkError> {
         let wanted = self.wanted(stream.kind);
-        let call = self.call_rec(&stream.call)?;
-        let base = match (stream.kind, &stream.participant) {
-            (StreamKind::Participant, Some(p)) => sanitize(p),
-            _ => MIXED_NAME.to_string(),
+        let mut rec = StreamRec {
+            call: stream.call.id,
+            info: stream.clone(),
+            file: None,
+            writer: None,
+            samples: 0,
+            samples_in_file: 0,
+            error: None,
+            speech: Vec::new(),
+            stats: None,
+            closed: false,
         };
-        let file = if base == MIXED_NAME && call.names.reserve("mixed#taken") {
-            MIXED_NAME.to_string()
-        } else {
-            call.names.claim(&base)
+        let call = match self.call_rec(&stream.call) {
+            Ok(call) => call,
+            Err(e) => {
+                // no call folder (e.g. a full disk on a file system where folders take space):
+                // the stream is still known, so its frames are not errors one by one
+                if wanted {
+                    rec.error = Some(e.to_string());
+                    if let SinkError::Io(io) = &e {
+                        self.failed(io);
+                    }
+                }
+                self.streams.insert(stream.id, rec);
+                return Err(e);
+            }
         };
-        let writer = if wanted {
-            let path = call.dir.join(format!("{file}.wav"));
+        let name = match (stream.kind, &stream.participant) {
+            (StreamKind::Participant, p) => call
+                .names
+                .claim(&sanitize_avoiding(p.as_deref().unwrap_or(""), &OWN_NAMES)),
+            _ if !call.mixed_named => {
+                call.mixed_named = true;
+                MIXED_NAME.to_string()
+            }
+            _ => call.names.claim(MIXED_NAME),
+        };
+        let mut err = None;
+        if wanted {
+            let path = call.dir.join(format!("{name}.wav"));
             match WavFile::create(&path, stream.sample_rate, FILE_BUFFER_BYTES) {
-                Ok(w) => Some(w),
+                Ok(w) => {
+                    rec.writer = Some(w);
+                    rec.file = Some(name);
+                }
                 Err(e) => {
-                    // e.g. a full disk: no 0-byte or header-only file is left behind
+                    // e.g. a full disk: no 0-byte or header-less file is left behind
                     let _ = fs::remove_file(&path);
-                    let call_id = stream.call.id;
-                    self.drop_empty_call(call_id);
-                    return Err(e.into());
+                    rec.error = Some(e.to_string());
+                    err = Some(e);
                 }
             }
-        } else {
-            None
-        };
+        }
         call.streams.push(stream.id);
         call.json_dirty |= wanted;
-        let call_id = stream.call.id;
-        self.streams.insert(
-            stream.id,
-            StreamRec {
-                call: call_id,
-                info: stream.clone(),
-                file,
-                writer,
-                samples: 0,
-                speech: Vec::new(),
-                stats: None,
-                closed: false,
-            },
-        );
-        Ok(())
+        self.streams.insert(stream.id, rec);
+        match err {
+            Some(e) => {
+                self.failed(&e);
+                Err(e.into())
+            }
+            None => Ok(()),
+        }
     }
 
     fn write(&mut self, frame: &AudioFrame) -> Result<(), SinkError> {
         let s = self.stream_mut(frame.stream)?;
         s.samples += frame.len() as u64;
-        match s.writer.as_mut() {
+        let r = match s.writer.as_mut() {
             // a failed file was reported when it failed (and is again at finalisation)
-            Some(w) if !w.failed() => Ok(w.write(frame.samples())?),
-            _ => Ok(()),
-        }
+            Some(w) if !w.failed() => w.write(frame.samples()),
+            _ => return Ok(()),
+        };
+        r.map_err(|e| self.write_failed(frame.stream, e))
     }
 
     fn gap(&mut self, _call: CallId, stream: StreamId, samples: u64) -> Result<(), SinkError> {
         let s = self.stream_mut(stream)?;
         s.samples += samples;
-        match s.writer.as_mut() {
-            Some(w) if !w.failed() => Ok(w.write_silence(samples)?),
-            _ => Ok(()),
-        }
+        let r = match s.writer.as_mut() {
+            Some(w) if !w.failed() => w.write_silence(samples),
+            _ => return Ok(()),
+        };
+        r.map_err(|e| self.write_failed(stream, e))
     }
 
     fn event(&mut self, call: &Arc<CallInfo>, event: &CallEvent) -> Result<(), SinkError> {
@@ -476,13 +667,10 @@ impl Sink for WavSink {
         if let Some(c) = self.calls.get_mut(&call.id) {
             c.end = Some((chrono::Utc::now().timestamp_millis(), reason.to_string()));
         }
-        let json = self.write_call_json(call.id);
-        // forget the call: its files are final
-        if let Some(c) = self.calls.remove(&call.id) {
-            for sid in c.streams {
-                self.streams.remove(&sid);
-            }
-        }
+        let json = self.write_call_json(call.id, true);
+        // forget the call: its files are final (streams of a call without a folder included)
+        self.calls.remove(&call.id);
+        self.streams.retain(|_, s| s.call != call.id);
         match first_err {
             Some(e) => Err(e),
             None => json,
@@ -491,13 +679,18 @@ impl Sink for WavSink {
 
     fn flush(&mut self) -> Result<(), SinkError> {
         let mut first_err = None;
-        for s in self.streams.values_mut() {
+        let mut failed = Vec::new();
+        for (id, s) in &mut self.streams {
             if let Some(w) = s.writer.as_mut() {
                 if let Err(e) = w.refresh() {
-                    first_err.get_or_insert(SinkError::from(e));
+                    failed.push((*id, e));
                 }
             }
         }
+        for (id, e) in failed {
+            first_err.get_or_insert(self.write_failed(id, e));
+        }
+        self.retry_pending_json();
         let dirty: Vec<CallId> = self
             .calls
             .iter()
@@ -505,7 +698,7 @@ impl Sink for WavSink {
             .map(|(id, _)| *id)
             .collect();
         for call in dirty {
-            if let Err(e) = self.write_call_json(call) {
+            if let Err(e) = self.write_call_json(call, false) {
                 first_err.get_or_insert(e);
             }
         }
@@ -530,12 +723,17 @@ impl Sink for WavSink {
                     ));
                 }
             }
-            if let Err(e) = self.write_call_json(c) {
+            if let Err(e) = self.write_call_json(c, true) {
                 first_err.get_or_insert(e);
             }
         }
         self.calls.clear();
         self.streams.clear();
+        // last chance for the kept call.json files; what still fails is given up
+        self.retry_pending_json();
+        for p in self.pending_json.drain(..) {
+            give_up_json(&p);
+        }
         first_err.map_or(Ok(()), Err)
     }
 }
@@ -650,12 +848,85 @@ mod tests {
             .unwrap()
             .path();
         let base = sanitize(&c1.label);
-        assert!(day.join(&base).join("mixed.wav").exists());
+        let files: Vec<String> = fs::read_dir(day.join(&base))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(files.contains(&"mixed.wav".to_string()), "{files:?}");
+        let own = sanitize_avoiding("mixed", &OWN_NAMES);
         assert!(
-            day.join(&base).join("mixed-2.wav").exists(),
-            "participant named 'mixed' got its own file"
+            own.starts_with("mixed-") && files.contains(&format!("{own}.wav")),
+            "participant named 'mixed' got its own file: {files:?}"
         );
         assert!(day.join(format!("{base}-2")).join("mixed.wav").exists());
+        let doc: serde_json::Value =
+            serde_json::from_slice(&fs::read(day.join(&base).join("call.json")).unwrap()).unwrap();
+        assert_eq!(doc["streams"][0]["participantRawId"], "mixed");
+        assert_eq!(doc["streams"][0]["file"], format!("{own}.wav"));
+        assert_eq!(doc["streams"][1]["file"], "mixed.wav");
+    }
+
+    #[test]
+    fn a_call_json_that_cannot_be_written_is_retried_and_leaves_no_temporary_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut sink = sink_in(tmp.path());
+        let c = contract::call(11);
+        sink.open(&contract::stream(&c, 1, None, 16_000)).unwrap();
+        let dir = find_call_dir(tmp.path(), "contract-call-11");
+        // a folder where call.json should go: the rename fails (as root too, unlike permissions)
+        fs::create_dir(dir.join(CALL_JSON)).unwrap();
+        assert!(sink.flush().is_err(), "the first failure is reported");
+        assert!(sink.flush().is_ok(), "and counted once, not on every retry");
+        assert!(sink.end_call(&c, &EndReason::PeerClosed).is_ok());
+        assert!(!dir.join(CALL_JSON_TMP).exists(), "no stray temporary file");
+        // space comes back: the next flush writes the kept document
+        fs::remove_dir(dir.join(CALL_JSON)).unwrap();
+        sink.flush().unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join(CALL_JSON)).unwrap()).unwrap();
+        assert_eq!(doc["call"]["endReason"], "peer closed");
+        assert_eq!(doc["streams"][0]["complete"], true);
+        assert_eq!(doc["streams"][0]["error"], serde_json::Value::Null);
+        assert!(!dir.join(CALL_JSON_TMP).exists());
+    }
+
+    #[test]
+    fn a_stream_whose_file_cannot_be_created_is_listed_with_its_error_and_no_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let f = failures.clone();
+        let mut sink = sink_in(tmp.path()).with_failure_hook(Arc::new(move |reason| {
+            assert_eq!(reason, "io_error");
+            f.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }));
+        let c = contract::call(12);
+        sink.open(&contract::stream(&c, 1, Some("alice"), 16_000))
+            .unwrap();
+        let dir = find_call_dir(tmp.path(), "contract-call-12");
+        // the file name is taken by a folder: creating the file fails
+        fs::create_dir(dir.join("mixed.wav")).unwrap();
+        assert!(sink.open(&contract::stream(&c, 2, None, 16_000)).is_err());
+        assert_eq!(failures.load(std::sync::atomic::Ordering::Relaxed), 1);
+        // its frames are no errors one by one
+        for i in 0..3u64 {
+            sink.write(&AudioFrame::new(12, 2, i * 320, 16_000, &[1; 320]))
+                .unwrap();
+        }
+        sink.end_call(&c, &EndReason::PeerClosed).unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join(CALL_JSON)).unwrap()).unwrap();
+        let mixed = &doc["streams"][1];
+        assert_eq!(mixed["file"], serde_json::Value::Null);
+        assert!(
+            mixed["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{mixed}"
+        );
+        assert_eq!(
+            (mixed["samples"].as_u64(), mixed["samplesInFile"].as_u64()),
+            (Some(960), Some(0))
+        );
+        assert_eq!(doc["streams"][0]["file"], "alice.wav");
+        assert_eq!(doc["streams"][0]["error"], serde_json::Value::Null);
     }
 
     #[test]

@@ -217,19 +217,37 @@ impl WavFile {
         self.file.write_all_at(&header(self.rate, data), 0)
     }
 
-    /// Writes out what is buffered and leaves a final header. After an I/O error (now or
-    /// earlier) the header states the whole samples actually on disk and the first error is
-    /// returned.
-    pub fn finalize(mut self) -> io::Result<()> {
+    /// Samples the header on disk states.
+    pub fn samples_in_header(&self) -> u64 {
+        self.in_header / BLOCK
+    }
+
+    /// Writes out what is buffered and leaves a final header; returns the samples the header
+    /// states with the outcome. After an I/O error (now or earlier) the header states the whole
+    /// samples actually on disk (a trailing half sample is cut off), they are returned, and so is
+    /// the first error. Patching the header rewrites bytes already on disk, so it works on a full
+    /// disk too.
+    pub fn finalize(mut self) -> (u64, io::Result<()>) {
         let r = self.refresh();
-        if let Some(kind) = self.failed {
-            let on_disk = self.file.metadata()?.len().saturating_sub(HEADER_LEN) & !(BLOCK - 1);
-            self.patch(on_disk)?;
-            return Err(r.err().unwrap_or_else(|| {
-                io::Error::new(kind, "a write failed; the file holds the audio before it")
-            }));
+        let Some(kind) = self.failed else {
+            return (self.samples_in_header(), r);
+        };
+        let first = r.err().unwrap_or_else(|| {
+            io::Error::new(kind, "a write failed; the file holds the audio before it")
+        });
+        let on_disk = self.file.metadata().and_then(|m| {
+            let data = (m.len().saturating_sub(HEADER_LEN) & !(BLOCK - 1)).min(MAX_DATA_BYTES);
+            self.patch(data)?;
+            if m.len() != HEADER_LEN + data {
+                // shrinking needs no space; a leftover half sample would only confuse readers
+                let _ = self.file.set_len(HEADER_LEN + data);
+            }
+            Ok(data)
+        });
+        match on_disk {
+            Ok(data) => (data / BLOCK, Err(first)),
+            Err(_) => (self.samples_in_header(), Err(first)),
         }
-        r
     }
 }
 
@@ -258,7 +276,7 @@ pub(super) mod tests {
             let mut w = WavFile::create(&ours, rate, 4096).unwrap();
             w.write(&samples).unwrap();
             w.write_silence(77).unwrap();
-            w.finalize().unwrap();
+            w.finalize().1.unwrap();
             let spec = hound::WavSpec {
                 channels: 1,
                 sample_rate: rate,
@@ -326,7 +344,7 @@ pub(super) mod tests {
             }
         }
         assert_eq!(w.samples(), want.len() as u64);
-        w.finalize().unwrap();
+        assert_eq!(w.finalize().0, want.len() as u64);
         let (_, got) = read(&p);
         assert_eq!(got.len(), want.len());
         assert!(got == want, "samples differ");
@@ -340,7 +358,7 @@ pub(super) mod tests {
         w.write(&[5; 10]).unwrap();
         w.write_silence(3 * 16_000 + 1).unwrap();
         w.write(&[-5; 3]).unwrap();
-        w.finalize().unwrap();
+        w.finalize().1.unwrap();
         let (_, got) = read(&p);
         assert_eq!(got.len(), 10 + 48_001 + 3);
         assert!(got[..10].iter().all(|&s| s == 5));
@@ -381,7 +399,14 @@ pub(super) mod tests {
         w.file.write_all(&[1, 0, 2, 0, 3, 0, 4]).unwrap();
         w.failed = Some(io::ErrorKind::StorageFull);
         assert!(w.write(&[1]).is_err(), "no audio after a failure");
-        assert!(w.finalize().is_err(), "the failure is reported at finalize");
+        let (samples, r) = w.finalize();
+        assert!(r.is_err(), "the failure is reported at finalize");
+        assert_eq!(samples, 103, "the whole samples on disk");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().len(),
+            44 + 206,
+            "half sample cut"
+        );
         let (_, got) = read(&p);
         assert_eq!(got.len(), 103);
         assert_eq!(&got[100..], &[1, 2, 3]);
