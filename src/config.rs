@@ -43,6 +43,8 @@ pub const DEFAULT_MAX_PARTICIPANTS: usize = 16;
 pub const DEFAULT_RING_CAPACITY_MS: u32 = 500;
 /// Default largest timeline gap filled with silence (ms).
 pub const DEFAULT_MAX_GAP_FILL_MS: u32 = 60_000;
+/// Default `media.gap_fill_slack_ms`.
+pub const DEFAULT_GAP_FILL_SLACK_MS: u32 = 5_000;
 /// Default latency of the unmixed → mixed mixer (ms).
 pub const DEFAULT_MIX_LATENCY_MS: u32 = 200;
 /// Environment variable prefix.
@@ -168,6 +170,9 @@ pub struct MediaConfig {
     pub ring_capacity_ms: u32,
     /// Largest timestamp gap filled with silence (ms); bigger jumps resynchronise the timeline.
     pub max_gap_fill_ms: u32,
+    /// How far a stream's total silence fill may run ahead of the wall-clock time since its first
+    /// frame (ms); a timestamp jump beyond that budget is an outlier, written without fill.
+    pub gap_fill_slack_ms: u32,
     /// Consecutive late frames after which the sender's clock is taken to have jumped backwards.
     pub resync_after_late: u32,
     /// In unmixed calls, also produce a mixed stream of all participants aligned on the timeline.
@@ -186,6 +191,7 @@ impl Default for MediaConfig {
             max_participants: DEFAULT_MAX_PARTICIPANTS,
             ring_capacity_ms: DEFAULT_RING_CAPACITY_MS,
             max_gap_fill_ms: DEFAULT_MAX_GAP_FILL_MS,
+            gap_fill_slack_ms: DEFAULT_GAP_FILL_SLACK_MS,
             resync_after_late: 25,
             mix_unmixed: true,
             mix_latency_ms: DEFAULT_MIX_LATENCY_MS,
@@ -735,6 +741,13 @@ impl Config {
             &mut p,
             "media.max_gap_fill_ms",
             m.max_gap_fill_ms.into(),
+            0,
+            600_000,
+        );
+        range(
+            &mut p,
+            "media.gap_fill_slack_ms",
+            m.gap_fill_slack_ms.into(),
             0,
             600_000,
         );

@@ -46,11 +46,14 @@ pub enum BadFrame {
     ParticipantIdTooLong,
     /// More participants than `max_participants` in one call.
     TooManyParticipants,
+    /// A WebSocket protocol violation (unmasked client frame, reserved bits, unknown opcode,
+    /// continuation without a start, fragmented or oversized control frame, ...): close 1002.
+    ProtocolViolation,
 }
 
 impl BadFrame {
     /// Every reason, in label order.
-    pub const ALL: [BadFrame; 13] = [
+    pub const ALL: [BadFrame; 14] = [
         BadFrame::NotUtf8,
         BadFrame::MalformedJson,
         BadFrame::MissingKind,
@@ -64,6 +67,7 @@ impl BadFrame {
         BadFrame::FrameTooLarge,
         BadFrame::ParticipantIdTooLong,
         BadFrame::TooManyParticipants,
+        BadFrame::ProtocolViolation,
     ];
 
     /// The metric label.
@@ -82,6 +86,7 @@ impl BadFrame {
             BadFrame::FrameTooLarge => "frame_too_large",
             BadFrame::ParticipantIdTooLong => "participant_id_too_long",
             BadFrame::TooManyParticipants => "too_many_participants",
+            BadFrame::ProtocolViolation => "protocol_violation",
         }
     }
 
@@ -363,6 +368,9 @@ pub struct Metrics {
     pub gap_fill_samples: IntCounter,
     /// Timeline resynchronisations (clock jumps beyond the fill limit, or backwards).
     pub timeline_resyncs: IntCounter,
+    /// Frames whose timestamp jumped further ahead than the wall clock allows (the stream's fill
+    /// budget): written in arrival order, no silence filled.
+    pub timestamp_outliers: IntCounter,
     /// Frames dropped because they arrived after their place in the timeline.
     pub late_frames: IntCounter,
     /// Frames dropped as duplicates.
@@ -654,6 +662,11 @@ impl Metrics {
             timeline_resyncs: counter(
                 "timeline_resyncs_total",
                 "Timeline rebases after a sender clock jump (beyond the fill limit, or backwards).",
+            ),
+            timestamp_outliers: counter(
+                "timestamp_outliers_total",
+                "Frames whose timestamp jumped further ahead than the wall clock allows (the \
+                 stream's gap fill budget): written in arrival order without silence fill.",
             ),
             late_frames: counter(
                 "late_frames_total",

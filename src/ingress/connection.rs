@@ -6,6 +6,8 @@
 //! | event | close code | reason (prefix) | metric |
 //! |---|---|---|---|
 //! | message over `max_frame_bytes` | 1009 | `message too large` | `decode_errors_total{reason="frame_too_large"}` |
+//! | text message not UTF-8 (whole or across fragments) | 1007 | `text message is not valid UTF-8` | `decode_errors_total{reason="not_utf8"}` |
+//! | WebSocket protocol violation (unmasked, reserved bits, bad opcode, stray continuation, ...) | 1002 | `protocol violation: ...` | `decode_errors_total{reason="protocol_violation"}` |
 //! | not UTF-8 / not JSON / no kind / no payload | 1007 | the parse error | `decode_errors_total{reason=...}` |
 //! | AudioMetadata with an unsupported format | 1003 | `unsupported audio format` | `decode_errors_total{reason="unsupported_format"}` |
 //! | no message for `idle_timeout_ms` | 1001 | `idle timeout` | `ws_closes_total{code="1001"}` |
@@ -14,6 +16,16 @@
 //! Audio problems inside a well-formed message (bad base64, odd length, ...) drop that message
 //! only and are counted; the connection goes on. Whatever ends the connection, every stream of
 //! the call is closed and its recordings finalised.
+//!
+//! A close the gateway starts ends gracefully, also after tungstenite gave up reading (a
+//! WebSocket error leaves its stream unreadable, but it can still send): the close frame is
+//! flushed, the peer's close awaited, then the write half is shut (FIN) and whatever the peer
+//! still sends is read and discarded until it closes or [`CLOSE_WAIT`] has passed. Dropping a
+//! socket with unread input makes the kernel send a reset, and a reset discards the close frame
+//! a peer has not read yet.
+//!
+//! The connection also gives its call the time since it opened ([`CallPipeline::set_elapsed`])
+//! on every housekeeping tick: the timeline fills gaps only as far as that time allows.
 
 use super::{IngressState, MediaSlot};
 use crate::metrics::BadFrame;
@@ -31,10 +43,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
@@ -75,7 +87,7 @@ pub async fn run<S>(
     let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(cfg)).await;
     let call_id = call.call().id;
     tracing::info!(call = %call.call().label, id = call_id, bidirectional, "media connection open");
-    let reason = if bidirectional {
+    let (reason, ws, linger_until) = if bidirectional {
         let (sink, stream) = ws.split();
         let pb = st.playback.register(call_id, call.sample_rate());
         let (cmd_tx, cmd_rx) = mpsc::channel(4);
@@ -85,31 +97,115 @@ pub async fn run<S>(
             cmd_rx,
             st.metrics.clone(),
         ));
-        let mut conn = Conn::Split {
+        let mut conn = Conn::new(Io::Split {
             rx: stream,
             writer: cmd_tx,
-        };
+        });
         let reason = serve(&mut conn, &mut call, &st, Some(&pb)).await;
         st.playback.unregister(call_id);
-        drop(conn);
-        let _ = tokio::time::timeout(CLOSE_WAIT, writer).await;
-        reason
+        let linger_until = conn.linger_until;
+        let Io::Split { rx, writer: cmds } = conn.io else {
+            unreachable!("built split above")
+        };
+        drop(cmds); // the writer ends (after the close frame, if one was asked for)
+        let ws = match tokio::time::timeout(CLOSE_WAIT, writer).await {
+            Ok(Ok(sink)) => rx.reunite(sink).ok(),
+            _ => None,
+        };
+        (reason, ws, linger_until)
     } else {
-        let mut conn = Conn::Whole(Box::new(ws));
-        serve(&mut conn, &mut call, &st, None).await
+        let mut conn = Conn::new(Io::Whole(Box::new(ws)));
+        let reason = serve(&mut conn, &mut call, &st, None).await;
+        let Io::Whole(ws) = conn.io else {
+            unreachable!("built whole above")
+        };
+        (reason, Some(*ws), conn.linger_until)
     };
     tracing::info!(call = %call.call().label, id = call_id, %reason, "media connection ended");
     let shutting_down = reason == EndReason::Shutdown;
     call.finish(reason);
+    if let (Some(mut ws), Some(until)) = (ws, linger_until) {
+        linger(ws.get_mut(), until).await;
+    }
     if shutting_down {
         st.shutdown.record(Step::ConnectionClosed);
     }
     drop(slot);
 }
 
-/// The socket as the reading task holds it: whole (it also writes the close frames), or the
-/// reading half of a bidirectional connection whose writer task sends everything.
-enum Conn<S> {
+/// After the gateway's close frame: shuts the write half (FIN, so the peer reads the close frame
+/// and then end of stream) and reads and discards whatever the peer still sends until it closes
+/// or `until`. A socket dropped with unread input is reset, and the reset would destroy the close
+/// frame on a peer that has not read it yet.
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S, until: Instant) {
+    let _ = tokio::time::timeout_at(until, async {
+        let _ = io.shutdown().await;
+        let mut sink = [0u8; 2048];
+        while let Ok(n) = io.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// What a WebSocket read error means for the connection: the close to send (code, reason and
+/// the counted reason), or `None` when the peer is simply gone.
+fn ws_error_close(e: &WsError) -> Option<(u16, BadFrame, String)> {
+    match e {
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => Some((
+            1009,
+            BadFrame::FrameTooLarge,
+            format!("message too large: {size} bytes, limit {max_size}"),
+        )),
+        WsError::Capacity(c) => Some((1009, BadFrame::FrameTooLarge, format!("{c}"))),
+        // a text message (whole, or put together from fragments split anywhere, even inside a
+        // character) that is not UTF-8: invalid data, like a binary frame that is not UTF-8
+        WsError::Utf8(_) => Some((
+            1007,
+            BadFrame::NotUtf8,
+            "text message is not valid UTF-8".into(),
+        )),
+        // the TCP connection ended without a close frame: nobody to tell
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(p) => Some((
+            1002,
+            BadFrame::ProtocolViolation,
+            cut_reason(format!("protocol violation: {p}")),
+        )),
+        WsError::AttackAttempt => Some((
+            1002,
+            BadFrame::ProtocolViolation,
+            "protocol violation: attack attempt".into(),
+        )),
+        _ => None,
+    }
+}
+
+/// A close reason fits in 123 bytes: cut on a char boundary at 120.
+fn cut_reason(mut s: String) -> String {
+    if s.len() > 120 {
+        let mut cut = 120;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+/// The socket as the reading task holds it, and when the gateway started closing it.
+struct Conn<S> {
+    io: Io<S>,
+    /// Set when the gateway sent a close frame: the end of the close handshake and of the
+    /// linger after it ([`linger`]).
+    linger_until: Option<Instant>,
+}
+
+/// Whole (the reading task also writes the close frames), or the reading half of a
+/// bidirectional connection whose writer task sends everything.
+enum Io<S> {
     Whole(Box<WebSocketStream<S>>),
     Split {
         rx: SplitStream<WebSocketStream<S>>,
@@ -121,39 +217,50 @@ impl<S> Conn<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    fn new(io: Io<S>) -> Self {
+        Self {
+            io,
+            linger_until: None,
+        }
+    }
+
     async fn recv(&mut self) -> Option<Result<Message, WsError>> {
-        match self {
-            Conn::Whole(ws) => ws.next().await,
-            Conn::Split { rx, .. } => rx.next().await,
+        match &mut self.io {
+            Io::Whole(ws) => ws.next().await,
+            Io::Split { rx, .. } => rx.next().await,
         }
     }
 
     /// The peer sent a close frame: tungstenite queued the reply; send it.
     async fn answer_close(&mut self) {
-        match self {
-            Conn::Whole(ws) => {
+        match &mut self.io {
+            Io::Whole(ws) => {
                 // a flush writes the queued reply (a send would be refused after the peer's close)
                 let _ = tokio::time::timeout(CLOSE_WAIT, SinkExt::flush(&mut **ws)).await;
             }
-            Conn::Split { writer, .. } => {
+            Io::Split { writer, .. } => {
                 let _ = writer.send(WriterCmd::Finish).await;
             }
         }
     }
 
-    /// Sends a close frame, then waits (bounded) for the peer's close.
+    /// Sends a close frame, then waits (bounded) for the peer's close. Works after a read error
+    /// too (tungstenite still sends then; its stream just ends); the socket is closed after
+    /// [`linger`] once the call is finished.
     async fn close(&mut self, st: &IngressState, code: u16, reason: &str) {
         st.metrics.closed_with(code);
-        let _ = tokio::time::timeout(CLOSE_WAIT, async {
-            let sent = match self {
-                Conn::Whole(ws) => {
+        let until = Instant::now() + CLOSE_WAIT;
+        self.linger_until = Some(until);
+        let _ = tokio::time::timeout_at(until, async {
+            let sent = match &mut self.io {
+                Io::Whole(ws) => {
                     let frame = CloseFrame {
                         code: CloseCode::from(code),
                         reason: reason.to_owned().into(),
                     };
                     ws.send(Message::Close(Some(frame))).await.is_ok()
                 }
-                Conn::Split { writer, .. } => writer
+                Io::Split { writer, .. } => writer
                     .send(WriterCmd::Close(code, reason.to_owned()))
                     .await
                     .is_ok(),
@@ -222,7 +329,7 @@ impl<F: Future<Output = ()>> Future for DrainWatch<F> {
 }
 
 async fn serve<S>(
-    ws: &mut Conn<S>,
+    conn: &mut Conn<S>,
     call: &mut CallPipeline,
     st: &IngressState,
     pb: Option<&CallPlayback>,
@@ -238,14 +345,15 @@ where
     let tick = TICK.min(idle_timeout / 4).max(Duration::from_millis(1));
     let timer = tokio::time::sleep(tick);
     tokio::pin!(timer);
-    let mut last_activity = Instant::now();
+    let opened = Instant::now();
+    let mut last_activity = opened;
     let mut messages: u64 = 0;
     let mut seen_at_tick: u64 = 0;
     loop {
         let next = tokio::select! {
             biased;
             _ = &mut drain => {
-                ws.close(st, 1001, "gateway shutting down").await;
+                conn.close(st, 1001, "gateway shutting down").await;
                 return EndReason::Shutdown;
             }
             () = &mut timer => {
@@ -254,10 +362,11 @@ where
                     seen_at_tick = messages;
                     last_activity = now;
                 }
+                call.set_elapsed(now.saturating_duration_since(opened));
                 call.flush_metrics();
                 if now.saturating_duration_since(last_activity) >= idle_timeout {
                     let reason = "idle timeout";
-                    ws.close(st, 1001, reason).await;
+                    conn.close(st, 1001, reason).await;
                     return EndReason::ClosedByGateway {
                         code: 1001,
                         reason: reason.into(),
@@ -267,33 +376,31 @@ where
                 timer.as_mut().reset(idle_at.min(now + tick));
                 continue;
             }
-            n = ws.recv() => n,
+            n = conn.recv() => n,
         };
         messages += 1;
         let msg = match next {
             None => return EndReason::Disconnected,
             Some(Ok(m)) => m,
-            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
-                st.metrics.bad_frame(BadFrame::FrameTooLarge);
-                let reason = format!("message too large: {size} bytes, limit {max_size}");
-                ws.close(st, 1009, &reason).await;
-                return EndReason::ClosedByGateway { code: 1009, reason };
-            }
             Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
                 return EndReason::PeerClosed
             }
             Some(Err(e)) => {
-                tracing::debug!(error = %e, "websocket error");
-                let reason = format!("protocol error: {e}");
-                ws.close(st, 1002, &reason).await;
-                return EndReason::Disconnected;
+                tracing::debug!(call = %call.call().label, error = %e, "websocket error");
+                let Some((code, counted, reason)) = ws_error_close(&e) else {
+                    return EndReason::Disconnected;
+                };
+                st.metrics.bad_frame(counted);
+                tracing::warn!(call = %call.call().label, code, %reason, "closing media connection");
+                conn.close(st, code, &reason).await;
+                return EndReason::ClosedByGateway { code, reason };
             }
         };
         let payload: &[u8] = match &msg {
             Message::Text(t) => t.as_bytes(),
             Message::Binary(b) => b,
             Message::Close(_) => {
-                ws.answer_close().await;
+                conn.answer_close().await;
                 return EndReason::PeerClosed;
             }
             // tungstenite answers pings itself; pongs and raw frames carry nothing for us
@@ -309,7 +416,7 @@ where
             Err(e) => {
                 let (code, reason) = (e.close_code(), e.close_reason());
                 tracing::warn!(call = %call.call().label, code, %reason, "closing media connection");
-                ws.close(st, code, &reason).await;
+                conn.close(st, code, &reason).await;
                 return EndReason::ClosedByGateway { code, reason };
             }
         }

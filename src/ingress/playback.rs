@@ -179,13 +179,15 @@ pub enum WriterCmd {
 }
 
 /// Writes to ACS: paced playback from `pb` (when the call is bidirectional) and the close frame
-/// the reader asks for. Ends after sending a close or when `cmds` closes.
+/// the reader asks for. Ends after sending a close or when `cmds` closes, and gives the sending
+/// half back (the connection puts the socket together again to close it gracefully).
 pub async fn run_writer<S>(
     mut sink: S,
     pb: Option<Arc<CallPlayback>>,
     mut cmds: mpsc::Receiver<WriterCmd>,
     metrics: Arc<Metrics>,
-) where
+) -> S
+where
     S: Sink<Message> + Unpin,
 {
     let mut json = String::with_capacity(2048);
@@ -214,7 +216,7 @@ pub async fn run_writer<S>(
                         let _ = sink.flush().await;
                     }
                 }
-                return;
+                return sink;
             }
             _ = wait => {}
             _ = async { match next_slot { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {}
@@ -223,7 +225,7 @@ pub async fn run_writer<S>(
         if pb.stop.swap(false, Ordering::AcqRel) {
             due = None;
             if sink.send(Message::text(STOP_AUDIO_JSON)).await.is_err() {
-                return;
+                return sink;
             }
             metrics.playback_stops.inc();
             continue;
@@ -243,7 +245,9 @@ pub async fn run_writer<S>(
                 Some(d) => d,
             };
             let take = {
-                let Ok(mut q) = pb.queue.lock() else { return };
+                let Ok(mut q) = pb.queue.lock() else {
+                    return sink;
+                };
                 let n = if q.len() >= per {
                     per
                 } else if tail {
@@ -268,7 +272,7 @@ pub async fn run_writer<S>(
             }
             write_outbound_audio(&mut json, &pcm);
             if sink.send(Message::text(json.as_str())).await.is_err() {
-                return;
+                return sink;
             }
             metrics.playback_frames.inc();
             // on time: keep the 20 ms grid; late (scheduling, slow socket): re-anchor instead of

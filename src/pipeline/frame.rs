@@ -308,6 +308,8 @@ pub struct StreamStats {
     pub duplicates: u64,
     /// Timeline resynchronisations.
     pub resyncs: u64,
+    /// Frames whose timestamp jumped beyond the stream's fill budget (written in arrival order).
+    pub outliers: u64,
     /// Frames ACS flagged silent.
     pub acs_silent_frames: u64,
     /// Samples our detector judged silent (gaps included).

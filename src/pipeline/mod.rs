@@ -92,6 +92,7 @@ impl From<&Config> for PipelineConfig {
             ring_capacity_ms: c.media.ring_capacity_ms,
             timeline: TimelineConfig {
                 max_gap_fill_ms: c.media.max_gap_fill_ms,
+                gap_fill_slack_ms: c.media.gap_fill_slack_ms,
                 resync_after_late: c.media.resync_after_late,
             },
             silence: c.silence_config(),
@@ -209,6 +210,7 @@ impl Pipeline {
             b64: Vec::with_capacity(4096),
             pcm: Vec::with_capacity(2048),
             call_origin_ms: None,
+            elapsed_ms: 0,
             mix: None,
             pool: FramePool::new(FRAME_POOL_INITIAL, FRAME_POOL_MAX),
             local: LocalCounts::new(&self.metrics),
@@ -227,6 +229,8 @@ struct Participant {
     ring: Option<(Ring<i16>, Cursor)>,
     /// Samples of the stream so far, gaps included (the next frame's position).
     written: u64,
+    /// The call's elapsed time when the stream opened (ms, see [`CallPipeline::set_elapsed`]).
+    opened_ms: u64,
     detector: SilenceDetector,
     acs_silent_frames: u64,
 }
@@ -242,6 +246,7 @@ impl Participant {
             late: t.late,
             duplicates: t.duplicates,
             resyncs: t.resyncs,
+            outliers: t.outliers,
             acs_silent_frames: self.acs_silent_frames,
             silent_samples: self.detector.silent_samples(),
             voiced_samples: self.detector.voiced_samples(),
@@ -323,6 +328,8 @@ pub struct CallPipeline {
     b64: Vec<u8>,
     pcm: Vec<i16>,
     call_origin_ms: Option<i64>,
+    /// Time since the connection opened, as the connection last reported it (ms).
+    elapsed_ms: u64,
     mix: Option<MixState>,
     pool: FramePool,
     local: LocalCounts,
@@ -365,6 +372,19 @@ impl CallPipeline {
             .find(|p| &*p.key == key)
             .and_then(|p| p.ring.as_ref())
             .map_or(0, |(r, _)| r.latest(out))
+    }
+
+    /// Reports the time since the call's connection opened. The pipeline reads no clock for
+    /// its timelines: the connection calls this on its housekeeping tick (about once a second),
+    /// and each stream may fill gaps with at most its share of that time plus
+    /// `media.gap_fill_slack_ms` of silence in total ([`timeline`]).
+    pub fn set_elapsed(&mut self, elapsed: std::time::Duration) {
+        let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        self.elapsed_ms = self.elapsed_ms.max(ms);
+        for p in &mut self.participants {
+            p.timeline
+                .set_elapsed_ms(self.elapsed_ms.saturating_sub(p.opened_ms));
+        }
     }
 
     /// Takes one WebSocket message (text or binary payload). `Err` means: close the connection
@@ -541,6 +561,10 @@ impl CallPipeline {
                 return Handled::Dropped;
             }
             Placement::Append { fill, resynced } => (fill, resynced),
+            Placement::Outlier => {
+                m.timestamp_outliers.inc();
+                (0, false)
+            }
         };
         if resynced {
             m.timeline_resyncs.inc();
@@ -666,6 +690,7 @@ impl CallPipeline {
             timeline: Timeline::new(&cfg.timeline, self.rate),
             ring,
             written: 0,
+            opened_ms: self.elapsed_ms,
             detector: SilenceDetector::new(&cfg.silence, self.rate),
             acs_silent_frames: 0,
         });

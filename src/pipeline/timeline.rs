@@ -18,6 +18,18 @@
 //! - **Gap.** `d > tol` → `fill = d`. If `d` exceeds `max_gap_fill_ms` the fill is capped at that
 //!   maximum, `resynced = true`, and the anchor moves so that this frame's timestamp maps to where
 //!   the frame is written.
+//! - **Fill budget.** Silence stands for time that passed, so a stream's fill may not run ahead of
+//!   the wall clock: all fill so far stays within `elapsed + gap_fill_slack_ms`, where `elapsed`
+//!   is the time since the stream's first frame as the caller last reported it
+//!   ([`Timeline::set_elapsed_ms`]; the timeline reads no clock). A gap beyond what is left of
+//!   that budget is not filled at all, whatever its size ([`Placement::Outlier`]): the frame is
+//!   written in arrival order right after the previous one and the anchor stays, so the next frame
+//!   decides. If it fits the old anchor, the outlier was a glitch (one absurd timestamp among
+//!   good ones) and nothing is lost; if it lands on the outlier's own slot, the outlier was an
+//!   extra frame and the anchor moves one outlier on; if it continues the outlier's clock, the
+//!   sender's clock really jumped and the timeline resyncs there (without fill). So a sender that
+//!   jumps ahead on every frame gets its frames written back to back, never more silence than
+//!   real time, and one far-future timestamp costs no real frame.
 //! - **Late / duplicate.** `d < -tol`: if `p` is within `tol` of one of the last 64 accepted frame
 //!   starts the frame is a [`Placement::Duplicate`], otherwise [`Placement::Late`]; both are dropped.
 //! - **Backward clock jump.** Consecutive late frames are counted (an appended frame resets the
@@ -32,6 +44,9 @@
 pub struct TimelineConfig {
     /// Largest gap filled with silence, in ms; a bigger jump is capped and resyncs. Default 60 000.
     pub max_gap_fill_ms: u32,
+    /// How far a stream's total fill may run ahead of the wall-clock time since its first frame,
+    /// in ms (covers arrival jitter and the caller's clock granularity). Default 5 000.
+    pub gap_fill_slack_ms: u32,
     /// Consecutive late frames after which the sender's clock is taken to have jumped backwards
     /// and the timeline resyncs (0 = never). Default 25.
     pub resync_after_late: u32,
@@ -41,6 +56,7 @@ impl Default for TimelineConfig {
     fn default() -> Self {
         Self {
             max_gap_fill_ms: 60_000,
+            gap_fill_slack_ms: 5_000,
             resync_after_late: 25,
         }
     }
@@ -61,6 +77,9 @@ pub enum Placement {
     Late,
     /// The frame starts where a recently accepted frame started: drop it.
     Duplicate,
+    /// The frame's timestamp jumps further ahead than the wall clock allows (the stream's fill
+    /// budget): write it right after the previous frame, without fill. See the module docs.
+    Outlier,
 }
 
 /// Timeline counters.
@@ -78,6 +97,8 @@ pub struct TimelineStats {
     pub duplicates: u64,
     /// Times the timeline was rebased (gap over the maximum, or a run of late frames).
     pub resyncs: u64,
+    /// Frames whose timestamp jumped beyond the fill budget, written in arrival order.
+    pub outliers: u64,
 }
 
 const RECENT: usize = 64;
@@ -87,7 +108,12 @@ const RECENT: usize = 64;
 pub struct Timeline {
     rate: u32,
     max_gap_fill: u64,
+    slack: u64,
+    /// Wall-clock time since the first frame, in samples (as last reported).
+    elapsed: u64,
     resync_after_late: u32,
+    /// The last outlier: its timestamp, where it was written and its length.
+    suspect: Option<(i64, u64, u64)>,
     /// `(unix ms, position)`: the sender's clock reading at a timeline position.
     anchor: Option<(i64, u64)>,
     position: u64,
@@ -118,7 +144,10 @@ impl Timeline {
         Self {
             rate,
             max_gap_fill: u64::from(cfg.max_gap_fill_ms) * u64::from(rate) / 1000,
+            slack: u64::from(cfg.gap_fill_slack_ms) * u64::from(rate) / 1000,
+            elapsed: 0,
             resync_after_late: cfg.resync_after_late,
+            suspect: None,
             anchor: None,
             position: 0,
             recent: [0; RECENT],
@@ -129,6 +158,29 @@ impl Timeline {
         }
     }
 
+    /// Reports the wall-clock time since the stream's first frame (ms), as the caller's clock
+    /// sees it. The fill budget grows with it; it never shrinks.
+    pub fn set_elapsed_ms(&mut self, ms: u64) {
+        let samples = ms.saturating_mul(u64::from(self.rate)) / 1000;
+        self.elapsed = self.elapsed.max(samples);
+    }
+
+    /// Fill the stream may still get: `elapsed + slack - filled so far`.
+    fn fill_budget(&self) -> u64 {
+        self.elapsed
+            .saturating_add(self.slack)
+            .saturating_sub(self.stats.filled_samples)
+    }
+
+    /// Where timestamp `ts` lands on the clock anchored at `(anchor_ms, anchor_pos)`.
+    fn map(&self, (anchor_ms, anchor_pos): (i64, u64), ts: i64) -> i128 {
+        i128::from(anchor_pos)
+            + div_round(
+                (i128::from(ts) - i128::from(anchor_ms)) * i128::from(self.rate),
+                1000,
+            )
+    }
+
     /// Places a frame of `n_samples` with timestamp `ts_ms` (unix ms; `precise` = it had sub-second
     /// precision). A missing or imprecise timestamp appends in arrival order.
     pub fn place(&mut self, ts_ms: Option<i64>, precise: bool, n_samples: usize) -> Placement {
@@ -137,21 +189,38 @@ impl Timeline {
             Some(ts) if precise => ts,
             _ => return self.accept(0, false, n),
         };
-        let Some((anchor_ms, anchor_pos)) = self.anchor else {
+        let Some(anchor) = self.anchor else {
             self.anchor = Some((ts, self.position));
             return self.accept(0, false, n);
         };
-        let p = i128::from(anchor_pos)
-            + div_round(
-                (i128::from(ts) - i128::from(anchor_ms)) * i128::from(self.rate),
-                1000,
-            );
-        let d = p - i128::from(self.position);
         let tol = i128::from(n / 2);
+        let mut p = self.map(anchor, ts);
+        if let Some((s_ms, s_pos, s_len)) = self.suspect.take() {
+            if (p - i128::from(s_pos)).abs() <= tol {
+                // the outlier was an extra frame in this frame's slot: the clock moves past it
+                self.anchor = Some((anchor.0, anchor.1.saturating_add(s_len)));
+                p += i128::from(s_len);
+            } else if (p - i128::from(self.position)).abs() > tol
+                && (self.map((s_ms, s_pos), ts) - i128::from(self.position)).abs() <= tol
+            {
+                // this frame continues the outlier's clock: the sender's clock jumped
+                self.anchor = Some((s_ms, s_pos));
+                self.stats.resyncs += 1;
+                return self.accept(0, true, n);
+            }
+        }
+        let d = p - i128::from(self.position);
         if d.abs() <= tol {
             return self.accept(0, false, n);
         }
         if d > tol {
+            if d > i128::from(self.fill_budget()) {
+                // more silence than the wall clock allows: written in arrival order, no fill
+                self.suspect = Some((ts, self.position, n));
+                self.stats.outliers += 1;
+                self.accept(0, false, n);
+                return Placement::Outlier;
+            }
             self.stats.gaps += 1;
             if d > i128::from(self.max_gap_fill) {
                 let fill = self.max_gap_fill;
@@ -335,7 +404,8 @@ mod tests {
                 filled_samples: 320,
                 late: 1,
                 duplicates: 0,
-                resyncs: 0
+                resyncs: 0,
+                outliers: 0
             }
         );
     }
@@ -364,6 +434,8 @@ mod tests {
         let mut t = tl(16_000);
         put(&mut t, 16_000, 0, 0);
         put(&mut t, 16_000, 1, 0);
+        // the two minutes really passed
+        t.set_elapsed_ms(121_000);
         // 2 minutes later.
         let far = T0 + 40 + 120_000;
         assert_eq!(
@@ -445,7 +517,8 @@ mod tests {
                 filled_samples: 0,
                 late: 24,
                 duplicates: 0,
-                resyncs: 1
+                resyncs: 1,
+                outliers: 0
             }
         );
     }
@@ -545,10 +618,12 @@ mod tests {
                 TimelineConfig::default(),
                 TimelineConfig {
                     max_gap_fill_ms: u32::MAX,
+                    gap_fill_slack_ms: u32::MAX,
                     resync_after_late: 1,
                 },
                 TimelineConfig {
                     max_gap_fill_ms: 0,
+                    gap_fill_slack_ms: 0,
                     resync_after_late: 0,
                 },
             ] {
@@ -559,7 +634,7 @@ mod tests {
                         let n = [320, 0, 1, 480, usize::MAX][(i + round) % 5];
                         match t.place(Some(ts), true, n) {
                             Placement::Append { fill, .. } => assert!(fill <= max),
-                            Placement::Late | Placement::Duplicate => {}
+                            Placement::Late | Placement::Duplicate | Placement::Outlier => {}
                         }
                         let _ = t.ms_at(t.position());
                         let _ = t.ms_at(u64::MAX);
@@ -569,26 +644,137 @@ mod tests {
                 let s = t.stats();
                 assert_eq!(s.frames + s.late + s.duplicates, 3 * hostile.len() as u64);
                 assert!(s.filled_samples <= s.gaps * max);
+                let slack = u64::from(cfg.gap_fill_slack_ms) * u64::from(rate) / 1000;
+                assert!(
+                    s.filled_samples <= slack,
+                    "no wall time passed: slack at most"
+                );
             }
         }
     }
 
+    const Y9999: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+
     #[test]
-    fn year_9999_after_now_is_capped() {
+    fn year_9999_among_real_frames_is_an_outlier_and_costs_no_real_frame() {
+        // the far-future stamp replaces frame 10's: its audio goes in frame 10's slot
         let mut t = tl(16_000);
-        put(&mut t, 16_000, 0, 0);
+        for k in 0..10 {
+            assert_eq!(put(&mut t, 16_000, k, 0), append(0));
+        }
+        assert_eq!(t.place(Some(Y9999), true, 320), Placement::Outlier);
+        for k in 11..60 {
+            assert_eq!(put(&mut t, 16_000, k, 0), append(0), "{k}");
+        }
+        assert_eq!(t.position(), 60 * 320);
+        assert_eq!(t.ms_at(60 * 320), Some(T0 + 1200), "clock untouched");
+        let s = t.stats();
         assert_eq!(
-            t.place(Some(253_402_300_799_999), true, 320),
+            (s.frames, s.outliers, s.late, s.filled_samples, s.resyncs),
+            (60, 1, 0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn an_extra_far_future_frame_is_kept_and_the_real_frames_follow_it() {
+        // the far-future frame comes on top of the real ones: frame 10 lands on its slot
+        let mut t = tl(16_000);
+        for k in 0..10 {
+            put(&mut t, 16_000, k, 0);
+        }
+        assert_eq!(t.place(Some(Y9999), true, 320), Placement::Outlier);
+        for k in 10..60 {
+            assert_eq!(put(&mut t, 16_000, k, 0), append(0), "{k}");
+        }
+        assert_eq!(t.position(), 61 * 320);
+        let s = t.stats();
+        assert_eq!((s.frames, s.outliers, s.late, s.duplicates), (61, 1, 0, 0));
+        assert_eq!(s.filled_samples, 0);
+    }
+
+    #[test]
+    fn a_jump_on_every_frame_fills_no_more_than_wall_time_and_slack() {
+        let cfg = TimelineConfig {
+            max_gap_fill_ms: 1000,
+            gap_fill_slack_ms: 2000,
+            ..TimelineConfig::default()
+        };
+        for real_time in [true, false] {
+            let mut t = Timeline::new(&cfg, 16_000);
+            let mut ts = T0;
+            for _ in 0..5 {
+                assert_eq!(t.place(Some(ts), true, 320), append(0));
+                ts += 20;
+            }
+            // 500 frames, each stamped 1.5 s after the one before
+            let mut elapsed_ms = 100;
+            for i in 0..500 {
+                ts += 1500;
+                if real_time {
+                    t.set_elapsed_ms(elapsed_ms);
+                    elapsed_ms += 20;
+                }
+                match t.place(Some(ts), true, 320) {
+                    Placement::Append { fill, .. } => assert!(fill <= 16_000, "{i}"),
+                    Placement::Outlier => {}
+                    other => panic!("frame {i} dropped: {other:?}"),
+                }
+            }
+            let wall = if real_time { elapsed_ms } else { 0 };
+            let budget = (wall + 2000) * 16;
+            let s = t.stats();
+            assert!(
+                s.filled_samples <= budget,
+                "{} > {budget}",
+                s.filled_samples
+            );
+            assert!(s.outliers >= 400, "{s:?}");
+            // then real frames on from the last one: the clock moved there
+            let mut placements = Vec::new();
+            for _ in 0..20 {
+                ts += 20;
+                placements.push(t.place(Some(ts), true, 320));
+            }
+            assert!(
+                matches!(placements[0], Placement::Append { fill: 0, .. }),
+                "{placements:?}"
+            );
+            assert!(placements[1..].iter().all(|p| *p == append(0)));
+            assert_eq!(t.stats().frames, 525);
+            assert_eq!(t.position(), 525 * 320 + t.stats().filled_samples);
+        }
+    }
+
+    #[test]
+    fn the_fill_budget_grows_with_wall_time() {
+        let cfg = TimelineConfig {
+            gap_fill_slack_ms: 1000,
+            ..TimelineConfig::default()
+        };
+        let mut t = Timeline::new(&cfg, 16_000);
+        put(&mut t, 16_000, 0, 0);
+        // a 3 s gap right away: more than the slack, not filled
+        assert_eq!(put(&mut t, 16_000, 151, 0), Placement::Outlier);
+        // the next frame follows the outlier's clock: a clock jump, taken without fill
+        assert_eq!(
+            put(&mut t, 16_000, 152, 0),
             Placement::Append {
-                fill: 960_000,
+                fill: 0,
                 resynced: true
             }
         );
-        assert_eq!(t.ms_at(320 + 960_000), Some(253_402_300_799_999));
-        assert_eq!(
-            t.place(Some(253_402_300_799_999 + 20), true, 320),
-            append(0)
-        );
+        // 10 s later by the wall clock, a 3 s gap is filled (budget 11 s)
+        t.set_elapsed_ms(10_000);
+        assert_eq!(put(&mut t, 16_000, 303, 0), append(150 * 320));
+        // a shrinking report does not take budget back
+        t.set_elapsed_ms(0);
+        assert_eq!(put(&mut t, 16_000, 454, 0), append(150 * 320));
+        // 11 s budget, 6 s used: a 6 s gap is an outlier, a 4 s one is filled
+        assert_eq!(put(&mut t, 16_000, 755, 0), Placement::Outlier);
+        assert_eq!(put(&mut t, 16_000, 656, 0), append(200 * 320));
+        let s = t.stats();
+        assert_eq!((s.outliers, s.resyncs, s.gaps), (2, 1, 3));
+        assert!(s.filled_samples <= 11 * 16_000);
     }
 
     #[test]
@@ -636,7 +822,8 @@ mod tests {
                 filled_samples: 1280,
                 late: 1,
                 duplicates: 2,
-                resyncs: 0
+                resyncs: 0,
+                outliers: 0
             }
         );
         assert_eq!(t.position(), 12 * 320);

@@ -362,6 +362,7 @@ impl WavSink {
                 "lateFrames": stats.late,
                 "duplicateFrames": stats.duplicates,
                 "timelineResyncs": stats.resyncs,
+                "timestampOutliers": stats.outliers,
                 "acsSilentFrames": stats.acs_silent_frames,
                 "silenceRatio": s.stats.map(|st| (st.silence_ratio() * 1000.0).round() / 1000.0),
                 "speechSegments": s.speech.iter().map(|(a, b)| json!({"startMs": ms(*a), "endMs": ms(*b)})).collect::<Vec<_>>(),

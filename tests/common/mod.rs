@@ -205,11 +205,16 @@ pub fn audio(samples: &[i16], k: i64, participant: Option<&str>, silent: bool) -
 
 /// AudioData text for raw PCM bytes.
 pub fn audio_bytes(bytes: &[u8], k: i64, participant: Option<&str>, silent: bool) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
     let mut ts = String::new();
     format_timestamp(T0 + 20 * k, &mut ts);
+    audio_bytes_at(bytes, &ts, participant, silent)
+}
+
+/// AudioData text for raw PCM bytes with the timestamp text `ts` as it is.
+pub fn audio_bytes_at(bytes: &[u8], ts: &str, participant: Option<&str>, silent: bool) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
     let mut out = String::new();
-    inbound_audio_data_json(&mut out, &b64, &ts, participant, silent);
+    inbound_audio_data_json(&mut out, &b64, ts, participant, silent);
     out
 }
 
