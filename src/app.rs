@@ -1,5 +1,5 @@
 //! Wiring: builds the metrics, sinks, pipeline and listener from a [`Config`], and runs the
-//! shutdown order of DESIGN.md: stop accepting → every media connection finishes its current
+//! shutdown order of docs/ARCHITECTURE.md: stop accepting → every media connection finishes its current
 //! message and closes with 1001 → the call pipelines close their streams → each sink drains its
 //! queue, finalises its outputs and stops → done. All under `server.shutdown_grace_ms`.
 

@@ -7,19 +7,21 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`protocol`] | PURE: the ACS wire formats — media messages (with the AudioData fast path), timestamps, base64, identifiers (rawId), HMAC request signing, call tokens, Event Grid and callback events, REST bodies |
+//! | [`protocol`] | PURE, its own crate (`crates/acs-protocol`, re-exported here): the ACS wire formats — media messages (with the AudioData fast path), timestamps, base64, identifiers (rawId), HMAC request signing, call tokens, Event Grid and callback events, REST bodies |
 //! | [`pipeline`] | PURE: PCM decoding, ring buffer, timeline (gap filler), silence detector, mixer, shared frames, the [`pipeline::Sink`] trait and fan-out, the playback seam |
 //! | [`sinks`] | one file per sink (wav, resample, forward, nats, null); [`sinks::SinkConfig`] is the `type`-tagged config enum |
 //! | [`ingress`] | EDGE: HTTP listener, WebSocket upgrade, one task per media connection, the paced playback writer, overload protection (`headroom`: 503 while the runtime lags or sink queues fill) |
 //! | [`control`] | EDGE: health/readiness/metrics routes, Event Grid webhook, answer policy, ACS REST client, callbacks and call registry, operator API, JWT and call-token admission |
 //! | [`app`] | wiring: builds everything from [`config::Config`]; [`app::AppHandle`] |
 //! | [`config`], [`metrics`], [`shutdown`] | leaves: configuration tree, Prometheus registry, shutdown phases |
-//! | [`sim`] | `acs-sim`: ACS emulator (media streams with faults, fake Call Automation REST + callbacks + JWKS, Event Grid emulator, call scenario, load generator) |
 //!
 //! Dependency direction: `main → app → {ingress, control} → pipeline → protocol`;
 //! `app → sinks → pipeline` (sinks reach calls for playback only through
-//! [`pipeline::playback::PlaybackTarget`]); `sim` uses `protocol` for every message it sends or
-//! checks.
+//! [`pipeline::playback::PlaybackTarget`]). The emulator, `acs-sim`, is a separate crate
+//! (`crates/acs-sim`) that uses `acs-protocol` for every message it sends or checks and is never
+//! part of the gateway's build; the gateway's tests use it as a dev-dependency. Test doubles
+//! (`control::mock`, `pipeline::sink::contract`, `sinks::forward::echo`) exist only with the
+//! `testkit` feature, which only test, bench and example builds turn on.
 
 pub mod app;
 pub mod config;
@@ -27,7 +29,8 @@ pub mod control;
 pub mod ingress;
 pub mod metrics;
 pub mod pipeline;
-pub mod protocol;
+/// The ACS wire formats: the [`acs_protocol`] crate, re-exported so the gateway's modules and
+/// users name them `protocol::…`.
+pub use acs_protocol as protocol;
 pub mod shutdown;
-pub mod sim;
 pub mod sinks;

@@ -815,18 +815,10 @@ impl Metrics {
     }
 }
 
-/// Reads one sample's value out of a rendered exposition (`name` with exact `{labels}` text, or no
-/// labels). For tests and `acs-sim`, which compare before/after figures.
-pub fn scrape_value(text: &str, series: &str) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (k, v) = l.rsplit_once(' ')?;
-        (k == series).then(|| v.parse().ok()).flatten()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use acs_sim::scrape::scrape_value;
 
     #[test]
     fn renders_every_family_with_prefix_and_resolved_labels() {

@@ -1,5 +1,5 @@
 //! Shutdown phases shared by every task: `Starting → Running → Draining → Stopped` on a watch
-//! channel, plus an ordered log of the shutdown steps so tests can assert the order of DESIGN.md
+//! channel, plus an ordered log of the shutdown steps so tests can assert the order of docs/ARCHITECTURE.md
 //! ("stop accepting → close 1001 → drain queues → finalise sinks → exit").
 
 use std::sync::{Arc, Mutex};

@@ -147,7 +147,7 @@ async fn caller_audio_goes_through_resample_forward_echo_and_comes_back_paced() 
         within * 10 >= gaps.len() * 9,
         "90 % within 20 ± 5 ms: {gaps:?}"
     );
-    let v = |s: &str| acs_media_gateway::metrics::scrape_value(&m, s).unwrap_or(0.0);
+    let v = |s: &str| acs_sim::scrape::scrape_value(&m, s).unwrap_or(0.0);
     assert!(v("acs_gateway_playback_frames_total") >= 45.0);
     // the recording is untouched by all this
     let (_, rec) = read_wav(&gw.call_dir("echo-e2e").join("mixed.wav"));

@@ -8,8 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use acs_media_gateway::sim::churn::{check_recordings, run_churn, ChurnConfig};
-use acs_media_gateway::sim::procstat::open_fds;
+use acs_sim::churn::{check_recordings, run_churn, ChurnConfig};
+use acs_sim::procstat::open_fds;
 use common::Gw;
 
 const CYCLES: u64 = 600;

@@ -1,5 +1,5 @@
-//! The gateway against `acs-sim`'s fake ACS and Event Grid emulator (`sim::acs`,
-//! `sim::eventgrid`), all on 127.0.0.1: the Event Grid handshakes, an IncomingCall delivered
+//! The gateway against `acs-sim`'s fake ACS and Event Grid emulator (`acs_sim::acs`,
+//! `acs_sim::eventgrid`), all on 127.0.0.1: the Event Grid handshakes, an IncomingCall delivered
 //! at least once → one signed answer → the fake ACS streams real-time audio to the `transportUrl`
 //! with its RS256 token → callbacks (signed too) move the call through the registry → every
 //! operator operation reaches the fake ACS signed and its callbacks come back → hang-up →
@@ -10,13 +10,13 @@
 mod common;
 
 use acs_media_gateway::control::jwt::REFETCH_BURST;
-use acs_media_gateway::sim::acs::{
+use acs_sim::acs::{
     AfterAudio, AudioInput, AudioSource, CallAudio, FakeAcs, FakeAcsConfig, FakeAcsHandle,
     IncomingCallSpec,
 };
-use acs_media_gateway::sim::eventgrid::{self, EventGridTarget, Schema};
-use acs_media_gateway::sim::jwt::{AcsSigner, SigningKeySource};
-use acs_media_gateway::sim::Pacing;
+use acs_sim::eventgrid::{self, EventGridTarget, Schema};
+use acs_sim::jwt::{AcsSigner, SigningKeySource};
+use acs_sim::Pacing;
 use common::{read_wav, Gw, STEP};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -401,7 +401,7 @@ async fn a_signing_key_rotation_mid_call_is_picked_up_at_once() {
     // A flood of callbacks with made-up key ids: all refused, a bounded number of downloads.
     let callback_uri = acs.call(&conn).unwrap().callback_uri;
     let http = reqwest::Client::new();
-    let now = acs_media_gateway::sim::jwt::unix_now();
+    let now = acs_sim::jwt::unix_now();
     let claims =
         json!({"iss": acs.issuer, "aud": acs.audience, "iat": now, "nbf": now, "exp": now + 300});
     let key =

@@ -160,7 +160,7 @@ async fn stream_at_24k_is_recorded_at_24k() {
     let (r, got) = read_wav(&gw.call_dir("call-24k").join("mixed.wav"));
     assert_eq!(r, 24_000);
     assert!(got == pcm);
-    let v = |s: &str| acs_media_gateway::metrics::scrape_value(&metrics, s).unwrap_or(0.0);
+    let v = |s: &str| acs_sim::scrape::scrape_value(&metrics, s).unwrap_or(0.0);
     assert_eq!(
         v("acs_gateway_frames_total{kind=\"audio_data\"}"),
         fr.len() as f64
@@ -228,7 +228,7 @@ async fn gaps_reordering_duplicates_and_silent_frames() {
         .filter(|k| fr[**k].iter().all(|x| *x == 0))
         .count();
     assert_eq!(s["acsSilentFrames"], silent - dropped_silent);
-    let v = |n: &str| acs_media_gateway::metrics::scrape_value(&metrics, n).unwrap_or(-1.0);
+    let v = |n: &str| acs_sim::scrape::scrape_value(&metrics, n).unwrap_or(-1.0);
     assert_eq!(v("acs_gateway_gaps_filled_total"), 2.0);
     assert_eq!(v("acs_gateway_gap_fill_samples_total"), 640.0);
     assert_eq!(v("acs_gateway_late_frames_total"), 1.0);

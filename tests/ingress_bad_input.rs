@@ -182,7 +182,7 @@ async fn bad_audio_is_dropped_and_counted_and_the_call_goes_on() {
     gw.wait_no_connections().await;
     let m = gw.metrics().await;
     assert!(gw.shutdown().await.clean());
-    let v = |s: &str| acs_media_gateway::metrics::scrape_value(&m, s).unwrap_or(-1.0);
+    let v = |s: &str| acs_sim::scrape::scrape_value(&m, s).unwrap_or(-1.0);
     assert_eq!(
         v("acs_gateway_decode_errors_total{reason=\"odd_length\"}"),
         1.0
@@ -364,7 +364,7 @@ async fn a_flood_of_2000_connections_is_refused_beyond_the_limit_and_streams_go_
     );
     assert!(!held.is_empty());
     let m = gw.metrics().await;
-    let v = |s: &str| acs_media_gateway::metrics::scrape_value(&m, s).unwrap_or(0.0);
+    let v = |s: &str| acs_sim::scrape::scrape_value(&m, s).unwrap_or(0.0);
     let refused = v("acs_gateway_ws_connections_rejected_total{reason=\"connection_limit\"}")
         + v("acs_gateway_ws_connections_rejected_total{reason=\"socket_limit\"}");
     assert_eq!(

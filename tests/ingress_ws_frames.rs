@@ -1,13 +1,13 @@
 //! WebSocket framing errors over real sockets, sent as raw frames by a hand-built client (the
-//! library's `sim::wsraw` framing helpers): text that is not UTF-8 (whole, or split across
+//! `acs_sim::wsraw` framing helpers): text that is not UTF-8 (whole, or split across
 //! fragments) closes 1007 counted `not_utf8`, a text message split inside a character is taken,
 //! protocol violations close 1002 counted `protocol_violation`, and the close frame of a 1009
 //! reaches a client that reads it late (no reset while it is unread). Audio received before is
 //! kept in every case.
 
 mod common;
-use acs_media_gateway::sim::ids::SimRng;
-use acs_media_gateway::sim::wsraw::{self, opcode, FrameParser, ServerEvent, WsUrl};
+use acs_sim::ids::SimRng;
+use acs_sim::wsraw::{self, opcode, FrameParser, ServerEvent, WsUrl};
 use common::*;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

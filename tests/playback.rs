@@ -116,7 +116,7 @@ async fn queued_audio_is_paced_out_as_acs_frames_and_stop_flushes_at_once() {
         "unregistered when the call ends"
     );
     let m = gw.metrics().await;
-    let v = |s: &str| acs_media_gateway::metrics::scrape_value(&m, s).unwrap_or(0.0);
+    let v = |s: &str| acs_sim::scrape::scrape_value(&m, s).unwrap_or(0.0);
     assert!(v("acs_gateway_playback_frames_total") >= 50.0);
     assert_eq!(v("acs_gateway_playback_stops_total"), 1.0);
     gw.shutdown().await;

@@ -7,12 +7,12 @@
 
 use acs_media_gateway::app;
 use acs_media_gateway::config::Config;
-use acs_media_gateway::sim::acs::{CallAudio, FakeAcs, FakeAcsConfig};
-use acs_media_gateway::sim::eventgrid::EventGridTarget;
-use acs_media_gateway::sim::jwt::SigningKeySource;
-use acs_media_gateway::sim::scenario::{run_call, summary, CallScenario};
 use acs_media_gateway::sinks::forward::echo::{Clip, EchoBot, EchoOptions};
 use acs_media_gateway::sinks::SinkConfig;
+use acs_sim::acs::{CallAudio, FakeAcs, FakeAcsConfig};
+use acs_sim::eventgrid::EventGridTarget;
+use acs_sim::jwt::SigningKeySource;
+use acs_sim::scenario::{run_call, summary, CallScenario};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! `acs-sim call` end to end: the whole scenario (`sim::scenario::run_call`) against the real
+//! `acs-sim call` end to end: the whole scenario (`acs_sim::scenario::run_call`) against the real
 //! gateway (`app::start`) on 127.0.0.1:0 — Event Grid handshake → IncomingCall → the gateway's
 //! signed answer with repeatability headers → the fake ACS streams a WAV in real time to the
 //! gateway's `transportUrl` with its RS256 token → callbacks accepted → the far end hangs up →
@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use acs_media_gateway::app;
 use acs_media_gateway::config::Config;
-use acs_media_gateway::sim::acs::{CallAudio, CallEnd, FakeAcs, FakeAcsConfig};
-use acs_media_gateway::sim::eventgrid::EventGridTarget;
-use acs_media_gateway::sim::jwt::SigningKeySource;
-use acs_media_gateway::sim::scenario::{run_call, summary, CallScenario};
+use acs_sim::acs::{CallAudio, CallEnd, FakeAcs, FakeAcsConfig};
+use acs_sim::eventgrid::EventGridTarget;
+use acs_sim::jwt::SigningKeySource;
+use acs_sim::scenario::{run_call, summary, CallScenario};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acs_sim_call_drives_a_whole_call_through_the_gateway() {

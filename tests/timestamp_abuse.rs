@@ -56,7 +56,7 @@ async fn a_jump_on_every_frame_writes_no_more_silence_than_real_time() {
     let m = gw.metrics().await;
     assert!(gw.shutdown().await.clean());
 
-    let v = |s: &str| acs_media_gateway::metrics::scrape_value(&m, s).unwrap_or(0.0);
+    let v = |s: &str| acs_sim::scrape::scrape_value(&m, s).unwrap_or(0.0);
     let path = gw.call_dir("jumper").join("mixed.wav");
     let (_, got) = read_wav(&path);
     let fill: Vec<i16> = got.iter().copied().filter(|s| *s == 0).collect();
@@ -121,7 +121,7 @@ async fn one_far_future_timestamp_among_real_frames_costs_no_real_frame() {
     }
     let m = gw.metrics().await;
     assert!(gw.shutdown().await.clean());
-    let v = |s: &str| acs_media_gateway::metrics::scrape_value(&m, s).unwrap_or(0.0);
+    let v = |s: &str| acs_sim::scrape::scrape_value(&m, s).unwrap_or(0.0);
     for (call, want) in &expected {
         let (_, got) = read_wav(&gw.call_dir(call).join("mixed.wav"));
         assert_eq!(got.len(), want.len(), "{call}: no silence, no frame lost");

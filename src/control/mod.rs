@@ -13,7 +13,7 @@
 //! | [`operator`] | the operator API (`/api/calls…`, `/api/agents/token`, `/api/resource-accounts`) |
 //! | [`gate`] | admission of media upgrades and callbacks (call token, ACS JWT) |
 //! | [`acs_client`] | [`AcsApi`](acs_client::AcsApi), typed ACS calls, [`HttpAcsClient`](acs_client::HttpAcsClient) (HMAC, retries, repeatability) |
-//! | [`mock`] | [`MockAcs`](mock::MockAcs), the in-process `AcsApi` for tests |
+//! | `mock` | `MockAcs`, the in-process `AcsApi` for tests (feature `testkit`) |
 //! | [`jwt`] | ACS RS256 JWT validation with a cached, refreshed JWKS |
 //! | [`graph`] | Microsoft Graph resource-account lookup |
 //! | [`tokens`] | issuing / checking the gateway's call tokens |
@@ -31,6 +31,7 @@ pub mod gate;
 pub mod graph;
 pub mod http;
 pub mod jwt;
+#[cfg(any(test, feature = "testkit"))]
 pub mod mock;
 pub mod operator;
 pub mod plane;

@@ -585,6 +585,7 @@ impl FanOut {
 /// The shared contract every sink must pass, used by each sink's tests: a scripted two-stream
 /// call with gaps, events and closes, plus misuse (unknown streams, writes after close, repeated
 /// shutdown) that must give errors, never panics.
+#[cfg(any(test, feature = "testkit"))]
 #[doc(hidden)]
 pub mod contract {
     use super::*;

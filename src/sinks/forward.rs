@@ -8,7 +8,7 @@
 //! worker thread that never touches the network), and the downstream protocol below. Its parts:
 //! [`conn`] (each connection's task on the gateway's tokio runtime: connect, keepalive,
 //! reconnect, returned audio), [`proto`] (the messages), [`interp`] (sample conversions) and
-//! [`echo`] (the echo bot of `examples/echo_bot.rs`, also used by the tests).
+//! `echo` (feature `testkit`: the echo bot of `examples/echo_bot.rs`, also used by the tests).
 //!
 //! # How messages flow
 //!
@@ -128,6 +128,7 @@
 //! wss:// uses rustls (ring) with the webpki root certificates.
 
 pub mod conn;
+#[cfg(any(test, feature = "testkit"))]
 #[doc(hidden)]
 pub mod echo;
 pub mod interp;

@@ -133,7 +133,7 @@ impl Gw {
 
     /// One series from /metrics (0 when absent).
     pub async fn metric(&self, series: &str) -> f64 {
-        acs_media_gateway::metrics::scrape_value(&self.metrics().await, series).unwrap_or(0.0)
+        acs_sim::scrape::scrape_value(&self.metrics().await, series).unwrap_or(0.0)
     }
 }
 

@@ -1,0 +1,282 @@
+//! A fast path for the one message that matters for speed: `AudioData` in the exact shape ACS
+//! sends (`{"kind":"AudioData","audioData":{"timestamp":…,"participantRawID":…,"data":…,
+//! "silent":…}}`, keys in any order, any JSON whitespace).
+//!
+//! serde_json spends most of an AudioData parse scanning the ~850-1300 base64 characters of
+//! `data` a word at a time for quotes, backslashes and control characters. Here the closing quote
+//! is found with `memchr2` (SIMD) and the string is checked for control and non-ASCII bytes with
+//! a branch-free fold the compiler vectorises, which is the same validity rule. Anything outside
+//! that shape — an escape, an unknown or repeated key, a `null`, a nested value, trailing bytes —
+//! makes [`parse_audio_data`] return `None`, and the caller parses with serde_json as usual, so
+//! the fast path can only ever agree with the full parser (the tests check this against
+//! thousands of mutated frames).
+
+use super::media::AudioData;
+use std::borrow::Cow;
+
+/// Parses an AudioData frame of the canonical shape; `None` means "use the full parser".
+#[inline]
+pub fn parse_audio_data(frame: &[u8]) -> Option<AudioData<'_>> {
+    let mut p = Cursor { b: frame, i: 0 };
+    p.ws();
+    p.eat(b'{')?;
+    let mut kind_ok = false;
+    let mut payload = None;
+    loop {
+        p.ws();
+        let key = p.string()?;
+        p.ws();
+        p.eat(b':')?;
+        p.ws();
+        match key {
+            b"kind" if !kind_ok => {
+                let v = p.string()?;
+                if !v.eq_ignore_ascii_case(b"AudioData") {
+                    return None;
+                }
+                kind_ok = true;
+            }
+            b"audioData" if payload.is_none() => payload = Some(p.audio_data()?),
+            _ => return None,
+        }
+        p.ws();
+        match p.next()? {
+            b',' => continue,
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    p.ws();
+    if p.i != frame.len() || !kind_ok {
+        return None;
+    }
+    payload
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(c) = self.b.get(self.i) {
+            if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    #[inline]
+    fn next(&mut self) -> Option<u8> {
+        let c = *self.b.get(self.i)?;
+        self.i += 1;
+        Some(c)
+    }
+
+    #[inline]
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    /// A JSON string without escapes; returns its raw bytes (validated: no control characters;
+    /// UTF-8 is checked by the callers that need `str`).
+    #[inline]
+    fn string(&mut self) -> Option<&'a [u8]> {
+        self.eat(b'"')?;
+        let rest = &self.b[self.i..];
+        // keys and short values end within a few bytes: a plain loop beats memchr's setup there
+        let head = &rest[..rest.len().min(48)];
+        let end = match head.iter().position(|&c| c == b'"' || c == b'\\') {
+            Some(e) => e,
+            None => head.len() + memchr::memchr2(b'"', b'\\', &rest[head.len()..])?,
+        };
+        if rest[end] != b'"' {
+            return None; // an escape: let serde_json decode it
+        }
+        let s = &rest[..end];
+        // control characters are invalid inside JSON strings
+        if s.iter().fold(false, |bad, &c| bad | (c < 0x20)) {
+            return None;
+        }
+        self.i += end + 1;
+        Some(s)
+    }
+
+    /// A string that must be valid UTF-8 (std's check has a word-at-a-time ASCII fast path).
+    #[inline]
+    fn text(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.string()?).ok()
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        if self.b.get(self.i..self.i + word.len())? == word {
+            self.i += word.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    fn audio_data(&mut self) -> Option<AudioData<'a>> {
+        self.eat(b'{')?;
+        let (mut data, mut timestamp, mut participant, mut silent) = (None, None, None, None);
+        self.ws();
+        if self.b.get(self.i) == Some(&b'}') {
+            return None; // no `data`: the full parser reports it
+        }
+        loop {
+            self.ws();
+            let key = self.string()?;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            match key {
+                b"data" if data.is_none() => data = Some(self.text()?),
+                b"timestamp" if timestamp.is_none() => timestamp = Some(self.text()?),
+                b"participantRawID" if participant.is_none() => participant = Some(self.text()?),
+                b"silent" if silent.is_none() => {
+                    silent = Some(match self.b.get(self.i)? {
+                        b't' => self.literal(b"true").map(|_| true)?,
+                        b'f' => self.literal(b"false").map(|_| false)?,
+                        _ => return None,
+                    })
+                }
+                _ => return None,
+            }
+            self.ws();
+            match self.next()? {
+                b',' => continue,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        Some(AudioData {
+            data: Cow::Borrowed(data?),
+            timestamp: timestamp.map(Cow::Borrowed),
+            participant_raw_id: participant.map(Cow::Borrowed),
+            silent: silent.unwrap_or(false),
+            mark: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::{inbound_audio_data_json, parse_inbound_full, Inbound};
+
+    fn full(frame: &[u8]) -> Option<AudioData<'_>> {
+        match parse_inbound_full(frame) {
+            Ok(Inbound::AudioData(a)) => Some(a),
+            _ => None,
+        }
+    }
+
+    fn sample_frames() -> Vec<String> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD
+            .encode((0..640u32).map(|i| (i * 7) as u8).collect::<Vec<_>>());
+        let mut v = Vec::new();
+        let mut m = String::new();
+        inbound_audio_data_json(
+            &mut m,
+            &b64,
+            "2024-11-15T19:16:12.925Z",
+            Some("8:acs:3d20e1de-0f28"),
+            false,
+        );
+        v.push(m.clone());
+        inbound_audio_data_json(&mut m, &b64, "2024-11-15T19:16:12.925Z", None, true);
+        v.push(m.clone());
+        v.push(format!(
+            "{{ \"audioData\" : {{\"silent\":false,\n\"data\":\"{b64}\", \"participantRawID\":\"\"}} ,\"kind\":\"audiodata\" }}\r\n"
+        ));
+        v.push(r#"{"kind":"AudioData","audioData":{"data":"AQIDBAU=","timestamp":"2022-08-23T11:48:05Z","participantRawID":"participantId","silent":false}}"#.into());
+        v.push(r#"{"kind":"AudioData","audioData":{"timestamp":"2024-05-30T06:25:02.948Z","data":"test","silent":false, "participantRawID":"28:6b45c5b6-1c34-47c0-8980-11e98d47d23f"}}"#.into());
+        v
+    }
+
+    #[test]
+    fn canonical_frames_take_the_fast_path_and_agree_with_the_full_parser() {
+        for f in sample_frames() {
+            let fast =
+                parse_audio_data(f.as_bytes()).unwrap_or_else(|| panic!("fast path refused {f}"));
+            assert_eq!(Some(&fast), full(f.as_bytes()).as_ref(), "{f}");
+            assert!(matches!(fast.data, Cow::Borrowed(_)));
+        }
+    }
+
+    #[test]
+    fn anything_unusual_falls_back() {
+        for f in [
+            r#"{"kind":"AudioData","audioData":{"data":"AQID\u002BBAU="}}"#, // escape
+            r#"{"kind":"AudioData","audioData":{"data":"AQID","extra":1}}"#, // unknown key
+            r#"{"kind":"AudioData","audioData":{"data":"AQID","silent":null}}"#,
+            r#"{"kind":"AudioData","audioData":{"data":"AQID","mark":{"id":"x"}}}"#,
+            r#"{"Kind":"AudioData","AudioData":{"Data":"AQID"}}"#, // PascalCase: full parser's job
+            r#"{"kind":"AudioData","kind":"AudioData","audioData":{"data":"AQID"}}"#,
+            r#"{"kind":"AudioData","audioData":{"data":"AQID","data":"AQID"}}"#,
+            r#"{"kind":"AudioMetadata","audioMetadata":{}}"#,
+            r#"{"kind":"AudioData","audioData":{"data":"AQID"}} x"#,
+            r#"{"kind":"AudioData","audioData":{}}"#,
+            r#"{"audioData":{"data":"AQID"}}"#,
+            "{\"kind\":\"AudioData\",\"audioData\":{\"data\":\"AQ\x01ID\"}}",
+            "",
+            "{",
+        ] {
+            assert!(parse_audio_data(f.as_bytes()).is_none(), "{f}");
+        }
+        assert!(parse_audio_data(
+            b"{\"kind\":\"AudioData\",\"audioData\":{\"data\":\"\xff\xfe\"}}"
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn never_disagrees_with_the_full_parser_on_mutated_frames() {
+        // xorshift: deterministic pseudo-random mutations (flip, insert, delete, truncate)
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b"{}[]:,\" \\tfnrue0123456789AaDdkislent\x01\xc3\xa9";
+        let mut fast_hits = 0;
+        for base in sample_frames() {
+            for _ in 0..4000 {
+                let mut b = base.clone().into_bytes();
+                for _ in 0..(1 + rnd() % 3) {
+                    let pos = (rnd() as usize) % (b.len() + 1);
+                    match rnd() % 4 {
+                        0 if pos < b.len() => b[pos] = alphabet[(rnd() as usize) % alphabet.len()],
+                        1 => b.insert(pos, alphabet[(rnd() as usize) % alphabet.len()]),
+                        2 if pos < b.len() => {
+                            b.remove(pos);
+                        }
+                        _ => b.truncate(pos),
+                    }
+                }
+                if let Some(fast) = parse_audio_data(&b) {
+                    fast_hits += 1;
+                    let slow = full(&b);
+                    assert_eq!(
+                        Some(&fast),
+                        slow.as_ref(),
+                        "{}",
+                        String::from_utf8_lossy(&b)
+                    );
+                }
+            }
+        }
+        assert!(
+            fast_hits > 1000,
+            "mutations inside the base64 keep the fast path busy: {fast_hits}"
+        );
+    }
+}
