@@ -9,11 +9,13 @@ use tokio::net::TcpStream;
 
 const WEBHOOK: &str = "/api/incomingCall";
 
-/// Opens a connection and sends `head` (a request head ending in a blank line) and `body`.
+/// Opens a connection and sends `head` (a request head ending in a blank line) and `body`. A
+/// write the gateway refused (closed at accept) is not an error here: the reply says what
+/// happened.
 async fn send(gw: &Gw, head: &str, body: &[u8]) -> TcpStream {
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
-    s.write_all(head.as_bytes()).await.unwrap();
-    s.write_all(body).await.unwrap();
+    let _ = s.write_all(head.as_bytes()).await;
+    let _ = s.write_all(body).await;
     s
 }
 
@@ -156,22 +158,12 @@ async fn two_hundred_stalled_bodies_do_not_lock_out_health_checks_or_media() {
     for _ in 0..200 {
         stalled.push(send(&gw, &post(WEBHOOK, 1000), b"[{\"id\":1}").await);
     }
-    // the first 64 were pushed out by the last 64 (a crowd of stallers churns itself)
-    let deadline = tokio::time::Instant::now() + STEP;
-    while gw
-        .metric("acs_gateway_http_connections_closed_total{reason=\"evicted\"}")
-        .await
-        < 64.0
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "stallers evicted to make room"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // health checks and a media upgrade still get in, well before any body timeout
+    // health checks and a media upgrade still get in, well before any body timeout (they are
+    // accepted after all 200 stallers)
     for _ in 0..3 {
-        assert_eq!(gw.get("/healthz").await.0, 200);
+        let mut s = send(&gw, "GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n", b"").await;
+        let r = read_response(&mut s).await;
+        assert_eq!(r.map(|r| r.status), Some(200), "/healthz locked out");
     }
     let ws = gw.connect("/ws", "through-the-crowd").await;
     close_normally(ws).await;
@@ -180,6 +172,11 @@ async fn two_hundred_stalled_bodies_do_not_lock_out_health_checks_or_media() {
             .await,
         0.0
     );
+    // room was made by closing the oldest stallers (a crowd of stallers churns itself)
+    let evicted = gw
+        .metric("acs_gateway_http_connections_closed_total{reason=\"evicted\"}")
+        .await;
+    assert!(evicted >= 64.0, "{evicted}");
     // the newest stallers are still waiting: nothing timed out, the oldest were closed
     let timed_out = bad_requests(&gw, "incoming_call", "body_timeout").await;
     assert_eq!(timed_out, 0.0);

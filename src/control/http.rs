@@ -12,8 +12,6 @@ use hyper::StatusCode;
 use serde_json::json;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -133,37 +131,40 @@ pub enum DeadlineBodyError {
     Read(Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// Called once when a [`DeadlineBody`] has arrived whole.
+pub type OnReceived = Box<dyn FnOnce() + Send + Sync>;
+
 /// A request body that must arrive whole by a deadline (`server.body_timeout_ms` after its head):
-/// once past it, a pending read fails with [`DeadlineBodyError::TimedOut`]. `received`, when
-/// given, is set once the body has arrived whole (the listener uses it to tell a connection
+/// once past it, a pending read fails with [`DeadlineBodyError::TimedOut`]. `on_received`, when
+/// given, is called once the body has arrived whole (the listener uses it to tell a connection
 /// waiting on its client from one the gateway is working on).
 pub struct DeadlineBody<B> {
     inner: B,
     deadline: tokio::time::Instant,
     timeout: Duration,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
-    received: Option<Arc<AtomicBool>>,
+    on_received: Option<OnReceived>,
 }
 
 impl<B: hyper::body::Body> DeadlineBody<B> {
     /// Wraps `inner`, due `timeout` from now.
-    pub fn new(inner: B, timeout: Duration, received: Option<Arc<AtomicBool>>) -> Self {
-        let body = Self {
+    pub fn new(inner: B, timeout: Duration, on_received: Option<OnReceived>) -> Self {
+        let mut body = Self {
             inner,
             deadline: tokio::time::Instant::now() + timeout,
             timeout,
             sleep: None,
-            received,
+            on_received,
         };
         if body.inner.is_end_stream() {
-            body.mark_received();
+            body.received();
         }
         body
     }
 
-    fn mark_received(&self) {
-        if let Some(r) = &self.received {
-            r.store(true, Ordering::Release);
+    fn received(&mut self) {
+        if let Some(f) = self.on_received.take() {
+            f();
         }
     }
 }
@@ -183,12 +184,12 @@ where
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(None) => {
-                this.mark_received();
+                this.received();
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Ok(frame))) => {
                 if this.inner.is_end_stream() {
-                    this.mark_received();
+                    this.received();
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

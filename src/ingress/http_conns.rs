@@ -13,22 +13,51 @@
 
 use crate::metrics::Metrics;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
+
+const WAITING: u8 = 0;
+const WORKING: u8 = 1;
+const EVICTED: u8 = 2;
 
 /// One plain HTTP connection's shared state.
 #[derive(Debug, Default)]
 pub struct ConnCtl {
-    /// Set while the gateway works on a request that arrived whole (head and body), cleared when
-    /// it answered; a connection with it set is not evicted.
-    pub working: Arc<AtomicBool>,
+    /// WAITING on its client, WORKING on a request that arrived whole, or EVICTED (for good).
+    state: AtomicU8,
     /// Requests received on this connection.
     pub served: AtomicU64,
     evict: Notify,
 }
 
 impl ConnCtl {
+    /// A request arrived whole: the gateway works on it, the connection cannot be evicted until
+    /// [`ConnCtl::waiting`]. `false` when it was evicted already (then answer nothing of
+    /// substance: the connection is going away).
+    pub fn start_work(&self) -> bool {
+        match self
+            .state
+            .compare_exchange(WAITING, WORKING, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(s) => s != EVICTED,
+        }
+    }
+
+    /// The request was answered and the connection waits on its client again.
+    pub fn waiting(&self) {
+        let _ = self
+            .state
+            .compare_exchange(WORKING, WAITING, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    fn try_evict(&self) -> bool {
+        self.state
+            .compare_exchange(WAITING, EVICTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
     /// Resolves when this connection was chosen for eviction (then drop it).
     pub async fn evicted(&self) {
         self.evict.notified().await;
@@ -89,9 +118,10 @@ impl HttpConns {
     pub fn admit(self: &Arc<Self>) -> Option<HttpConn> {
         let mut live = self.lock();
         if live.len() >= self.cap {
+            // claimed atomically: a connection that just started work is not taken
             let victim = live
                 .iter()
-                .find(|(_, c)| !c.working.load(Ordering::Acquire))
+                .find(|(_, c)| c.try_evict())
                 .map(|(id, _)| *id)?;
             if let Some(c) = live.remove(&victim) {
                 c.evict.notify_one();
@@ -121,7 +151,7 @@ mod tests {
         let a = conns.admit().unwrap();
         let b = conns.admit().unwrap();
         let c = conns.admit().unwrap();
-        a.ctl.working.store(true, Ordering::Release); // being answered: kept
+        assert!(a.ctl.start_work()); // being answered: kept
         let d = conns.admit().expect("room made");
         assert_eq!(conns.len(), 3);
         assert_eq!(m.http_closed_count("evicted"), 1);
@@ -135,13 +165,20 @@ mod tests {
                 .is_err(),
             "a is being worked on"
         );
+        assert!(
+            !b.ctl.start_work(),
+            "an evicted connection does no more work"
+        );
         drop(b); // its task ends: nothing left to remove
         assert_eq!(conns.len(), 3);
         for x in [&c, &d] {
-            x.ctl.working.store(true, Ordering::Release);
+            assert!(x.ctl.start_work());
         }
         assert!(conns.admit().is_none(), "all busy: the newcomer is refused");
+        c.ctl.waiting();
+        assert!(conns.admit().is_some(), "c answered and waits: evicted");
+        assert_eq!(m.http_closed_count("evicted"), 2);
         drop((a, c, d));
-        assert!(conns.is_empty());
+        assert_eq!(conns.len(), 0, "the newest left with its guard");
     }
 }

@@ -213,9 +213,10 @@ pub async fn serve(listener: TcpListener, state: Arc<IngressState>) {
                 .with_upgrades();
             tokio::pin!(conn);
             let res = tokio::select! {
-                r = conn.as_mut() => r,
+                biased;
                 // counted when chosen; dropping the connection closes the socket
                 _ = ctl.evicted() => return,
+                r = conn.as_mut() => r,
                 _ = st.shutdown.draining() => {
                     conn.as_mut().graceful_shutdown();
                     conn.await
@@ -261,9 +262,20 @@ async fn handle(req: Request<Incoming>, st: Arc<IngressState>, ctl: Arc<ConnCtl>
         tracing::debug!(path, "request refused: {e}");
         return e.response();
     }
+    // without a body the request is here whole: the gateway works on it, unless the connection
+    // was chosen for eviction a moment ago (then nothing is done or counted for it)
+    if hyper::body::Body::is_end_stream(req.body()) && !ctl.start_work() {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "connection closed for room",
+        );
+    }
     let timeout = st.cfg.body_timeout;
-    let working = ctl.working.clone();
-    let req = req.map(|b| DeadlineBody::new(b, timeout, Some(working)));
+    let on_ctl = ctl.clone();
+    let on_received: control::http::OnReceived = Box::new(move || {
+        on_ctl.start_work();
+    });
+    let req = req.map(|b| DeadlineBody::new(b, timeout, Some(on_received)));
     let mut r = route(req, st).await;
     let upgraded = r.status() == StatusCode::SWITCHING_PROTOCOLS;
     if media && !upgraded {
@@ -278,7 +290,7 @@ async fn handle(req: Request<Incoming>, st: Arc<IngressState>, ctl: Arc<ConnCtl>
     // a connection that goes on waits on its client again (evictable); one that ends after this
     // response, or leaves the budget upgraded, is left alone until then
     if !closing {
-        ctl.working.store(false, Ordering::Release);
+        ctl.waiting();
     }
     r
 }
