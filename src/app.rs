@@ -115,6 +115,8 @@ pub async fn start(cfg: Config) -> Result<AppHandle, AppError> {
             max_connections: cfg.server.max_connections,
             max_frame_bytes: cfg.server.max_frame_bytes,
             handshake_timeout: Duration::from_millis(cfg.server.handshake_timeout_ms),
+            max_body_bytes: cfg.server.max_body_bytes,
+            body_timeout: Duration::from_millis(cfg.server.body_timeout_ms),
             idle_timeout: Duration::from_millis(cfg.server.idle_timeout_ms),
             bidirectional: cfg.media.bidirectional,
             headroom: ingress::headroom::HeadroomConfig {

@@ -20,6 +20,11 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Default time allowed for a client to send its HTTP upgrade request (ms).
 pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+/// Default largest HTTP request body (bytes) of the routes that take one (the Event Grid webhook
+/// and ACS callbacks; Event Grid delivers batches of at most 1 MB). Routes without a body take none.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default time allowed to receive a whole HTTP request body once its head has arrived (ms).
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
 /// Default time a media connection may stay silent (no message at all) before it is closed (ms).
 pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 30_000;
 /// Default grace period for the drain at shutdown (ms).
@@ -108,8 +113,14 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Maximum WebSocket message size in bytes; a bigger one closes the connection with 1009.
     pub max_frame_bytes: usize,
-    /// Time allowed to receive the HTTP request head (ms).
+    /// Time allowed to receive the HTTP request head (ms); also how long an idle keep-alive
+    /// connection waits for its next request.
     pub handshake_timeout_ms: u64,
+    /// Largest HTTP request body (bytes) of the webhook and callbacks (the operator API takes at
+    /// most 64 KiB of it, other routes none); a bigger one gets 413.
+    pub max_body_bytes: usize,
+    /// Time allowed to receive a whole request body after its head (ms); slower gets 408.
+    pub body_timeout_ms: u64,
     /// A media connection with no message for this long is closed (ms).
     pub idle_timeout_ms: u64,
     /// Grace period for closing connections and draining sinks at shutdown (ms).
@@ -133,6 +144,8 @@ impl Default for ServerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            body_timeout_ms: DEFAULT_BODY_TIMEOUT_MS,
             idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
             shed_lag_ms: DEFAULT_SHED_LAG_MS,
@@ -694,6 +707,20 @@ impl Config {
             s.handshake_timeout_ms,
             100,
             120_000,
+        );
+        range(
+            &mut p,
+            "server.max_body_bytes",
+            s.max_body_bytes as u64,
+            1024,
+            64 << 20,
+        );
+        range(
+            &mut p,
+            "server.body_timeout_ms",
+            s.body_timeout_ms,
+            100,
+            600_000,
         );
         range(
             &mut p,

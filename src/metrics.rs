@@ -156,8 +156,13 @@ pub const ACS_STATUS_CODES: [u16; 15] = [
     200, 201, 202, 204, 400, 401, 403, 404, 409, 412, 429, 500, 502, 503, 504,
 ];
 
-/// `endpoint` label of `acs_gateway_control_bad_requests_total`.
-pub const CONTROL_ENDPOINTS: [&str; 3] = ["incoming_call", "callbacks", "operator"];
+/// `endpoint` label of `acs_gateway_control_bad_requests_total` (`other`: `/healthz`, `/readyz`,
+/// `/metrics` and unknown paths).
+pub const CONTROL_ENDPOINTS: [&str; 4] = ["incoming_call", "callbacks", "operator", "other"];
+
+/// Why the gateway closed a plain HTTP connection (one not upgraded to media); the `reason` label
+/// of `acs_gateway_http_connections_closed_total`.
+pub const HTTP_CLOSE_REASONS: [&str; 2] = ["keepalive_idle", "evicted"];
 
 /// The `status` label for an ACS response status (bounded: see [`ACS_STATUS_CODES`]).
 pub fn acs_status_label(status: u16) -> &'static str {
@@ -353,6 +358,7 @@ pub struct Metrics {
     /// 1 while new media upgrades are shed for lack of headroom.
     pub overloaded: IntGauge,
     rejected: Vec<IntCounter>,
+    http_closed: Vec<IntCounter>,
     closes: IntCounterVec,
     frames: Vec<IntCounter>,
     /// WebSocket payload bytes received.
@@ -455,6 +461,17 @@ impl Metrics {
         let rejected = REJECT_REASONS
             .iter()
             .map(|r| rejected_vec.with_label_values(&[r]))
+            .collect();
+        let http_closed_vec = counter_vec(
+            "http_connections_closed_total",
+            "Plain HTTP connections (not upgraded to media) the gateway closed, by reason: \
+             keepalive_idle (no next request within the handshake timeout), evicted (the oldest \
+             connection waiting on its client, to make room for a new one).",
+            &["reason"],
+        );
+        let http_closed = HTTP_CLOSE_REASONS
+            .iter()
+            .map(|r| http_closed_vec.with_label_values(&[r]))
             .collect();
         let frames_vec = counter_vec(
             "frames_total",
@@ -641,6 +658,7 @@ impl Metrics {
                 "Media WebSocket connections accepted.",
             ),
             rejected,
+            http_closed,
             closes: counter_vec(
                 "ws_closes_total",
                 "Media connections closed by the gateway, by close code.",
@@ -777,6 +795,22 @@ impl Metrics {
     /// io_error).
     pub fn recording_failed(&self, reason: &str) {
         self.recordings_failed.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts a plain HTTP connection the gateway closed; `reason` must be one of
+    /// [`HTTP_CLOSE_REASONS`].
+    pub fn http_closed(&self, reason: &str) {
+        if let Some(i) = HTTP_CLOSE_REASONS.iter().position(|r| *r == reason) {
+            self.http_closed[i].inc();
+        }
+    }
+
+    /// The count of plain HTTP connections closed for `reason`.
+    pub fn http_closed_count(&self, reason: &str) -> u64 {
+        HTTP_CLOSE_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.http_closed[i].get())
     }
 
     /// Counts a close frame the gateway sent.

@@ -365,8 +365,18 @@ async fn a_flood_of_2000_connections_is_refused_beyond_the_limit_and_streams_go_
     assert!(!held.is_empty());
     let m = gw.metrics().await;
     let v = |s: &str| acs_sim::scrape::scrape_value(&m, s).unwrap_or(0.0);
+    eprintln!(
+        "cl {} sl {} ev {} held {}",
+        v("acs_gateway_ws_connections_rejected_total{reason=\"connection_limit\"}"),
+        v("acs_gateway_ws_connections_rejected_total{reason=\"socket_limit\"}"),
+        v("acs_gateway_http_connections_closed_total{reason=\"evicted\"}"),
+        held.len()
+    );
+    // refused at the upgrade or at accept, or (not yet upgraded, waiting on its client while the
+    // plain-HTTP budget was full) closed to make room for a newer one
     let refused = v("acs_gateway_ws_connections_rejected_total{reason=\"connection_limit\"}")
-        + v("acs_gateway_ws_connections_rejected_total{reason=\"socket_limit\"}");
+        + v("acs_gateway_ws_connections_rejected_total{reason=\"socket_limit\"}")
+        + v("acs_gateway_http_connections_closed_total{reason=\"evicted\"}");
     assert_eq!(
         refused as usize + held.len(),
         2000,

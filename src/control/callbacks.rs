@@ -8,7 +8,7 @@
 //! applied once. Bad bodies → 400/413 JSON, counted in
 //! `acs_gateway_control_bad_requests_total{endpoint="callbacks"}`.
 
-use super::http::{read_body, with_header, MAX_BODY_BYTES};
+use super::http::{read_body, with_header};
 use super::plane::ControlPlane;
 use super::registry::{now_ms, Applied};
 use super::{error_response, json_response, HttpResponse};
@@ -49,7 +49,7 @@ where
             return error_response(r.status, r.message);
         }
     };
-    let body = match read_body(req.into_body(), MAX_BODY_BYTES).await {
+    let body = match read_body(req.into_body(), cp.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => {
             cp.metrics.control.bad_request(EP, e.reason());

@@ -1,16 +1,51 @@
-//! Request plumbing shared by the control-plane routes: bounded body reads, query parameters,
+//! Request plumbing shared by the control-plane routes: bounded body reads (size and, with the
+//! listener's [`BodyTimeout`], time), the body limit of each route ([`body_route`]), query parameters,
 //! bearer credentials, constant-time secret comparison, and the JSON error shapes (a plain
 //! [`error_response`](super::error_response), or [`field_error`] naming the offending field).
 
 use super::{json_response, HttpResponse};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
+use hyper::body::{Frame, SizeHint};
 use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use hyper::StatusCode;
 use serde_json::json;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
-/// Largest request body any control route reads (Event Grid batches are at most 1 MB).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default largest request body of the webhook and callbacks (`server.max_body_bytes`; Event
+/// Grid batches are at most 1 MB).
+pub const MAX_BODY_BYTES: usize = crate::config::DEFAULT_MAX_BODY_BYTES;
+/// Largest request body of the operator API (also capped by `server.max_body_bytes`).
+pub const MAX_OPERATOR_BODY: usize = 64 * 1024;
+
+/// A request body that did not arrive in time (the listener wraps every request body in a
+/// [`DeadlineBody`] of `server.body_timeout_ms`).
+#[derive(Debug, thiserror::Error)]
+#[error("request body not received within {} ms", .0.as_millis())]
+pub struct BodyTimeout(pub std::time::Duration);
+
+/// The `endpoint` label of [`crate::metrics::ControlMetrics::bad_request`] and the body limit of
+/// a request path, given `server.max_body_bytes`: the webhook and callbacks take up to `max`, the
+/// operator API up to [`MAX_OPERATOR_BODY`] (at most `max`), every other route (health,
+/// readiness, metrics, unknown paths) no body at all. The media path is the listener's.
+pub fn body_route(path: &str, max: usize) -> (&'static str, usize) {
+    if path == "/api/incomingCall" || path == "/api/incomingCall/" {
+        ("incoming_call", max)
+    } else if path.starts_with("/api/callbacks/") {
+        ("callbacks", max)
+    } else if path == "/api/calls"
+        || path.starts_with("/api/calls/")
+        || path == "/api/agents/token"
+        || path == "/api/resource-accounts"
+    {
+        ("operator", MAX_OPERATOR_BODY.min(max))
+    } else {
+        ("other", 0)
+    }
+}
 
 /// Why a body could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +53,9 @@ pub enum BodyError {
     /// Bigger than the limit.
     #[error("request body larger than {0} bytes")]
     TooLarge(usize),
+    /// Not received within the body timeout.
+    #[error("{0}")]
+    TimedOut(BodyTimeout),
     /// The connection failed while reading.
     #[error("request body could not be read: {0}")]
     Read(String),
@@ -28,26 +66,42 @@ impl BodyError {
     pub fn reason(&self) -> &'static str {
         match self {
             BodyError::TooLarge(_) => "too_large",
+            BodyError::TimedOut(_) => "body_timeout",
             BodyError::Read(_) => "body_read",
         }
     }
 
-    /// The response for this error (413 or 400).
+    /// The response for this error (413, 408 or 400). The request body was not read to its end,
+    /// so the connection is closed after it (`Connection: close`).
     pub fn response(&self) -> HttpResponse {
         let status = match self {
             BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
             BodyError::Read(_) => StatusCode::BAD_REQUEST,
         };
-        super::error_response(status, self)
+        with_header(super::error_response(status, self), "connection", "close")
     }
 }
 
-/// Reads the whole body, refusing more than `limit` bytes.
+/// Refuses at once, without reading, a body that declares (`Content-Length`) more than `limit`.
+pub fn check_declared<B: hyper::body::Body>(body: &B, limit: usize) -> Result<(), BodyError> {
+    if body.size_hint().lower() > limit as u64 {
+        Err(BodyError::TooLarge(limit))
+    } else {
+        Ok(())
+    }
+}
+
+/// Reads the whole body, refusing more than `limit` bytes: at once when its `Content-Length` says
+/// so, else as soon as the bytes received pass it (a chunked body is cut off there). A body
+/// wrapped in a [`DeadlineBody`] that runs out of time is
+/// [`BodyError::TimedOut`].
 pub async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, BodyError>
 where
     B: hyper::body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    check_declared(&body, limit)?;
     match Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) => {
@@ -55,10 +109,114 @@ where
                 .is_some()
             {
                 Err(BodyError::TooLarge(limit))
+            } else if let Some(DeadlineBodyError::TimedOut(t)) =
+                e.downcast_ref::<DeadlineBodyError>()
+            {
+                Err(BodyError::TimedOut(BodyTimeout(t.0)))
             } else {
                 Err(BodyError::Read(e.to_string()))
             }
         }
+    }
+}
+
+/// Why a [`DeadlineBody`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeadlineBodyError {
+    /// The body did not arrive whole before the deadline.
+    #[error("{0}")]
+    TimedOut(BodyTimeout),
+    /// The underlying body failed (connection lost mid-body).
+    #[error("{0}")]
+    Read(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Called once when a [`DeadlineBody`] has arrived whole.
+pub type OnReceived = Box<dyn FnOnce() + Send + Sync>;
+
+/// A request body that must arrive whole by a deadline (`server.body_timeout_ms` after its head):
+/// once past it, a pending read fails with [`DeadlineBodyError::TimedOut`]. `on_received`, when
+/// given, is called once the body has arrived whole (the listener uses it to tell a connection
+/// waiting on its client from one the gateway is working on).
+pub struct DeadlineBody<B> {
+    inner: B,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    on_received: Option<OnReceived>,
+}
+
+impl<B: hyper::body::Body> DeadlineBody<B> {
+    /// Wraps `inner`, due `timeout` from now.
+    pub fn new(inner: B, timeout: Duration, on_received: Option<OnReceived>) -> Self {
+        let mut body = Self {
+            inner,
+            deadline: tokio::time::Instant::now() + timeout,
+            timeout,
+            sleep: None,
+            on_received,
+        };
+        if body.inner.is_end_stream() {
+            body.received();
+        }
+        body
+    }
+
+    fn received(&mut self) {
+        if let Some(f) = self.on_received.take() {
+            f();
+        }
+    }
+}
+
+impl<B> hyper::body::Body for DeadlineBody<B>
+where
+    B: hyper::body::Body + Unpin,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    type Data = B::Data;
+    type Error = DeadlineBodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(None) => {
+                this.received();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                if this.inner.is_end_stream() {
+                    this.received();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                Poll::Ready(Some(Err(DeadlineBodyError::Read(Box::new(e)))))
+            }
+            Poll::Pending => {
+                let deadline = this.deadline;
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(DeadlineBodyError::TimedOut(
+                        BodyTimeout(this.timeout),
+                    )))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -19,7 +19,7 @@
 //! | [`tokens`] | issuing / checking the gateway's call tokens |
 //! | [`urls`] | the public `https://` / `wss://` bases |
 //! | [`dedupe`] | the bounded TTL set of seen IncomingCalls |
-//! | [`http`] | body limits, query, bearer, JSON field errors |
+//! | [`http`] | body limits per route, body deadline, query, bearer, JSON field errors |
 //!
 //! Only this module talks HTTP to the outside (reqwest with rustls).
 

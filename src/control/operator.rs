@@ -41,8 +41,7 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
 const EP: &str = "operator";
-/// Largest operator request body.
-pub const MAX_OPERATOR_BODY: usize = 64 * 1024;
+pub use super::http::MAX_OPERATOR_BODY;
 /// Request header carrying a Microsoft Graph token.
 pub const HEADER_GRAPH_TOKEN: &str = "x-graph-token";
 
@@ -225,7 +224,7 @@ where
     let query = req.uri().query().map(str::to_owned);
     let graph_token = header_str(req.headers(), HEADER_GRAPH_TOKEN).map(str::to_owned);
     let body = if method == Method::POST {
-        match read_body(req.into_body(), MAX_OPERATOR_BODY).await {
+        match read_body(req.into_body(), MAX_OPERATOR_BODY.min(cp.max_body_bytes)).await {
             Ok(b) => b,
             Err(e) => {
                 cp.metrics.control.bad_request(EP, e.reason());

@@ -73,6 +73,9 @@ pub struct ControlPlane {
     pub graph: GraphClient,
     /// ACS immutable resource id (default `resourceId` of Teams extension users).
     pub resource_id: Option<String>,
+    /// Largest request body of the webhook and callbacks (`server.max_body_bytes`; the operator
+    /// API takes at most [`MAX_OPERATOR_BODY`](super::http::MAX_OPERATOR_BODY) of it).
+    pub max_body_bytes: usize,
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -171,6 +174,7 @@ impl ControlPlane {
                 http,
             ),
             resource_id: non_empty(&cfg.acs.resource_id),
+            max_body_bytes: cfg.server.max_body_bytes,
             metrics,
         };
         plane.log_summary();

@@ -10,9 +10,9 @@
 //!   deduplicated by event id and `incomingCallContext`, registered, and answered on its own
 //!   task ([`super::answer`]) while the webhook returns 200 at once. Other event types are
 //!   ignored. Without ACS configured an IncomingCall gets 503 (validation still works).
-//! * Bad bodies → 400/413 JSON, counted in `acs_gateway_control_bad_requests_total{endpoint="incoming_call"}`.
+//! * Bad bodies → 400/413/408 JSON, counted in `acs_gateway_control_bad_requests_total{endpoint="incoming_call"}`.
 
-use super::http::{header_str, query_param, read_body, secret_eq, with_header, MAX_BODY_BYTES};
+use super::http::{header_str, query_param, read_body, secret_eq, with_header};
 use super::plane::ControlPlane;
 use super::registry::{now_ms, NewCall};
 use super::{error_response, json_response, HttpResponse};
@@ -71,7 +71,7 @@ where
         }
     }
     let received = Instant::now();
-    let body = match read_body(req.into_body(), MAX_BODY_BYTES).await {
+    let body = match read_body(req.into_body(), cp.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => {
             cp.metrics.control.bad_request(EP, e.reason());

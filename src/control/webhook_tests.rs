@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::control::acs_client::AcsClientError;
+use crate::control::http::MAX_BODY_BYTES;
 use crate::control::mock::{MockAcs, MockReply};
 use crate::control::policy::{AnswerRule, StreamingProfile, TranscriptionProfile};
 use crate::control::registry::CallState;

@@ -464,6 +464,8 @@ mod tests {
                 max_connections: 4,
                 max_frame_bytes,
                 handshake_timeout: Duration::from_secs(1),
+                max_body_bytes: crate::config::DEFAULT_MAX_BODY_BYTES,
+                body_timeout: Duration::from_secs(1),
                 idle_timeout: idle,
                 bidirectional: false,
                 headroom: crate::ingress::headroom::HeadroomConfig::OFF,

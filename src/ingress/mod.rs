@@ -10,23 +10,31 @@
 //! call token links the connection to its call: the registry learns when it opens and closes.
 //!
 //! Limits: `max_connections` media connections (more get HTTP 503 before the upgrade, counted
-//! `connection_limit`); at most `max_connections + SOCKET_HEADROOM` open sockets (further TCP
-//! connections are closed at accept, counted `socket_limit`); `handshake_timeout_ms` to send the
-//! request head; `max_frame_bytes` per WebSocket message (close 1009); `idle_timeout_ms` without
-//! any message (close 1001). While draining, upgrades get 503 (`draining`). Past capacity
-//! ([`headroom`]: runtime lag or sink queues over their thresholds) upgrades get 503 with
-//! `Retry-After` (`overload`), so the calls already admitted keep their audio.
+//! `connection_limit`); a separate budget of `max_connections + SOCKET_HEADROOM` plain HTTP
+//! connections (not upgraded), where a newcomer evicts the oldest connection waiting on its
+//! client ([`http_conns`]); `handshake_timeout_ms` to send a request head (counted
+//! `handshake_timeout`; on a keep-alive connection that already served a request it is the idle
+//! timeout, counted `http_connections_closed_total{reason="keepalive_idle"}` instead); a body
+//! limit per route ([`control::http::body_route`], 413 at once for a `Content-Length` over it)
+//! and `body_timeout_ms` to receive the body (408); `max_frame_bytes` per WebSocket message
+//! (close 1009); `idle_timeout_ms` without any message (close 1001). While draining, upgrades get
+//! 503 (`draining`). Past capacity ([`headroom`]: runtime lag or sink queues over their
+//! thresholds) upgrades get 503 with `Retry-After` (`overload`), so the calls already admitted
+//! keep their audio.
 
 pub mod connection;
 pub mod headroom;
+pub mod http_conns;
 pub mod playback;
 
+use crate::control::http::{body_route, check_declared, DeadlineBody};
 use crate::control::{self, error_response, ControlPlane, HttpResponse};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::shutdown::{Shutdown, Step};
 use bytes::Bytes;
 use http_body_util::Full;
+use http_conns::{ConnCtl, HttpConns};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -38,7 +46,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-/// Sockets allowed beyond `max_connections` (health checks, scrapes, rejected upgrades).
+/// Plain HTTP connections (not upgraded) allowed beyond `max_connections`: health checks,
+/// scrapes, control-plane requests, upgrades in progress.
 pub const SOCKET_HEADROOM: usize = 128;
 /// Longest accepted `x-ms-call-*` header value or path token, in bytes.
 pub const MAX_ID_LEN: usize = 256;
@@ -50,8 +59,12 @@ pub struct IngressConfig {
     pub max_connections: usize,
     /// Largest WebSocket message.
     pub max_frame_bytes: usize,
-    /// Time to receive the request head.
+    /// Time to receive a request head (and to wait for the next one on a keep-alive connection).
     pub handshake_timeout: Duration,
+    /// Largest request body of the webhook and callbacks (see [`body_route`]).
+    pub max_body_bytes: usize,
+    /// Time to receive a whole request body after its head.
+    pub body_timeout: Duration,
     /// Time without any message before closing.
     pub idle_timeout: Duration,
     /// Media connections accept outbound audio (bidirectional playback) — as when ACS answered
@@ -78,7 +91,7 @@ pub struct IngressState {
     pub headroom: Arc<headroom::Headroom>,
     control: std::sync::OnceLock<Arc<ControlPlane>>,
     media: AtomicUsize,
-    sockets: AtomicUsize,
+    http: Arc<HttpConns>,
     idle: Notify,
 }
 
@@ -91,6 +104,7 @@ impl IngressState {
         shutdown: Shutdown,
         playback: Arc<playback::PlaybackHub>,
     ) -> Arc<Self> {
+        let http = HttpConns::new(cfg.max_connections + SOCKET_HEADROOM, metrics.clone());
         Arc::new(Self {
             cfg,
             pipeline,
@@ -100,7 +114,7 @@ impl IngressState {
             headroom: headroom::Headroom::new(),
             control: std::sync::OnceLock::new(),
             media: AtomicUsize::new(0),
-            sockets: AtomicUsize::new(0),
+            http,
             idle: Notify::new(),
         })
     }
@@ -157,17 +171,8 @@ impl Drop for MediaSlot {
     }
 }
 
-struct SocketSlot(Arc<IngressState>);
-
-impl Drop for SocketSlot {
-    fn drop(&mut self) {
-        self.0.sockets.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// Accepts until draining starts; each socket is served on its own task.
 pub async fn serve(listener: TcpListener, state: Arc<IngressState>) {
-    let max_sockets = state.cfg.max_connections + SOCKET_HEADROOM;
     loop {
         let accepted = tokio::select! {
             biased;
@@ -183,21 +188,22 @@ pub async fn serve(listener: TcpListener, state: Arc<IngressState>) {
                 continue;
             }
         };
-        if state.sockets.fetch_add(1, Ordering::AcqRel) >= max_sockets {
-            state.sockets.fetch_sub(1, Ordering::AcqRel);
+        // the oldest connection waiting on its client makes room when the budget is full
+        let Some(slot) = state.http.admit() else {
             state.metrics.rejected("socket_limit");
             drop(tcp);
             continue;
-        }
+        };
         let _ = tcp.set_nodelay(true);
-        let slot = SocketSlot(state.clone());
         let st = state.clone();
         tokio::spawn(async move {
-            let _slot = slot;
+            let ctl = slot.ctl.clone();
             let svc_state = st.clone();
+            let svc_ctl = ctl.clone();
             let service = hyper::service::service_fn(move |req| {
                 let st = svc_state.clone();
-                async move { Ok::<_, Infallible>(handle(req, st).await) }
+                let ctl = svc_ctl.clone();
+                async move { Ok::<_, Infallible>(handle(req, st, ctl).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -207,15 +213,25 @@ pub async fn serve(listener: TcpListener, state: Arc<IngressState>) {
                 .with_upgrades();
             tokio::pin!(conn);
             let res = tokio::select! {
+                biased;
+                // counted when chosen; dropping the connection closes the socket
+                _ = ctl.evicted() => return,
                 r = conn.as_mut() => r,
                 _ = st.shutdown.draining() => {
                     conn.as_mut().graceful_shutdown();
                     conn.await
                 }
             };
+            drop(slot);
             if let Err(e) = res {
                 if e.is_timeout() {
-                    st.metrics.rejected("handshake_timeout");
+                    // no request head in time: a refused handshake on a fresh connection, the
+                    // idle timeout of a keep-alive one that already served requests
+                    if ctl.served.load(Ordering::Relaxed) == 0 {
+                        st.metrics.rejected("handshake_timeout");
+                    } else {
+                        st.metrics.http_closed("keepalive_idle");
+                    }
                 }
                 tracing::debug!(%peer, error = %e, "http connection ended with an error");
             }
@@ -224,7 +240,62 @@ pub async fn serve(listener: TcpListener, state: Arc<IngressState>) {
     state.shutdown.record(Step::StoppedAccepting);
 }
 
-async fn handle(req: Request<Incoming>, st: Arc<IngressState>) -> HttpResponse {
+/// The body every route sees: the request's, due `body_timeout` after its head.
+type Body = DeadlineBody<Incoming>;
+
+async fn handle(req: Request<Incoming>, st: Arc<IngressState>, ctl: Arc<ConnCtl>) -> HttpResponse {
+    ctl.served.fetch_add(1, Ordering::Relaxed);
+    let path = req.uri().path();
+    let media = path == "/ws" || path.starts_with("/ws/");
+    let (endpoint, limit) = if media {
+        ("media", 0)
+    } else {
+        body_route(path, st.cfg.max_body_bytes)
+    };
+    // a body declared bigger than the route takes is refused before a byte of it is read
+    if let Err(e) = check_declared(req.body(), limit) {
+        if media {
+            st.metrics.rejected("bad_upgrade");
+        } else {
+            st.metrics.control.bad_request(endpoint, e.reason());
+        }
+        tracing::debug!(path, "request refused: {e}");
+        return e.response();
+    }
+    // without a body the request is here whole: the gateway works on it, unless the connection
+    // was chosen for eviction a moment ago (then nothing is done or counted for it)
+    if hyper::body::Body::is_end_stream(req.body()) && !ctl.start_work() {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "connection closed for room",
+        );
+    }
+    let timeout = st.cfg.body_timeout;
+    let on_ctl = ctl.clone();
+    let on_received: control::http::OnReceived = Box::new(move || {
+        on_ctl.start_work();
+    });
+    let req = req.map(|b| DeadlineBody::new(b, timeout, Some(on_received)));
+    let mut r = route(req, st).await;
+    let upgraded = r.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if media && !upgraded {
+        // a refused upgrade ends its connection: the client wanted a WebSocket, not keep-alive
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    let closing = upgraded
+        || r.headers()
+            .get(header::CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    // a connection that goes on waits on its client again (evictable); one that ends after this
+    // response, or leaves the budget upgraded, is left alone until then
+    if !closing {
+        ctl.waiting();
+    }
+    r
+}
+
+async fn route(req: Request<Body>, st: Arc<IngressState>) -> HttpResponse {
     if let Some(r) = control::route(&req, &st.metrics, &st.shutdown) {
         return r;
     }
@@ -299,7 +370,7 @@ pub fn id_header(headers: &HeaderMap, name: &str) -> Result<Option<String>, Stri
 }
 
 async fn upgrade(
-    mut req: Request<Incoming>,
+    mut req: Request<Body>,
     token: Option<String>,
     st: Arc<IngressState>,
 ) -> HttpResponse {

@@ -159,6 +159,70 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     tokio::time::timeout(STEP, fut).await.expect("http in time")
 }
 
+/// One HTTP/1.1 response read off a raw connection: status, head (lowercased), body.
+#[derive(Debug)]
+pub struct RawResponse {
+    /// Status code.
+    pub status: u16,
+    /// Status line and headers, lowercased.
+    pub head: String,
+    /// Body (`Content-Length` bytes of it).
+    pub body: String,
+}
+
+impl RawResponse {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// Reads one response (head, then its `Content-Length` body) without waiting for the connection
+/// to close; `None` when the connection ends (or fails) before a whole response.
+pub async fn read_response(s: &mut TcpStream) -> Option<RawResponse> {
+    let fut = async {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                if buf.len() >= end + 4 + len {
+                    let status = head.split(' ').nth(1)?.parse().ok()?;
+                    let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
+                    return Some(RawResponse { status, head, body });
+                }
+            }
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(STEP, fut)
+        .await
+        .expect("response or close in time")
+}
+
+/// Waits until the peer closes the connection (EOF or reset), reading and discarding anything
+/// sent before; panics after [`STEP`].
+pub async fn wait_closed(s: &mut TcpStream) {
+    let fut = async {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = s.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(STEP, fut)
+        .await
+        .expect("connection closed in time");
+}
+
 /// Samples of a committed fixture WAV.
 pub fn fixture(name: &str) -> (u32, Vec<i16>) {
     read_wav(
