@@ -258,7 +258,7 @@ impl Default for LogConfig {
 }
 
 /// Default Call Automation `api-version`.
-pub const DEFAULT_ACS_API_VERSION: &str = "2025-06-15";
+pub const DEFAULT_ACS_API_VERSION: &str = crate::protocol::rest::CALL_AUTOMATION_API_VERSION;
 /// Default call token lifetime (s): 4 hours.
 pub const DEFAULT_CALL_TOKEN_TTL_SECS: u64 = 4 * 3600;
 
@@ -1048,7 +1048,7 @@ mod tests {
         assert!(!c.acs.configured());
         assert!(!c.require_call_token(), "no ACS: /ws stays open");
         assert!(!c.acs.jwt_enabled());
-        assert_eq!(c.acs.api_version, "2025-06-15");
+        assert_eq!(c.acs.api_version, "2026-03-12", "what the SDKs 1.6.0 send");
         assert_eq!(c.control.call_token_ttl_secs, 4 * 3600);
         c.acs.connection_string = "endpoint=http://127.0.0.1:1/;accesskey=dGVzdC1rZXk=".into();
         assert!(c.require_call_token(), "ACS configured: tokens required");

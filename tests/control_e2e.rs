@@ -366,7 +366,7 @@ async fn incoming_call_answer_media_callbacks_and_operator_hangup() {
     assert_eq!(answer.signature, Ok(()));
     assert_eq!(
         answer.path,
-        "/calling/callConnections:answer?api-version=2025-06-15"
+        "/calling/callConnections:answer?api-version=2026-03-12"
     );
     assert!(answer.repeatability_id.is_some());
     let b = &answer.body;
@@ -492,7 +492,7 @@ async fn incoming_call_answer_media_callbacks_and_operator_hangup() {
     assert_eq!(del.signature, Ok(()));
     assert_eq!(
         del.path,
-        "/calling/callConnections/stub-conn-1?api-version=2025-06-15"
+        "/calling/callConnections/stub-conn-1?api-version=2026-03-12"
     );
     let v = wait_call(&gw, &call_id, "disconnected", |v| {
         v["state"] == "disconnected"

@@ -27,6 +27,11 @@ const SECRET: &str = "eventgrid-secret-123";
 const RESOURCE_ACCOUNT: &str = "cc123456-5678-5678-1234-ccc123456789";
 
 async fn fake_acs() -> FakeAcsHandle {
+    fake_acs_ringing(Duration::from_millis(100)).await
+}
+
+/// The fake ACS; an invited participant rings for `ring_time`.
+async fn fake_acs_ringing(ring_time: Duration) -> FakeAcsHandle {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let pem = std::fs::read_to_string(root.join("fixtures/keys/jwt_test_key_1.pem")).unwrap();
     FakeAcs::start(FakeAcsConfig {
@@ -42,6 +47,7 @@ async fn fake_acs() -> FakeAcsHandle {
             silent_threshold_dbfs: -50.0,
         },
         max_stream_duration: Duration::from_secs(60),
+        ring_time,
         ..FakeAcsConfig::default()
     })
     .await
@@ -67,6 +73,17 @@ async fn gateway(acs: &FakeAcsHandle) -> Gw {
 }
 
 async fn operator(gw: &Gw, method: reqwest::Method, path: &str, body: Value) -> Value {
+    let (status, v) = operator_status(gw, method.clone(), path, body).await;
+    assert_eq!(status, 200, "{method} {path}: {v:#}");
+    v
+}
+
+async fn operator_status(
+    gw: &Gw,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
     let r = reqwest::Client::new()
         .request(method.clone(), format!("http://{}{path}", gw.addr))
         .bearer_auth(OPERATOR_KEY)
@@ -77,8 +94,7 @@ async fn operator(gw: &Gw, method: reqwest::Method, path: &str, body: Value) -> 
         .unwrap();
     let status = r.status().as_u16();
     let v: Value = r.json().await.unwrap_or(Value::Null);
-    assert_eq!(status, 200, "{method} {path}: {v:#}");
-    v
+    (status, v)
 }
 
 async fn wait_call(gw: &Gw, id: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
@@ -442,5 +458,349 @@ async fn a_signing_key_rotation_mid_call_is_picked_up_at_once() {
     )
     .await;
     callback(&acs, &conn, "CallDisconnected").await;
+    acs.shutdown().await;
+}
+
+/// The operations beyond answer/hang-up: get call and participants (GET), mute, hold / unhold
+/// with hold audio, HoldFailed, send DTMF (completed and failed), continuous DTMF recognition
+/// with keys pressed, cancel add participant, pause / resume recording and the Teams extension
+/// assignment (PUT) — each signed, at api-version 2026-03-12 (the PUT at 2025-06-30), with the
+/// fake ACS's callbacks accepted in ACS's order and reflected in the call record.
+#[tokio::test]
+async fn get_put_hold_dtmf_mute_cancel_and_recording_pause_through_the_fake_acs() {
+    const CALLER: &str = "4:+14255550123";
+    const OTHER: &str = "4:+14255550199";
+    let acs = fake_acs_ringing(Duration::from_secs(3)).await;
+    let mut gw = gateway(&acs).await;
+    let t = target(&gw);
+    let data = acs.incoming_call(IncomingCallSpec::phone("+14255550123", "+18005550100"));
+    assert!(
+        eventgrid::deliver_incoming_call(&t, &acs.topic(), &data, 0)
+            .await
+            .unwrap()
+            .delivered
+    );
+    let conn = acs
+        .wait_for_answer(&data.incoming_call_context, STEP)
+        .await
+        .expect("answered")
+        .call_connection_id;
+    callback(&acs, &conn, "MediaStreamingStarted").await;
+    let id = wait_call(&gw, &conn, "streaming", |v| v["state"] == "streaming").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let base = format!("/api/calls/{id}");
+    let (get, post, put) = (
+        reqwest::Method::GET,
+        reqwest::Method::POST,
+        reqwest::Method::PUT,
+    );
+
+    // GETs: the call and its participants, from ACS.
+    let v = operator(&gw, get.clone(), &format!("{base}/connection"), Value::Null).await;
+    assert_eq!(v["result"]["callConnectionId"], conn.as_str());
+    assert_eq!(v["result"]["callConnectionState"], "connected");
+    let v = operator(
+        &gw,
+        get.clone(),
+        &format!("{base}/participants"),
+        Value::Null,
+    )
+    .await;
+    assert!(
+        v["result"]["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["rawId"] == CALLER),
+        "{v:#}"
+    );
+
+    // Mute: ParticipantsUpdated says so.
+    let caller = format!("{base}/participants/4%3A%2B14255550123");
+    operator(&gw, post.clone(), &format!("{caller}/mute"), json!({})).await;
+    wait_call(&gw, &id, "with the caller muted", |v| {
+        v["participants"].as_array().is_some_and(|p| {
+            p.iter()
+                .any(|p| p["rawId"] == CALLER && p["isMuted"] == true)
+        })
+    })
+    .await;
+
+    // Hold with music, then unhold.
+    operator(
+        &gw,
+        post.clone(),
+        &format!("{caller}/hold"),
+        json!({"playFileUri": "https://music.contoso.com/hold.wav", "operationContext": "hold-1"}),
+    )
+    .await;
+    callback(&acs, &conn, "HoldAudioStarted").await;
+    wait_call(&gw, &id, "with the caller on hold", |v| {
+        v["participants"].as_array().is_some_and(|p| {
+            p.iter()
+                .any(|p| p["rawId"] == CALLER && p["isOnHold"] == true)
+        })
+    })
+    .await;
+    operator(&gw, post.clone(), &format!("{caller}/unhold"), json!({})).await;
+    callback(&acs, &conn, "HoldAudioCompleted").await;
+    wait_call(&gw, &id, "with the caller off hold", |v| {
+        v["participants"].as_array().is_some_and(|p| {
+            p.iter()
+                .any(|p| p["rawId"] == CALLER && p["isOnHold"] == false)
+        })
+    })
+    .await;
+
+    // DTMF to the caller (the default target), then continuous recognition of their keys.
+    let v = operator(
+        &gw,
+        post.clone(),
+        &format!("{base}/dtmf/send"),
+        json!({"tones": "12#", "operationContext": "ivr"}),
+    )
+    .await;
+    assert_eq!(v["result"]["operationContext"], "ivr");
+    callback(&acs, &conn, "SendDtmfTonesCompleted").await;
+    operator(
+        &gw,
+        post.clone(),
+        &format!("{base}/dtmf/recognition/start"),
+        json!({"operationContext": "keys"}),
+    )
+    .await;
+    assert!(acs.press_dtmf(&conn, CALLER, "4#2"));
+    wait_call(&gw, &id, "with the pressed keys", |v| {
+        v["dtmf"]["tones"] == "4#2" && v["dtmf"]["recognition"] == "active"
+    })
+    .await;
+    operator(
+        &gw,
+        post.clone(),
+        &format!("{base}/dtmf/recognition/stop"),
+        json!({}),
+    )
+    .await;
+    callback(&acs, &conn, "ContinuousDtmfRecognitionStopped").await;
+    wait_call(&gw, &id, "with recognition stopped", |v| {
+        v["dtmf"]["recognition"] == "stopped"
+    })
+    .await;
+    assert!(acs.press_dtmf(&conn, CALLER, "9"), "call still live");
+
+    // An invitation cancelled while it rings; another participant whose hold and DTMF fail.
+    let v = operator(
+        &gw,
+        post.clone(),
+        &format!("{base}/participants"),
+        json!({"phoneNumber": "+14255550177", "sourceCallerIdNumber": "+18005550100"}),
+    )
+    .await;
+    let invitation = v["result"]["invitationId"].as_str().unwrap().to_owned();
+    operator(
+        &gw,
+        post.clone(),
+        &format!("{base}/invitations/{invitation}/cancel"),
+        json!({"operationContext": "never mind"}),
+    )
+    .await;
+    callback(&acs, &conn, "CancelAddParticipantSucceeded").await;
+    operator(
+        &gw,
+        post.clone(),
+        &format!("{base}/participants"),
+        json!({"phoneNumber": "+14255550199", "sourceCallerIdNumber": "+18005550100"}),
+    )
+    .await;
+    callback(&acs, &conn, "AddParticipantSucceeded").await;
+    acs.fail_participant(OTHER);
+    operator(
+        &gw,
+        post.clone(),
+        &format!("{base}/participants/4%3A%2B14255550199/hold"),
+        json!({}),
+    )
+    .await;
+    callback(&acs, &conn, "HoldFailed").await;
+    wait_call(&gw, &id, "with HoldFailed as last error", |v| {
+        v["lastError"]["source"] == "HoldFailed"
+    })
+    .await;
+    operator(
+        &gw,
+        post.clone(),
+        &format!("{base}/dtmf/send"),
+        json!({"tones": "5", "rawId": OTHER}),
+    )
+    .await;
+    callback(&acs, &conn, "SendDtmfTonesFailed").await;
+    // Someone not in the call: ACS's 404 comes back as 502 with ACS's status.
+    let (status, v) = operator_status(
+        &gw,
+        post.clone(),
+        &format!("{base}/participants/4%3A%2B19995550100/unhold"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"]["acs"]["status"].as_u64()),
+        (502, Some(404)),
+        "{v}"
+    );
+
+    // Recording: start, pause, resume.
+    operator(
+        &gw,
+        post.clone(),
+        &format!("{base}/recording/start"),
+        json!({}),
+    )
+    .await;
+    wait_call(&gw, &id, "recording", |v| {
+        v["recording"]["state"] == "active"
+    })
+    .await;
+    operator(
+        &gw,
+        post.clone(),
+        &format!("{base}/recording/pause"),
+        json!({}),
+    )
+    .await;
+    wait_call(&gw, &id, "recording paused", |v| {
+        v["recording"]["state"] == "inactive"
+    })
+    .await;
+    operator(
+        &gw,
+        post.clone(),
+        &format!("{base}/recording/resume"),
+        json!({}),
+    )
+    .await;
+    wait_call(&gw, &id, "recording resumed", |v| {
+        v["recording"]["state"] == "active"
+    })
+    .await;
+
+    // The Teams extension assignment: created, then already there.
+    let path = format!("/api/teams-extension/tenants/tenant-1/assignments/{RESOURCE_ACCOUNT}");
+    let v = operator(&gw, put.clone(), &path, json!({})).await;
+    assert_eq!(v["acsStatus"], 201, "{v}");
+    assert_eq!(v["result"]["objectId"], RESOURCE_ACCOUNT);
+    let v = operator(
+        &gw,
+        put.clone(),
+        &path,
+        json!({"principalType": "teamsResourceAccount"}),
+    )
+    .await;
+    assert_eq!(v["acsStatus"], 200, "{v}");
+
+    // The callbacks came in ACS's order and the gateway took every one.
+    let posted: Vec<String> = acs
+        .call(&conn)
+        .unwrap()
+        .callbacks
+        .iter()
+        .inspect(|c| assert!(c.delivered(), "{c:?}"))
+        .map(|c| {
+            c.event_type
+                .trim_start_matches("Microsoft.Communication.")
+                .to_owned()
+        })
+        .collect();
+    let expected = [
+        "ParticipantsUpdated", // mute
+        "HoldAudioStarted",
+        "ParticipantsUpdated",
+        "HoldAudioCompleted",
+        "ParticipantsUpdated",
+        "SendDtmfTonesCompleted",
+        "ContinuousDtmfRecognitionToneReceived",
+        "ContinuousDtmfRecognitionToneReceived",
+        "ContinuousDtmfRecognitionToneReceived",
+        "ContinuousDtmfRecognitionStopped",
+        "CancelAddParticipantSucceeded",
+        "AddParticipantSucceeded",
+        "ParticipantsUpdated",
+        "HoldFailed",
+        "SendDtmfTonesFailed",
+        "RecordingStateChanged",
+        "RecordingStateChanged",
+        "RecordingStateChanged",
+    ];
+    let start = posted
+        .iter()
+        .position(|e| e == "MediaStreamingStarted")
+        .unwrap()
+        + 1;
+    assert_eq!(posted[start..], expected, "{posted:#?}");
+    assert_eq!(
+        gw.metric("acs_gateway_callbacks_total{type=\"ContinuousDtmfRecognitionToneReceived\"}")
+            .await,
+        3.0,
+        "the key pressed after stop was not reported"
+    );
+
+    // Every request signed; GETs without a body; Call Automation at 2026-03-12.
+    let reqs = acs.requests();
+    for r in &reqs {
+        assert!(
+            r.signature.is_valid(),
+            "{} {}: {:?}",
+            r.method,
+            r.path_and_query,
+            r.signature
+        );
+        if r.method == "GET" {
+            assert_eq!(r.body, Value::Null, "{}", r.path_and_query);
+            assert_eq!(
+                r.headers.get("x-ms-content-sha256").map(String::as_str),
+                Some("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=")
+            );
+        }
+        let version = if r.method == "PUT" {
+            "2025-06-30"
+        } else {
+            "2026-03-12"
+        };
+        assert!(
+            r.path_and_query
+                .ends_with(&format!("api-version={version}")),
+            "{}",
+            r.path_and_query
+        );
+    }
+    for op in [
+        "get_call",
+        "get_participants",
+        "mute_participants",
+        "hold",
+        "unhold",
+        "send_dtmf_tones",
+        "start_continuous_dtmf_recognition",
+        "stop_continuous_dtmf_recognition",
+        "cancel_add_participant",
+        "pause_recording",
+        "resume_recording",
+        "put_teams_extension_assignment",
+    ] {
+        assert!(!acs.requests_of(op).is_empty(), "{op} never reached ACS");
+    }
+    assert_eq!(acs.requests_of("put_teams_extension_assignment").len(), 2);
+
+    operator(
+        &gw,
+        post,
+        &format!("{base}/hangup"),
+        json!({"forEveryone": true}),
+    )
+    .await;
+    callback(&acs, &conn, "CallDisconnected").await;
+    let report = gw.shutdown().await;
+    assert!(report.clean(), "{report:?}");
     acs.shutdown().await;
 }

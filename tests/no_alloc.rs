@@ -167,3 +167,26 @@ fn only_speech_events_allocate_one_each() {
         );
     }
 }
+
+/// The outbound `AudioData` writer (playback to ACS, in the JS SDK helper's shape) reuses its
+/// buffer: once it has room for a frame, writing further frames allocates nothing.
+#[test]
+fn outbound_audio_writer_does_not_allocate_per_frame() {
+    use acs_media_gateway::protocol::media::write_outbound_audio;
+    for frame_bytes in [640usize, 960] {
+        let pcm: Vec<u8> = (0..frame_bytes).map(|i| (i * 31 % 251) as u8).collect();
+        let mut json = String::new();
+        write_outbound_audio(&mut json, &pcm); // warm-up: sizes the buffer
+        COUNT.with(|c| c.set(0));
+        ON.with(|o| o.set(true));
+        for k in 0..1_000 {
+            write_outbound_audio(&mut json, &pcm[..frame_bytes - (k % 2) * 2]);
+        }
+        ON.with(|o| o.set(false));
+        assert_eq!(COUNT.with(Cell::get), 0, "{frame_bytes}-byte frames");
+        assert!(
+            json.ends_with(r#"","isSilent":false},"stopAudio":{}}"#),
+            "{json}"
+        );
+    }
+}

@@ -1,8 +1,10 @@
 //! The ACS data-plane REST client: the [`AcsApi`] trait (one method: send an
 //! [`AcsOperation`] with a JSON body, retries included), typed calls on top of it (answer,
-//! reject, redirect, hang up, participants, transfer, recording, media streaming, the Teams user
-//! token exchange), the error type with its HTTP mapping, and [`HttpAcsClient`], the real
-//! implementation over reqwest (rustls).
+//! reject, redirect, get call, hang up, participants: list, add, remove, mute, cancel add;
+//! transfer, hold / unhold, DTMF: send, continuous recognition; recording: start, stop, pause,
+//! resume; media streaming, the Teams user token exchange and extension assignment), the error
+//! type with its HTTP mapping, and [`HttpAcsClient`], the real implementation over reqwest
+//! (rustls). GETs are sent without a body (signed with the empty-body content hash).
 //!
 //! [`HttpAcsClient`] signs every attempt with HMAC-SHA256 exactly as
 //! [`crate::protocol::auth::sign`] (fresh `x-ms-date` per attempt); generates
@@ -21,10 +23,13 @@ use crate::protocol::auth::{
 };
 use crate::protocol::rest::{
     AcsError, AcsOperation, AddParticipantRequest, AddParticipantResponse, AnswerCallRequest,
-    CallConnectionProperties, CommunicationIdentityAccessToken, RecordingStateResponse,
-    RedirectCallRequest, RejectCallRequest, RemoveParticipantRequest, StartCallRecordingRequest,
-    StartMediaStreamingRequest, StopMediaStreamingRequest, TeamsUserExchangeTokenRequest,
-    TransferToParticipantRequest, CALL_AUTOMATION_API_VERSION, CONTENT_TYPE_JSON,
+    CallConnectionProperties, CancelAddParticipantRequest, CancelAddParticipantResponse,
+    CommunicationIdentityAccessToken, ContinuousDtmfRecognitionRequest, GetParticipantsResponse,
+    HoldRequest, MuteParticipantsRequest, OperationContextResponse, RecordingStateResponse,
+    RedirectCallRequest, RejectCallRequest, RemoveParticipantRequest, SendDtmfTonesRequest,
+    StartCallRecordingRequest, StartMediaStreamingRequest, StopMediaStreamingRequest,
+    TeamsExtensionAssignment, TeamsExtensionAssignmentRequest, TeamsUserExchangeTokenRequest,
+    TransferToParticipantRequest, UnholdRequest, CALL_AUTOMATION_API_VERSION, CONTENT_TYPE_JSON,
 };
 use bytes::Bytes;
 use hyper::StatusCode;
@@ -306,6 +311,157 @@ impl dyn AcsApi {
         .await
     }
 
+    /// `GET /calling/callConnections/{id}`.
+    pub async fn get_call(
+        &self,
+        call_connection_id: &str,
+    ) -> Result<CallConnectionProperties, AcsClientError> {
+        self.json(
+            AcsOperation::GetCall {
+                call_connection_id: call_connection_id.to_owned(),
+            },
+            None,
+        )
+        .await
+    }
+
+    /// `GET …/participants` (one page; `nextLink` is returned, not followed).
+    pub async fn get_participants(
+        &self,
+        call_connection_id: &str,
+    ) -> Result<GetParticipantsResponse, AcsClientError> {
+        self.json(
+            AcsOperation::GetParticipants {
+                call_connection_id: call_connection_id.to_owned(),
+            },
+            None,
+        )
+        .await
+    }
+
+    /// `POST …/participants:mute`.
+    pub async fn mute_participants(
+        &self,
+        call_connection_id: &str,
+        req: &MuteParticipantsRequest,
+    ) -> Result<OperationContextResponse, AcsClientError> {
+        self.json_or_default(
+            AcsOperation::MuteParticipants {
+                call_connection_id: call_connection_id.to_owned(),
+            },
+            Some(encode(req)),
+        )
+        .await
+    }
+
+    /// `POST …/participants:cancelAddParticipant`.
+    pub async fn cancel_add_participant(
+        &self,
+        call_connection_id: &str,
+        req: &CancelAddParticipantRequest,
+    ) -> Result<CancelAddParticipantResponse, AcsClientError> {
+        self.json_or_default(
+            AcsOperation::CancelAddParticipant {
+                call_connection_id: call_connection_id.to_owned(),
+            },
+            Some(encode(req)),
+        )
+        .await
+    }
+
+    /// `POST …:hold` (200, no body).
+    pub async fn hold(
+        &self,
+        call_connection_id: &str,
+        req: &HoldRequest,
+    ) -> Result<u16, AcsClientError> {
+        self.empty(
+            AcsOperation::Hold {
+                call_connection_id: call_connection_id.to_owned(),
+            },
+            Some(encode(req)),
+        )
+        .await
+    }
+
+    /// `POST …:unhold` (200, no body).
+    pub async fn unhold(
+        &self,
+        call_connection_id: &str,
+        req: &UnholdRequest,
+    ) -> Result<u16, AcsClientError> {
+        self.empty(
+            AcsOperation::Unhold {
+                call_connection_id: call_connection_id.to_owned(),
+            },
+            Some(encode(req)),
+        )
+        .await
+    }
+
+    /// `POST …:sendDtmfTones` (202 `{operationContext}`).
+    pub async fn send_dtmf_tones(
+        &self,
+        call_connection_id: &str,
+        req: &SendDtmfTonesRequest,
+    ) -> Result<OperationContextResponse, AcsClientError> {
+        self.json_or_default(
+            AcsOperation::SendDtmfTones {
+                call_connection_id: call_connection_id.to_owned(),
+            },
+            Some(encode(req)),
+        )
+        .await
+    }
+
+    /// `POST …:startContinuousDtmfRecognition` (`start`) or `…:stopContinuousDtmfRecognition`
+    /// (200, no body).
+    pub async fn continuous_dtmf_recognition(
+        &self,
+        call_connection_id: &str,
+        start: bool,
+        req: &ContinuousDtmfRecognitionRequest,
+    ) -> Result<u16, AcsClientError> {
+        let call_connection_id = call_connection_id.to_owned();
+        let op = if start {
+            AcsOperation::StartContinuousDtmfRecognition { call_connection_id }
+        } else {
+            AcsOperation::StopContinuousDtmfRecognition { call_connection_id }
+        };
+        self.empty(op, Some(encode(req))).await
+    }
+
+    /// `POST /calling/recordings/{id}:pause` (`pause`) or `…:resume` (202, no body).
+    pub async fn pause_or_resume_recording(
+        &self,
+        recording_id: &str,
+        pause: bool,
+    ) -> Result<u16, AcsClientError> {
+        let recording_id = recording_id.to_owned();
+        let op = if pause {
+            AcsOperation::PauseRecording { recording_id }
+        } else {
+            AcsOperation::ResumeRecording { recording_id }
+        };
+        self.empty(op, None).await
+    }
+
+    /// `PUT /access/teamsExtension/tenants/{tenantId}/assignments/{objectId}` (201 created, 200
+    /// already there): returns the status and the assignment.
+    pub async fn put_teams_extension_assignment(
+        &self,
+        tenant_id: &str,
+        object_id: &str,
+        req: &TeamsExtensionAssignmentRequest,
+    ) -> Result<(u16, TeamsExtensionAssignment), AcsClientError> {
+        let op = AcsOperation::PutTeamsExtensionAssignment {
+            tenant_id: tenant_id.to_owned(),
+            object_id: object_id.to_owned(),
+        };
+        let r = self.send(&op, Some(encode(req))).await?;
+        Ok((r.status, decode(&op, &r)?))
+    }
+
     /// `POST /teamsUser/:exchangeAccessToken` (Identity API).
     pub async fn exchange_teams_user_token(
         &self,
@@ -316,6 +472,20 @@ impl dyn AcsApi {
             Some(encode(req)),
         )
         .await
+    }
+
+    /// The JSON body, or `T::default()` when the body is empty.
+    async fn json_or_default<T: DeserializeOwned + Default>(
+        &self,
+        op: AcsOperation,
+        body: Option<Bytes>,
+    ) -> Result<T, AcsClientError> {
+        let r = self.send(&op, body).await?;
+        if r.body.is_empty() {
+            Ok(T::default())
+        } else {
+            decode(&op, &r)
+        }
     }
 
     async fn json_or_empty(

@@ -294,3 +294,88 @@ async fn stale_incoming_call_and_identity_api_version() {
     );
     assert_signed(&r[1]);
 }
+
+/// GET goes without a body or content type, signed with the empty-body hash; PUT carries its
+/// JSON body; both at their api-versions (Call Automation: the configured one, default what the
+/// SDKs 1.6.0 send; the Teams extension assignment keeps 2025-06-30).
+#[tokio::test]
+async fn get_and_put_are_signed_without_and_with_a_body() {
+    let server = TestServer::start(|r, _| match r.method.as_str() {
+        "PUT" => Reply::json(
+            201,
+            &json!({"objectId": "oid-1", "tenantId": "tenant-1", "principalType": "teamsResourceAccount"}),
+        ),
+        _ if r.path_and_query.contains("/participants") => Reply::json(
+            200,
+            &json!({"value": [{"identifier": {"rawId": "4:+14255550123", "phoneNumber": {"value": "+14255550123"}}, "isMuted": false}]}),
+        ),
+        _ => Reply::json(200, &json!({"callConnectionId": "conn-1", "callConnectionState": "connected"})),
+    })
+    .await;
+    let metrics = Metrics::new();
+    let connection =
+        ConnectionString::parse(&format!("endpoint={}/;accesskey={KEY_B64}", server.url()))
+            .unwrap();
+    let acs: Arc<dyn AcsApi> = Arc::new(HttpAcsClient::new(
+        AcsClientConfig {
+            connection,
+            api_version: crate::config::AcsConfig::default().api_version,
+            request_timeout: Duration::from_millis(2_000),
+            max_retries: 0,
+            max_retry_after: Duration::from_millis(50),
+            initial_backoff: Duration::from_millis(5),
+        },
+        reqwest::Client::new(),
+        metrics.clone(),
+    ));
+    let props = acs.get_call("conn-1").await.unwrap();
+    assert_eq!(props.call_connection_id.as_deref(), Some("conn-1"));
+    let parts = acs.get_participants("conn-1").await.unwrap();
+    assert_eq!(parts.value[0].identifier.raw_id(), "4:+14255550123");
+    let (status, a) = acs
+        .put_teams_extension_assignment(
+            "tenant-1",
+            "oid-1",
+            &crate::protocol::rest::TeamsExtensionAssignmentRequest {
+                principal_type:
+                    crate::protocol::rest::TeamsExtensionPrincipalType::TeamsResourceAccount,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((status, a.object_id.as_str()), (201, "oid-1"));
+
+    let r = server.requests();
+    assert_eq!(r.len(), 3);
+    for (req, pq) in r.iter().zip([
+        "/calling/callConnections/conn-1?api-version=2026-03-12",
+        "/calling/callConnections/conn-1/participants?api-version=2026-03-12",
+        "/access/teamsExtension/tenants/tenant-1/assignments/oid-1?api-version=2025-06-30",
+    ]) {
+        assert_eq!(req.path_and_query, pq);
+        assert_signed(req);
+        assert!(req.header("repeatability-request-id").is_none(), "{pq}");
+    }
+    for get in &r[..2] {
+        assert_eq!(get.method, "GET");
+        assert!(get.body.is_empty());
+        assert!(get.header("content-type").is_none());
+        assert_eq!(
+            get.header("x-ms-content-sha256"),
+            Some("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=")
+        );
+    }
+    assert_eq!(r[2].method, "PUT");
+    assert_eq!(
+        &r[2].body[..],
+        br#"{"principalType":"teamsResourceAccount"}"#
+    );
+    assert_eq!(r[2].header("content-type"), Some("application/json"));
+    assert_eq!(metrics.control.acs_request_count("get_call", "200"), 1);
+    assert_eq!(
+        metrics
+            .control
+            .acs_request_count("put_teams_extension_assignment", "201"),
+        1
+    );
+}

@@ -40,6 +40,7 @@ pub fn body_route(path: &str, max: usize) -> (&'static str, usize) {
         || path.starts_with("/api/calls/")
         || path == "/api/agents/token"
         || path == "/api/resource-accounts"
+        || path.starts_with("/api/teams-extension/")
     {
         ("operator", MAX_OPERATOR_BODY.min(max))
     } else {

@@ -110,6 +110,20 @@ impl MockAcs {
                 "token": "mock-acs-token",
                 "expiresOn": "2030-01-01T00:00:00Z",
             }),
+            AcsOperation::PutTeamsExtensionAssignment {
+                tenant_id,
+                object_id,
+            } => json!({
+                "objectId": object_id,
+                "tenantId": tenant_id,
+                "principalType": "teamsResourceAccount",
+            }),
+            AcsOperation::Hold { .. }
+            | AcsOperation::Unhold { .. }
+            | AcsOperation::StartContinuousDtmfRecognition { .. }
+            | AcsOperation::StopContinuousDtmfRecognition { .. }
+            | AcsOperation::PauseRecording { .. }
+            | AcsOperation::ResumeRecording { .. } => Value::Null,
             _ if status == 204 => Value::Null,
             _ => json!({}),
         };

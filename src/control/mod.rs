@@ -10,7 +10,7 @@
 //! | [`policy`] | `[answer]` config, rules, streaming profiles, the decision |
 //! | [`callbacks`] | `POST /api/callbacks/{token}`: Call Automation events → registry |
 //! | [`registry`] | the bounded call registry and its state machine |
-//! | [`operator`] | the operator API (`/api/calls…`, `/api/agents/token`, `/api/resource-accounts`) |
+//! | [`operator`] | the operator API (`/api/calls…`, `/api/agents/token`, `/api/resource-accounts`, `/api/teams-extension/…`) |
 //! | [`gate`] | admission of media upgrades and callbacks (call token, ACS JWT) |
 //! | [`acs_client`] | [`AcsApi`](acs_client::AcsApi), typed ACS calls, [`HttpAcsClient`](acs_client::HttpAcsClient) (HMAC, retries, repeatability) |
 //! | `mock` | `MockAcs`, the in-process `AcsApi` for tests (feature `testkit`) |

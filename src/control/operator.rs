@@ -12,6 +12,16 @@
 //! | `POST /api/calls/{id}/recording/start` | `{"channel":"mixed"\|"unmixed","format":"wav"\|"mp3","pauseOnStart"}`, by `callConnectionId`, state callbacks to the call's callback URL |
 //! | `POST /api/calls/{id}/recording/stop` | `{"recordingId"?}` (default: the call's) |
 //! | `POST /api/calls/{id}/media-streaming/start` / `stop` | `{"operationContext"?}` |
+//! | `GET /api/calls/{id}/connection` | the call's `CallConnectionProperties` from ACS (GET) |
+//! | `GET /api/calls/{id}/participants` | the participants from ACS (GET; one page, `nextLink` passed on) |
+//! | `POST /api/calls/{id}/participants/{rawId}/mute` | `{"operationContext"?}` |
+//! | `POST /api/calls/{id}/participants/{rawId}/hold` | `{"playFileUri"?, "operationContext"?}` (music on hold from an http(s) WAV/MP3) |
+//! | `POST /api/calls/{id}/participants/{rawId}/unhold` | `{"operationContext"?}` |
+//! | `POST /api/calls/{id}/invitations/{invitationId}/cancel` | cancel add participant; `{"operationContext"?}` |
+//! | `POST /api/calls/{id}/dtmf/send` | `{"tones":"123#","rawId"?,"operationContext"?}` (1–18 of `0-9 A-D # *`; default target the caller, PSTN only) |
+//! | `POST /api/calls/{id}/dtmf/recognition/start` / `stop` | `{"rawId"?,"operationContext"?}` (default target the caller); keys arrive in the call's `dtmf` |
+//! | `POST /api/calls/{id}/recording/pause` / `resume` | `{"recordingId"?}` (default: the call's) |
+//! | `PUT /api/teams-extension/tenants/{tenantId}/assignments/{objectId}` | `{"principalType"?:"teamsResourceAccount"}`: let the ACS resource take calls for a Teams resource account → `{"acsStatus","result"}` |
 //! | `POST /api/agents/token` | `{"token","appId","userId"}` → ACS token (Teams user token exchange, §11) |
 //! | `GET /api/resource-accounts[?appId=]` | Microsoft Graph resource accounts (token from config or `X-Graph-Token`) |
 //!
@@ -31,10 +41,12 @@ use crate::protocol::identifier::{
     PhoneNumberIdentifierModel,
 };
 use crate::protocol::rest::{
-    decode_segment, AddParticipantRequest, RecordingChannelType, RecordingContentType,
-    RecordingFormatType, RemoveParticipantRequest, StartCallRecordingRequest,
-    StartMediaStreamingRequest, StopMediaStreamingRequest, TeamsUserExchangeTokenRequest,
-    TransferToParticipantRequest,
+    decode_segment, AddParticipantRequest, CancelAddParticipantRequest,
+    ContinuousDtmfRecognitionRequest, DtmfTone, HoldRequest, MuteParticipantsRequest, PlaySource,
+    RecordingChannelType, RecordingContentType, RecordingFormatType, RemoveParticipantRequest,
+    SendDtmfTonesRequest, StartCallRecordingRequest, StartMediaStreamingRequest,
+    StopMediaStreamingRequest, TeamsExtensionAssignmentRequest, TeamsExtensionPrincipalType,
+    TeamsUserExchangeTokenRequest, TransferToParticipantRequest, UnholdRequest, MAX_DTMF_TONES,
 };
 use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Map, Value};
@@ -223,7 +235,7 @@ where
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
     let graph_token = header_str(req.headers(), HEADER_GRAPH_TOKEN).map(str::to_owned);
-    let body = if method == Method::POST {
+    let body = if method == Method::POST || method == Method::PUT {
         match read_body(req.into_body(), MAX_OPERATOR_BODY.min(cp.max_body_bytes)).await {
             Ok(b) => b,
             Err(e) => {
@@ -283,18 +295,47 @@ async fn route(
         (Method::POST, ["calls", id, "media-streaming", action @ ("start" | "stop")]) => {
             media_streaming(cp, id, action == &"start", &Body::parse(body)?).await
         }
+        (Method::GET, ["calls", id, "connection"]) => get_connection(cp, id).await,
+        (Method::GET, ["calls", id, "participants"]) => list_participants(cp, id).await,
+        (
+            Method::POST,
+            ["calls", id, "participants", raw, action @ ("mute" | "hold" | "unhold")],
+        ) => participant_action(cp, id, raw, action, &Body::parse(body)?).await,
+        (Method::POST, ["calls", id, "invitations", invitation, "cancel"]) => {
+            cancel_invitation(cp, id, invitation, &Body::parse(body)?).await
+        }
+        (Method::POST, ["calls", id, "dtmf", "send"]) => {
+            send_dtmf(cp, id, &Body::parse(body)?).await
+        }
+        (Method::POST, ["calls", id, "dtmf", "recognition", action @ ("start" | "stop")]) => {
+            dtmf_recognition(cp, id, action == &"start", &Body::parse(body)?).await
+        }
+        (Method::POST, ["calls", id, "recording", action @ ("pause" | "resume")]) => {
+            pause_recording(cp, id, action == &"pause", &Body::parse(body)?).await
+        }
+        (Method::PUT, ["teams-extension", "tenants", tenant, "assignments", object]) => {
+            teams_assignment(cp, tenant, object, &Body::parse(body)?).await
+        }
         (Method::POST, ["agents", "token"]) => agent_token(cp, &Body::parse(body)?).await,
         (Method::GET, ["resource-accounts"]) => resource_accounts(cp, query, graph_token).await,
         (_, ["calls"] | ["calls", _] | ["agents", "token"] | ["resource-accounts"])
         | (_, ["calls", _, "hangup" | "participants" | "transfer"])
         | (_, ["calls", _, "participants", _])
-        | (_, ["calls", _, "recording" | "media-streaming", "start" | "stop"]) => {
-            Err(ApiError::status(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("{method} is not allowed here"),
-                "method_not_allowed",
-            ))
-        }
+        | (_, ["calls", _, "connection"])
+        | (_, ["calls", _, "participants", _, "mute" | "hold" | "unhold"])
+        | (_, ["calls", _, "invitations", _, "cancel"])
+        | (_, ["calls", _, "dtmf", "send"])
+        | (_, ["calls", _, "dtmf", "recognition", "start" | "stop"])
+        | (_, ["teams-extension", "tenants", _, "assignments", _])
+        | (
+            _,
+            ["calls", _, "recording", "start" | "stop" | "pause" | "resume"]
+            | ["calls", _, "media-streaming", "start" | "stop"],
+        ) => Err(ApiError::status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed here"),
+            "method_not_allowed",
+        )),
         _ => Err(ApiError::status(
             StatusCode::NOT_FOUND,
             format!("no operator route /api/{}", segs.join("/")),
@@ -612,6 +653,242 @@ async fn media_streaming(cp: &Arc<ControlPlane>, id: &str, start: bool, b: &Body
     };
     tracing::info!(call = %r.id, operation = op, "operator: media streaming");
     Ok(done(&r, &conn, op, status, json!({})))
+}
+
+async fn get_connection(cp: &Arc<ControlPlane>, id: &str) -> Res<Value> {
+    let acs = acs(cp)?;
+    let (r, conn) = live(cp, id)?;
+    let props = acs.get_call(&conn).await?;
+    Ok(done(&r, &conn, "get_call", 200, json!(props)))
+}
+
+async fn list_participants(cp: &Arc<ControlPlane>, id: &str) -> Res<Value> {
+    let acs = acs(cp)?;
+    let (r, conn) = live(cp, id)?;
+    let list = acs.get_participants(&conn).await?;
+    let value: Vec<Value> = list
+        .value
+        .iter()
+        .map(|p| {
+            let mut v = json!(p);
+            v["rawId"] = json!(p.identifier.raw_id());
+            v
+        })
+        .collect();
+    let mut result = json!({ "value": value });
+    if let Some(next) = &list.next_link {
+        result["nextLink"] = json!(next);
+    }
+    Ok(done(&r, &conn, "get_participants", 200, result))
+}
+
+/// A percent-encoded rawId path segment.
+fn path_raw_id(raw: &str) -> Res<CommunicationIdentifier> {
+    let raw = decode_segment(raw)
+        .ok_or_else(|| ApiError::field("rawId", "is not a valid percent-encoded rawId"))?;
+    raw_id("rawId", &raw)
+}
+
+/// `participants/{rawId}/mute|hold|unhold`.
+async fn participant_action(
+    cp: &Arc<ControlPlane>,
+    id: &str,
+    raw: &str,
+    action: &str,
+    b: &Body,
+) -> Res<Value> {
+    let who = CommunicationIdentifierModel::from(&path_raw_id(raw)?);
+    let operation_context = b.str("operationContext")?;
+    let play_source_info = match b.str("playFileUri")? {
+        Some(_) if action != "hold" => {
+            return Err(ApiError::field("playFileUri", "is only accepted by hold"))
+        }
+        Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => {
+            return Err(ApiError::field("playFileUri", "must be an http(s):// URL"))
+        }
+        Some(u) => Some(PlaySource::file(u)),
+        None => None,
+    };
+    let acs = acs(cp)?;
+    let (r, conn) = live(cp, id)?;
+    let (op, status, result) = match action {
+        "mute" => {
+            let req = MuteParticipantsRequest {
+                target_participants: vec![who],
+                operation_context,
+            };
+            let resp = acs.mute_participants(&conn, &req).await?;
+            ("mute_participants", 200, json!(resp))
+        }
+        "hold" => {
+            let req = HoldRequest {
+                target_participant: who,
+                play_source_info,
+                operation_context,
+                operation_callback_uri: None,
+            };
+            ("hold", acs.hold(&conn, &req).await?, json!({}))
+        }
+        _ => {
+            let req = UnholdRequest {
+                target_participant: who,
+                operation_context,
+                operation_callback_uri: None,
+            };
+            ("unhold", acs.unhold(&conn, &req).await?, json!({}))
+        }
+    };
+    tracing::info!(call = %r.id, operation = op, "operator: participant action");
+    Ok(done(&r, &conn, op, status, result))
+}
+
+async fn cancel_invitation(
+    cp: &Arc<ControlPlane>,
+    id: &str,
+    invitation: &str,
+    b: &Body,
+) -> Res<Value> {
+    let invitation_id = decode_segment(invitation)
+        .filter(|i| i.len() <= 128)
+        .ok_or_else(|| ApiError::field("invitationId", "is not a valid invitation id"))?;
+    let req = CancelAddParticipantRequest {
+        invitation_id,
+        operation_context: b.str("operationContext")?,
+        operation_callback_uri: None,
+    };
+    let acs = acs(cp)?;
+    let (r, conn) = live(cp, id)?;
+    let resp = acs.cancel_add_participant(&conn, &req).await?;
+    tracing::info!(call = %r.id, invitation = %req.invitation_id, "operator: cancel add participant");
+    Ok(done(&r, &conn, "cancel_add_participant", 202, json!(resp)))
+}
+
+/// The DTMF target: `rawId` from the body, else the caller.
+fn dtmf_target(b: &Body, r: &CallRecord) -> Res<CommunicationIdentifierModel> {
+    let who = match b.str("rawId")? {
+        Some(raw) => raw_id("rawId", &raw)?,
+        None => raw_id("rawId", &r.from).map_err(|_| {
+            ApiError::field("rawId", "is required: the caller's rawId is not usable")
+        })?,
+    };
+    Ok(CommunicationIdentifierModel::from(&who))
+}
+
+async fn send_dtmf(cp: &Arc<ControlPlane>, id: &str, b: &Body) -> Res<Value> {
+    let keys = b.required("tones")?;
+    let tones = keys
+        .chars()
+        .map(DtmfTone::from_key)
+        .collect::<Option<Vec<DtmfTone>>>()
+        .filter(|t| (1..=MAX_DTMF_TONES).contains(&t.len()))
+        .ok_or_else(|| ApiError::field("tones", "must be 1 to 18 of 0-9, A-D, # and *"))?;
+    let operation_context = b.str("operationContext")?;
+    let acs = acs(cp)?;
+    let (r, conn) = live(cp, id)?;
+    let target_participant = dtmf_target(b, &r)?;
+    if target_participant.phone_number.is_none() {
+        return Err(ApiError::field(
+            "rawId",
+            "DTMF tones can only be sent to a phone number (4:+E164)",
+        ));
+    }
+    let req = SendDtmfTonesRequest {
+        tones,
+        target_participant,
+        operation_context,
+        operation_callback_uri: None,
+    };
+    let resp = acs.send_dtmf_tones(&conn, &req).await?;
+    tracing::info!(call = %r.id, tones = req.tones.len(), "operator: send DTMF");
+    Ok(done(&r, &conn, "send_dtmf_tones", 202, json!(resp)))
+}
+
+async fn dtmf_recognition(cp: &Arc<ControlPlane>, id: &str, start: bool, b: &Body) -> Res<Value> {
+    let operation_context = b.str("operationContext")?;
+    let acs = acs(cp)?;
+    let (r, conn) = live(cp, id)?;
+    let req = ContinuousDtmfRecognitionRequest {
+        target_participant: dtmf_target(b, &r)?,
+        operation_context,
+        operation_callback_uri: None,
+    };
+    let status = acs.continuous_dtmf_recognition(&conn, start, &req).await?;
+    if start {
+        let now = now_ms();
+        cp.registry.update(&r.id, now, |rec| {
+            rec.dtmf.recognition = Some("active".into());
+            rec.dtmf.updated_at = Some(rfc3339(now));
+        });
+    }
+    let op = if start {
+        "start_continuous_dtmf_recognition"
+    } else {
+        "stop_continuous_dtmf_recognition"
+    };
+    tracing::info!(call = %r.id, operation = op, "operator: continuous DTMF recognition");
+    Ok(done(&r, &conn, op, status, json!({})))
+}
+
+async fn pause_recording(cp: &Arc<ControlPlane>, id: &str, pause: bool, b: &Body) -> Res<Value> {
+    let given = b.str("recordingId")?;
+    let acs = acs(cp)?;
+    let r = find(cp, id)?;
+    let recording = given.or(r.recording.id.clone()).ok_or_else(|| {
+        ApiError::status(
+            StatusCode::CONFLICT,
+            format!("call {} has no recording (give recordingId)", r.id),
+            "no_recording",
+        )
+    })?;
+    let status = acs.pause_or_resume_recording(&recording, pause).await?;
+    let op = if pause {
+        "pause_recording"
+    } else {
+        "resume_recording"
+    };
+    tracing::info!(call = %r.id, %recording, operation = op, "operator: recording");
+    let conn = r.call_connection_id.clone().unwrap_or_default();
+    Ok(done(
+        &r,
+        &conn,
+        op,
+        status,
+        json!({"recordingId": recording}),
+    ))
+}
+
+async fn teams_assignment(
+    cp: &Arc<ControlPlane>,
+    tenant: &str,
+    object: &str,
+    b: &Body,
+) -> Res<Value> {
+    let tenant = object_id("tenantId", &decode_segment(tenant).unwrap_or_default())?;
+    let object = object_id("objectId", &decode_segment(object).unwrap_or_default())?;
+    for (f, v) in [("tenantId", &tenant), ("objectId", &object)] {
+        if v.is_empty() {
+            return Err(ApiError::field(f, "must not be empty"));
+        }
+    }
+    let principal_type = match b.str("principalType")?.as_deref() {
+        None | Some("teamsResourceAccount") => TeamsExtensionPrincipalType::TeamsResourceAccount,
+        Some(_) => {
+            return Err(ApiError::field(
+                "principalType",
+                "must be \"teamsResourceAccount\"",
+            ))
+        }
+    };
+    let acs = acs(cp)?;
+    let (status, a) = acs
+        .put_teams_extension_assignment(
+            &tenant,
+            &object,
+            &TeamsExtensionAssignmentRequest { principal_type },
+        )
+        .await?;
+    tracing::info!(%tenant, %object, status, "operator: Teams extension assignment");
+    Ok(json!({"operation": "put_teams_extension_assignment", "acsStatus": status, "result": a}))
 }
 
 async fn agent_token(cp: &Arc<ControlPlane>, b: &Body) -> Res<Value> {

@@ -454,3 +454,246 @@ async fn resource_accounts_from_graph() {
     let (status, b) = call(&cp, Method::GET, "/api/resource-accounts?appId=a'b", "").await;
     assert_eq!((status, b["error"]["field"].as_str()), (400, Some("appId")));
 }
+
+/// The routes of every other defined operation: GETs without a body, the PUT with its body,
+/// targets from the path or the caller, and the right operation each time.
+#[tokio::test]
+async fn get_put_hold_dtmf_and_the_other_operations() {
+    let mock = Arc::new(MockAcs::new());
+    let cp = with_call(&cfg(), Some(mock.clone()));
+    let ok = |r: (u16, Value)| {
+        assert_eq!(r.0, 200, "{}", r.1);
+        r.1
+    };
+    ok(call(&cp, Method::GET, "/api/calls/call-1/connection", "").await);
+    mock.push(
+        "get_participants",
+        MockReply::Ok(
+            200,
+            serde_json::json!({"value": [{"identifier": {"rawId": "4:+12065551212", "phoneNumber": {"value": "+12065551212"}}, "isOnHold": false}], "nextLink": "https://x/next"}),
+        ),
+    );
+    let b = ok(call(&cp, Method::GET, "/api/calls/call-1/participants", "").await);
+    assert_eq!(b["result"]["value"][0]["rawId"], "4:+12065551212");
+    assert_eq!(b["result"]["nextLink"], "https://x/next");
+    let p = "/api/calls/call-1/participants/4%3A%2B12065551212";
+    ok(call(
+        &cp,
+        Method::POST,
+        &format!("{p}/mute"),
+        r#"{"operationContext":"m"}"#,
+    )
+    .await);
+    ok(call(
+        &cp,
+        Method::POST,
+        &format!("{p}/hold"),
+        r#"{"playFileUri":"https://music.contoso.com/hold.wav"}"#,
+    )
+    .await);
+    ok(call(&cp, Method::POST, &format!("{p}/unhold"), "").await);
+    ok(call(
+        &cp,
+        Method::POST,
+        "/api/calls/call-1/invitations/inv-9/cancel",
+        "",
+    )
+    .await);
+    let b = ok(call(
+        &cp,
+        Method::POST,
+        "/api/calls/call-1/dtmf/send",
+        r#"{"tones":"12#*a","operationContext":"ivr"}"#,
+    )
+    .await);
+    assert_eq!(b["acsStatus"], 202);
+    ok(call(
+        &cp,
+        Method::POST,
+        "/api/calls/call-1/dtmf/recognition/start",
+        "",
+    )
+    .await);
+    assert_eq!(
+        cp.registry
+            .get("call-1")
+            .unwrap()
+            .dtmf
+            .recognition
+            .as_deref(),
+        Some("active")
+    );
+    ok(call(
+        &cp,
+        Method::POST,
+        "/api/calls/call-1/dtmf/recognition/stop",
+        r#"{"rawId":"4:+14255550199"}"#,
+    )
+    .await);
+    ok(call(
+        &cp,
+        Method::POST,
+        "/api/calls/call-1/recording/pause",
+        r#"{"recordingId":"rec-1"}"#,
+    )
+    .await);
+    ok(call(
+        &cp,
+        Method::POST,
+        "/api/calls/call-1/recording/resume",
+        r#"{"recordingId":"rec-1"}"#,
+    )
+    .await);
+    let b = ok(call(
+        &cp,
+        Method::PUT,
+        "/api/teams-extension/tenants/tenant-1/assignments/oid-1",
+        "",
+    )
+    .await);
+    assert_eq!(
+        (b["acsStatus"].as_u64(), b["result"]["objectId"].as_str()),
+        (Some(201), Some("oid-1"))
+    );
+
+    let r = mock.requests();
+    let names: Vec<&str> = r.iter().map(|x| x.op.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "get_call",
+            "get_participants",
+            "mute_participants",
+            "hold",
+            "unhold",
+            "cancel_add_participant",
+            "send_dtmf_tones",
+            "start_continuous_dtmf_recognition",
+            "stop_continuous_dtmf_recognition",
+            "pause_recording",
+            "resume_recording",
+            "put_teams_extension_assignment",
+        ]
+    );
+    let body = |i: usize| r[i].body.clone().unwrap_or(Value::Null);
+    assert_eq!(
+        (r[0].body.clone(), r[1].body.clone()),
+        (None, None),
+        "GETs carry no body"
+    );
+    assert_eq!(body(2)["targetParticipants"][0]["rawId"], "4:+12065551212");
+    assert_eq!(body(2)["operationContext"], "m");
+    assert_eq!(body(3)["targetParticipant"]["rawId"], "4:+12065551212");
+    assert_eq!(
+        body(3)["playSourceInfo"],
+        serde_json::json!({"kind": "file", "file": {"uri": "https://music.contoso.com/hold.wav"}})
+    );
+    assert!(body(4).get("playSourceInfo").is_none());
+    assert_eq!(body(5)["invitationId"], "inv-9");
+    assert_eq!(
+        body(6)["tones"],
+        serde_json::json!(["one", "two", "pound", "asterisk", "a"])
+    );
+    assert_eq!(
+        body(6)["targetParticipant"]["rawId"],
+        "4:+12065551212",
+        "default target: the caller"
+    );
+    assert_eq!(body(7)["targetParticipant"]["rawId"], "4:+12065551212");
+    assert_eq!(body(8)["targetParticipant"]["rawId"], "4:+14255550199");
+    assert_eq!(
+        r[9].op,
+        crate::protocol::rest::AcsOperation::PauseRecording {
+            recording_id: "rec-1".into()
+        }
+    );
+    assert_eq!(r[9].body, None);
+    assert_eq!(
+        r[11].op,
+        crate::protocol::rest::AcsOperation::PutTeamsExtensionAssignment {
+            tenant_id: "tenant-1".into(),
+            object_id: "oid-1".into()
+        }
+    );
+    assert_eq!(
+        body(11),
+        serde_json::json!({"principalType": "teamsResourceAccount"})
+    );
+
+    // Bad input: 400 naming the field, nothing sent to ACS, counted.
+    let before = mock.requests().len();
+    for (method, uri, b, field) in [
+        (
+            Method::POST,
+            "/api/calls/call-1/dtmf/send",
+            r#"{"tones":"12x"}"#,
+            "tones",
+        ),
+        (
+            Method::POST,
+            "/api/calls/call-1/dtmf/send",
+            r#"{"tones":"1234567890123456789"}"#,
+            "tones",
+        ),
+        (
+            Method::POST,
+            "/api/calls/call-1/dtmf/send",
+            r#"{}"#,
+            "tones",
+        ),
+        (
+            Method::POST,
+            "/api/calls/call-1/dtmf/send",
+            r#"{"tones":"1","rawId":"8:acs:x"}"#,
+            "rawId",
+        ),
+        (
+            Method::POST,
+            &format!("{p}/hold"),
+            r#"{"playFileUri":"ftp://x"}"#,
+            "playFileUri",
+        ),
+        (
+            Method::POST,
+            &format!("{p}/mute"),
+            r#"{"playFileUri":"https://x/y.wav"}"#,
+            "playFileUri",
+        ),
+        (
+            Method::POST,
+            "/api/calls/call-1/participants/48%3Ax/hold",
+            "",
+            "rawId",
+        ),
+        (
+            Method::PUT,
+            "/api/teams-extension/tenants/t/assignments/o",
+            r#"{"principalType":"user"}"#,
+            "principalType",
+        ),
+        (
+            Method::PUT,
+            "/api/teams-extension/tenants/t%20x/assignments/o",
+            "",
+            "tenantId",
+        ),
+    ] {
+        let (status, v) = call(&cp, method, uri, b).await;
+        assert_eq!(
+            (status, v["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{uri} {b}: {v}"
+        );
+    }
+    assert_eq!(mock.requests().len(), before);
+    let (status, _) = call(&cp, Method::DELETE, "/api/calls/call-1/connection", "").await;
+    assert_eq!(status, 405);
+    let (status, _) = call(
+        &cp,
+        Method::POST,
+        "/api/calls/nope/dtmf/send",
+        r#"{"tones":"1"}"#,
+    )
+    .await;
+    assert_eq!(status, 404);
+}

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `POST`/`OPTIONS /api/incomingCall` | [`super::webhook`] |
 //! | `POST /api/callbacks/{token}` | [`super::callbacks`] |
-//! | `/api/calls…`, `/api/agents/token`, `/api/resource-accounts` | [`super::operator`] |
+//! | `/api/calls…`, `/api/agents/token`, `/api/resource-accounts`, `/api/teams-extension/…` | [`super::operator`] |
 
 use super::acs_client::{AcsApi, AcsClientConfig, HttpAcsClient};
 use super::dedupe::{self, Dedupe};
@@ -240,6 +240,7 @@ impl ControlPlane {
             || path.starts_with("/api/calls/")
             || path == "/api/agents/token"
             || path == "/api/resource-accounts"
+            || path.starts_with("/api/teams-extension/")
         {
             return super::operator::handle(self, req).await;
         }

@@ -109,6 +109,40 @@ pub struct RecordingInfo {
     pub updated_at: Option<String>,
 }
 
+/// Most DTMF keys kept in [`DtmfInfo::tones`] (the oldest go first).
+pub const MAX_DTMF_KEYS: usize = 64;
+
+/// `dtmf`: continuous DTMF recognition and the keys it reported.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DtmfInfo {
+    /// `active` (started by the operator API) or `stopped` (ContinuousDtmfRecognitionStopped).
+    pub recognition: Option<String>,
+    /// Keys from ContinuousDtmfRecognitionToneReceived in `sequenceId` order (`0`–`9`, `A`–`D`,
+    /// `#`, `*`; the last [`MAX_DTMF_KEYS`]).
+    pub tones: String,
+    /// The highest `sequenceId` seen.
+    pub last_sequence_id: Option<i64>,
+    /// Last change (RFC 3339).
+    pub updated_at: Option<String>,
+    /// `sequenceId` → key of the kept tones, to order late arrivals.
+    #[serde(skip)]
+    keys: std::collections::BTreeMap<i64, char>,
+}
+
+impl DtmfInfo {
+    /// Records one received tone (`sequenceId` orders them; a repeated id is ignored).
+    fn tone(&mut self, sequence_id: Option<i64>, key: char) {
+        let seq = sequence_id.unwrap_or_else(|| self.last_sequence_id.unwrap_or(0) + 1);
+        self.keys.entry(seq).or_insert(key);
+        while self.keys.len() > MAX_DTMF_KEYS {
+            self.keys.pop_first();
+        }
+        self.tones = self.keys.values().collect();
+        self.last_sequence_id = self.last_sequence_id.max(Some(seq));
+    }
+}
+
 /// One participant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -172,6 +206,8 @@ pub struct CallRecord {
     pub media_connection: MediaConnectionInfo,
     /// Recording.
     pub recording: RecordingInfo,
+    /// Continuous DTMF recognition.
+    pub dtmf: DtmfInfo,
     /// Participants (ParticipantsUpdated, add/remove events).
     pub participants: Vec<ParticipantInfo>,
     /// IncomingCall received (RFC 3339).
@@ -329,6 +365,7 @@ impl CallRegistry {
             media_streaming: MediaStreamingInfo::default(),
             media_connection: MediaConnectionInfo::default(),
             recording: RecordingInfo::default(),
+            dtmf: DtmfInfo::default(),
             participants: Vec::new(),
             received_at: rfc3339(now),
             answered_at: None,
@@ -660,6 +697,22 @@ fn apply(r: &mut CallRecord, ev: &CallbackEvent, now: i64) {
                 r.participants.retain(|q| q.raw_id != raw);
             }
         }
+        K::ContinuousDtmfRecognitionToneReceived => {
+            let key = ev
+                .extra
+                .get("tone")
+                .and_then(|t| t.as_str())
+                .and_then(|t| crate::protocol::rest::DtmfTone::parse(t).key());
+            if let Some(key) = key {
+                let seq = ev.extra.get("sequenceId").and_then(|v| v.as_i64());
+                r.dtmf.tone(seq, key);
+                r.dtmf.updated_at = Some(rfc3339(now));
+            }
+        }
+        K::ContinuousDtmfRecognitionStopped => {
+            r.dtmf.recognition = Some("stopped".into());
+            r.dtmf.updated_at = Some(rfc3339(now));
+        }
         K::AddParticipantFailed
         | K::RemoveParticipantFailed
         | K::CallTransferFailed
@@ -703,6 +756,46 @@ mod tests {
     fn vector_events(name: &str) -> Vec<CallbackEvent> {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/vectors/").to_owned() + name;
         parse_callbacks(&std::fs::read(&path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn dtmf_tones_are_kept_in_sequence_order() {
+        let reg = CallRegistry::new(10, 60, gauge());
+        reg.insert(new_call("c1"), 1_000).unwrap();
+        let tone = |id: &str, tone: &str, seq: i64| {
+            let mut e = CallbackEvent::new(
+                CallbackKind::ContinuousDtmfRecognitionToneReceived,
+                id,
+                "conn",
+            );
+            e.extra.insert("tone".into(), serde_json::json!(tone));
+            e.extra.insert("sequenceId".into(), serde_json::json!(seq));
+            e
+        };
+        // Out of order, a redelivery, an unknown tone.
+        for e in [
+            tone("t1", "one", 1),
+            tone("t3", "pound", 3),
+            tone("t2", "Two", 2),
+            tone("t3", "pound", 3),
+            tone("t4", "hash", 4),
+        ] {
+            reg.apply_callback("c1", &e, 2_000);
+        }
+        let r = reg.get("c1").unwrap();
+        assert_eq!(r.dtmf.tones, "12#");
+        assert_eq!(r.dtmf.last_sequence_id, Some(3));
+        for i in 0..100 {
+            reg.apply_callback("c1", &tone(&format!("n{i}"), "nine", 10 + i), 3_000);
+        }
+        let r = reg.get("c1").unwrap();
+        assert_eq!(r.dtmf.tones, "9".repeat(MAX_DTMF_KEYS));
+        let stopped =
+            CallbackEvent::new(CallbackKind::ContinuousDtmfRecognitionStopped, "s", "conn");
+        reg.apply_callback("c1", &stopped, 4_000);
+        let v = serde_json::to_value(reg.get("c1").unwrap()).unwrap();
+        assert_eq!(v["dtmf"]["recognition"], "stopped");
+        assert_eq!(v["dtmf"]["lastSequenceId"], 109);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! | item | what |
 //! |---|---|
 //! | [`parse_inbound`] → [`Inbound`] | ACS → us: `AudioMetadata`, `AudioData`, `DtmfData`, `TranscriptionMetadata`, `TranscriptionData`, `MarkData`, unknown kinds |
-//! | [`write_outbound_audio`], [`STOP_AUDIO_JSON`] | us → ACS (JS/Java SDK camelCase shape) |
+//! | [`write_outbound_audio`], [`STOP_AUDIO_JSON`] | us → ACS, byte for byte what the JS SDK 1.6.0 helpers produce |
 //! | [`parse_outbound`] → [`Outbound`] | ACS-format messages from a downstream bot, every SDK casing |
 //! | [`inbound_audio_data_json`], [`inbound_audio_metadata_json`] | build what ACS sends (simulators, tests) |
 //! | [`decode_base64_into`] | base64 audio payload → PCM bytes in a reused buffer |

@@ -21,9 +21,10 @@
 //!
 //! # Outbound (us → ACS, and a downstream bot → us)
 //!
-//! [`write_outbound_audio`] writes the JS/Java SDK camelCase `AudioData` shape;
-//! [`STOP_AUDIO_JSON`] is the `StopAudio` message. [`parse_outbound`] accepts every shape used by
-//! Microsoft SDKs and samples (camelCase and PascalCase).
+//! [`write_outbound_audio`] and [`STOP_AUDIO_JSON`] are byte for byte what the JS SDK's helpers
+//! `createOutboundAudioData` / `createOutboundStopAudioData` (`@azure/communication-call-automation`
+//! 1.6.0) return (fixture `js_sdk_1.6.0_outbound_helpers_run.json`). [`parse_outbound`] accepts
+//! every shape used by Microsoft SDKs and samples (camelCase and PascalCase).
 //!
 //! # Building inbound messages (simulators, tests)
 //!
@@ -868,14 +869,16 @@ fn fill<T, E: de::Error>(
 // Outbound messages
 // ---------------------------------------------------------------------------------------------
 
-/// The `StopAudio` message (JS/Java SDK shape): flushes ACS's playout queue (barge-in).
+/// The `StopAudio` message, exactly what the JS SDK's `createOutboundStopAudioData()` returns
+/// (the Java SDK sends the same bytes): flushes ACS's playout queue (barge-in).
 pub const STOP_AUDIO_JSON: &str = r#"{"kind":"stopAudio","stopAudio":{}}"#;
 
 /// Start of the outbound `AudioData` message, up to the opening quote of the base64.
 const OUTBOUND_AUDIO_PREFIX: &str = r#"{"kind":"audioData","audioData":{"data":""#;
-/// End of the outbound `AudioData` message, from the closing quote of the base64.
-const OUTBOUND_AUDIO_SUFFIX: &str =
-    r#"","timestamp":null,"participant":null,"isSilent":false},"stopAudio":null}"#;
+/// End of the outbound `AudioData` message, from the closing quote of the base64. The JS helper
+/// builds `{kind, audioData: {data, timestamp: undefined, participant: undefined, isSilent:
+/// false}, stopAudio: {}}` and `JSON.stringify` drops the `undefined` members: no nulls.
+const OUTBOUND_AUDIO_SUFFIX: &str = r#"","isSilent":false},"stopAudio":{}}"#;
 
 /// Length in bytes of the message [`write_outbound_audio`] writes for `pcm_len` bytes of PCM
 /// (useful to pre-size the buffer).
@@ -886,8 +889,8 @@ pub fn outbound_audio_json_len(pcm_len: usize) -> usize {
 }
 
 /// Clears `out` and writes an outbound `AudioData` message carrying `pcm_le` (PCM16LE mono at
-/// the stream's sample rate), in the JS/Java SDK camelCase shape:
-/// `{"kind":"audioData","audioData":{"data":"<b64>","timestamp":null,"participant":null,"isSilent":false},"stopAudio":null}`.
+/// the stream's sample rate), byte for byte what the JS SDK's `createOutboundAudioData(b64)`
+/// (1.6.0) returns: `{"kind":"audioData","audioData":{"data":"<b64>","isSilent":false},"stopAudio":{}}`.
 ///
 /// The base64 is encoded straight into `out`; nothing is allocated once `out` has capacity
 /// [`outbound_audio_json_len`]`(pcm_le.len())`.
@@ -1829,6 +1832,28 @@ mod tests {
         );
     }
 
+    /// The bytes the JS SDK 1.6.0 helpers produced when run (see the fixture's provenance):
+    /// field set, order and spelling exactly, for 0, 8, 640 and 960 bytes of PCM.
+    #[test]
+    fn outbound_messages_are_byte_identical_to_the_js_sdk_helpers() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&vector("js_sdk_1.6.0_outbound_helpers_run.json")).unwrap();
+        let cases = v["audioData"].as_array().unwrap();
+        assert_eq!(cases.len(), 4);
+        let mut out = String::new();
+        for case in cases {
+            let hex = case["pcmHex"].as_str().unwrap();
+            let pcm: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            write_outbound_audio(&mut out, &pcm);
+            assert_eq!(out, case["json"].as_str().unwrap(), "{}", case["name"]);
+            assert_eq!(out.len(), outbound_audio_json_len(pcm.len()));
+        }
+        assert_eq!(STOP_AUDIO_JSON, v["stopAudio"].as_str().unwrap());
+    }
+
     #[test]
     fn outbound_audio_writer_round_trips() {
         let pcm: Vec<u8> = (0..960u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -1843,17 +1868,11 @@ mod tests {
         assert_eq!(back, pcm);
 
         let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &pcm);
-        let expected = serde_json::json!({
-            "kind": "audioData",
-            "audioData": {"data": b64, "timestamp": null, "participant": null, "isSilent": false},
-            "stopAudio": null
-        });
-        let got: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(got, expected);
-
-        // Same shape as the Java SDK vector once the data placeholder is substituted.
-        let java = String::from_utf8(vector("ws_outbound_audio_data_java_sdk.json")).unwrap();
-        assert_eq!(java.trim().replace("<base64 PCM16LE mono>", &b64), out);
+        // Same bytes as the JS SDK vector (derived from its source) once the data placeholder
+        // is substituted; no nulls anywhere.
+        let js = String::from_utf8(vector("ws_outbound_audio_data_js_sdk.json")).unwrap();
+        assert_eq!(js.trim().replace("<base64 PCM16LE mono>", &b64), out);
+        assert!(!out.contains("null"), "{out}");
 
         // Buffer reuse: no growth once capacity suffices; empty audio is valid too.
         let cap = out.capacity();

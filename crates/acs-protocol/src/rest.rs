@@ -4,7 +4,8 @@
 //!
 //! * request and response bodies (camelCase, absent optional fields are not serialized) for
 //!   answer / create / reject / redirect, participants (add, remove, transfer, mute, cancel add,
-//!   list), media streaming start/stop, recording start and its state, and
+//!   list), hold / unhold, DTMF (send, continuous recognition start/stop, [`DtmfTone`]), media
+//!   streaming start/stop, recording start and its state, and
 //!   [`CallConnectionProperties`]; [`MediaStreamingOptions`] and [`TranscriptionOptions`] (the
 //!   `transportType: "websocket"` shapes of §4.3);
 //! * the ACS error body `{"error":{"code","message",…}}` as [`AcsError`];
@@ -31,8 +32,15 @@ use super::identifier::{
     PhoneNumberIdentifierModel,
 };
 
-/// Call Automation `api-version` the gateway uses (stable; has media streaming).
-pub const CALL_AUTOMATION_API_VERSION: &str = "2025-06-15";
+/// Call Automation `api-version` the gateway uses by default: what the official SDKs 1.6.0
+/// (JS `@azure/communication-call-automation`, Python `azure-communication-callautomation`)
+/// send. Against the 2025-06-15 bodies this crate was written for, 2026-03-12 (per the JS 1.6.0
+/// generated mappers and the spec's 2026-03-12 examples) changes nothing the gateway sends: same
+/// request and response fields, routes, success statuses and Repeatability operations. It
+/// adds `participants:moveHere` (not used here), makes `teamsPhoneCallDetails` of
+/// `customCallingContext` stable, and `teamsExtensionUser.resourceId` is required (the operator
+/// API always sends it). `enableLoopbackAudio` is preview-only (never set by the gateway).
+pub const CALL_AUTOMATION_API_VERSION: &str = "2026-03-12";
 /// Identity `api-version` of the Teams user token exchange.
 pub const IDENTITY_API_VERSION: &str = "2023-10-01";
 /// `api-version` of the Teams extension assignment API.
@@ -220,6 +228,93 @@ string_enum! {
     pub enum TeamsExtensionPrincipalType {
         /// `teamsResourceAccount`.
         TeamsResourceAccount = "teamsResourceAccount",
+    }
+}
+
+string_enum! {
+    /// A DTMF tone (`tones[]` of [`SendDtmfTonesRequest`], `tone` of
+    /// `ContinuousDtmfRecognitionToneReceived`).
+    pub enum DtmfTone {
+        /// `zero`.
+        Zero = "zero",
+        /// `one`.
+        One = "one",
+        /// `two`.
+        Two = "two",
+        /// `three`.
+        Three = "three",
+        /// `four`.
+        Four = "four",
+        /// `five`.
+        Five = "five",
+        /// `six`.
+        Six = "six",
+        /// `seven`.
+        Seven = "seven",
+        /// `eight`.
+        Eight = "eight",
+        /// `nine`.
+        Nine = "nine",
+        /// `a`.
+        A = "a",
+        /// `b`.
+        B = "b",
+        /// `c`.
+        C = "c",
+        /// `d`.
+        D = "d",
+        /// `pound` (`#`).
+        Pound = "pound",
+        /// `asterisk` (`*`).
+        Asterisk = "asterisk",
+    }
+}
+
+/// Keypad characters of the known tones, in [`DtmfTone`] declaration order.
+const DTMF_KEYS: &[(char, DtmfTone)] = &[
+    ('0', DtmfTone::Zero),
+    ('1', DtmfTone::One),
+    ('2', DtmfTone::Two),
+    ('3', DtmfTone::Three),
+    ('4', DtmfTone::Four),
+    ('5', DtmfTone::Five),
+    ('6', DtmfTone::Six),
+    ('7', DtmfTone::Seven),
+    ('8', DtmfTone::Eight),
+    ('9', DtmfTone::Nine),
+    ('A', DtmfTone::A),
+    ('B', DtmfTone::B),
+    ('C', DtmfTone::C),
+    ('D', DtmfTone::D),
+    ('#', DtmfTone::Pound),
+    ('*', DtmfTone::Asterisk),
+];
+
+impl DtmfTone {
+    /// The tone of a keypad character (`0`–`9`, `A`–`D` any case, `#`, `*`).
+    pub fn from_key(c: char) -> Option<DtmfTone> {
+        let c = c.to_ascii_uppercase();
+        DTMF_KEYS
+            .iter()
+            .find(|(k, _)| *k == c)
+            .map(|(_, t)| t.clone())
+    }
+
+    /// The keypad character of a known tone (`#` for `pound`); `None` for `Other`.
+    pub fn key(&self) -> Option<char> {
+        DTMF_KEYS.iter().find(|(_, t)| t == self).map(|(k, _)| *k)
+    }
+}
+
+string_enum! {
+    /// `kind` of a play source.
+    pub enum PlaySourceKind {
+        /// `file` (uses `file.uri`).
+        File = "file",
+        /// `text` (uses `text.text`, text to speech).
+        Text = "text",
+        /// `ssml` (uses `ssml.ssmlText`).
+        Ssml = "ssml",
     }
 }
 
@@ -585,6 +680,198 @@ pub struct CancelAddParticipantRequest {
     /// From [`AddParticipantResponse::invitation_id`] (required).
     pub invitation_id: String,
     /// Echoed in callbacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_context: Option<String>,
+    /// Callback URI for this operation's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_callback_uri: Option<String>,
+}
+
+/// Most tones one `sendDtmfTones` request may carry ("a maximum of 18 tones at a time", the
+/// Call Automation mid-call media actions how-to).
+pub const MAX_DTMF_TONES: usize = 18;
+
+/// `POST …/{callConnectionId}:sendDtmfTones` (→ 202 [`OperationContextResponse`]; then
+/// `SendDtmfTonesCompleted` or `SendDtmfTonesFailed`). PSTN participants only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendDtmfTonesRequest {
+    /// The tones, in order (required, 1 to [`MAX_DTMF_TONES`]).
+    pub tones: Vec<DtmfTone>,
+    /// Who hears them (required).
+    pub target_participant: CommunicationIdentifierModel,
+    /// Echoed in the response and the callbacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_context: Option<String>,
+    /// Callback URI for this operation's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_callback_uri: Option<String>,
+}
+
+impl SendDtmfTonesRequest {
+    /// 1 to [`MAX_DTMF_TONES`] known tones and a valid target.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        if self.tones.is_empty() || self.tones.len() > MAX_DTMF_TONES {
+            return Err(RequestError::invalid("tones", "must hold 1 to 18 tones"));
+        }
+        if self.tones.iter().any(|t| matches!(t, DtmfTone::Other(_))) {
+            return Err(RequestError::invalid("tones", "has an unknown tone"));
+        }
+        identifier("targetParticipant", &self.target_participant)
+    }
+}
+
+/// `POST …/{callConnectionId}:startContinuousDtmfRecognition` and
+/// `…:stopContinuousDtmfRecognition` (→ 200, no body). While it runs, every key the target
+/// presses arrives as `ContinuousDtmfRecognitionToneReceived` (`tone`, `sequenceId`); stopping
+/// posts `ContinuousDtmfRecognitionStopped`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContinuousDtmfRecognitionRequest {
+    /// Whose keys to listen to (required).
+    pub target_participant: CommunicationIdentifierModel,
+    /// Echoed in the callbacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_context: Option<String>,
+    /// Callback URI for this operation's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_callback_uri: Option<String>,
+}
+
+/// `file` of a [`PlaySource`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileSource {
+    /// URL of the audio file (wav, mp3).
+    pub uri: String,
+}
+
+/// `text` of a [`PlaySource`] (text to speech).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TextSource {
+    /// The text (required).
+    pub text: String,
+    /// e.g. `en-US`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_locale: Option<String>,
+    /// `male` / `female`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_kind: Option<String>,
+    /// A neural voice name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_name: Option<String>,
+    /// Custom voice endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_voice_endpoint_id: Option<String>,
+}
+
+/// `ssml` of a [`PlaySource`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SsmlSource {
+    /// The SSML document (required).
+    pub ssml_text: String,
+    /// Custom voice endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_voice_endpoint_id: Option<String>,
+}
+
+/// A play source (`playSourceInfo` of [`HoldRequest`], `playSources[]` of play): `kind` and the
+/// matching member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlaySource {
+    /// `file`, `text` or `ssml` (required).
+    pub kind: PlaySourceKind,
+    /// Cache id of the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub play_source_cache_id: Option<String>,
+    /// For `file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileSource>,
+    /// For `text`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextSource>,
+    /// For `ssml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssml: Option<SsmlSource>,
+}
+
+impl PlaySource {
+    /// `{"kind":"file","file":{"uri":…}}`.
+    pub fn file(uri: impl Into<String>) -> Self {
+        PlaySource {
+            kind: PlaySourceKind::File,
+            play_source_cache_id: None,
+            file: Some(FileSource { uri: uri.into() }),
+            text: None,
+            ssml: None,
+        }
+    }
+
+    /// The member `kind` names is present (a `file` URI is `http(s)://`).
+    pub fn validate(&self, field: &'static str) -> Result<(), RequestError> {
+        let ok = match &self.kind {
+            PlaySourceKind::File => match &self.file {
+                Some(f) => {
+                    http_url(field, &f.uri)?;
+                    true
+                }
+                None => false,
+            },
+            PlaySourceKind::Text => self.text.as_ref().is_some_and(|t| !t.text.is_empty()),
+            PlaySourceKind::Ssml => self.ssml.as_ref().is_some_and(|t| !t.ssml_text.is_empty()),
+            PlaySourceKind::Other(_) => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(RequestError::invalid(
+                field,
+                "needs the member its kind names (file.uri, text.text or ssml.ssmlText)",
+            ))
+        }
+    }
+}
+
+/// `POST …/{callConnectionId}:hold` (→ 200, no body): put a participant on hold, optionally
+/// playing `playSourceInfo` to them. Failure arrives as `HoldFailed`; hold audio as
+/// `HoldAudioStarted` … `HoldAudioCompleted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HoldRequest {
+    /// Who to hold (required).
+    pub target_participant: CommunicationIdentifierModel,
+    /// What they hear meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub play_source_info: Option<PlaySource>,
+    /// Echoed in the callbacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_context: Option<String>,
+    /// Callback URI for this operation's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_callback_uri: Option<String>,
+}
+
+impl HoldRequest {
+    /// A valid target and, if given, a complete play source.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        identifier("targetParticipant", &self.target_participant)?;
+        match &self.play_source_info {
+            Some(p) => p.validate("playSourceInfo"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `POST …/{callConnectionId}:unhold` (→ 200, no body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnholdRequest {
+    /// Who to take off hold (required).
+    pub target_participant: CommunicationIdentifierModel,
+    /// Echoed in the callbacks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation_context: Option<String>,
     /// Callback URI for this operation's events.
@@ -1972,6 +2259,112 @@ mod tests {
         assert_eq!(resp.next_link.as_deref(), Some("string"));
     }
 
+    /// The 2026-03-12 examples (the version the SDKs 1.6.0 send) of the operations the operator
+    /// API reaches: each request body round-trips through its type and validates.
+    #[test]
+    fn vectors_2026_03_12() {
+        let acs_user = super::super::identifier::parse_raw_id(
+            "8:acs:b9614373-fd0b-480c-8fd2-cb58b70eab9f_da7be3a9-8788-42a6-85c6-56b2cf784fce",
+        );
+        let v = vector("rest_hold_2026-03-12.json");
+        assert_eq!(v["parameters"]["api-version"], CALL_AUTOMATION_API_VERSION);
+        let req: HoldRequest = round_trip(&v["parameters"]["holdRequest"]);
+        req.validate().unwrap();
+        assert_eq!(
+            req.play_source_info,
+            Some(PlaySource::file("https://some.file.azure.com/sample.wav"))
+        );
+        assert!(v["responses"]["200"].as_object().unwrap().is_empty());
+        let v = vector("rest_unhold_2026-03-12.json");
+        let req: UnholdRequest = round_trip(&v["parameters"]["unholdRequest"]);
+        identifier("targetParticipant", &req.target_participant).unwrap();
+
+        let v = vector("rest_send_dtmf_tones_2026-03-12.json");
+        let req: SendDtmfTonesRequest = round_trip(&v["parameters"]["sendDtmfTonesRequest"]);
+        req.validate().unwrap();
+        assert_eq!(req.tones, vec![DtmfTone::Zero]);
+        assert_eq!(req.target_participant.to_identifier(), acs_user);
+        let resp: OperationContextResponse = round_trip(&v["responses"]["202"]["body"]);
+        assert_eq!(resp.operation_context, req.operation_context);
+
+        for name in [
+            "rest_start_continuous_dtmf_recognition_2026-03-12.json",
+            "rest_stop_continuous_dtmf_recognition_2026-03-12.json",
+        ] {
+            let v = vector(name);
+            let req: ContinuousDtmfRecognitionRequest =
+                round_trip(&v["parameters"]["continuousDtmfRecognitionRequest"]);
+            assert_eq!(req.target_participant.to_identifier(), acs_user, "{name}");
+        }
+
+        let v = vector("rest_mute_2026-03-12.json");
+        let req: MuteParticipantsRequest = round_trip(&v["parameters"]["muteParticipantsRequest"]);
+        assert_eq!(req.target_participants[0].to_identifier(), acs_user);
+        let _: OperationContextResponse = round_trip(&v["responses"]["200"]["body"]);
+
+        let v = vector("rest_cancel_add_participant_2026-03-12.json");
+        let req: CancelAddParticipantRequest =
+            round_trip(&v["parameters"]["cancelAddParticipantRequest"]);
+        let resp: CancelAddParticipantResponse = round_trip(&v["responses"]["202"]["body"]);
+        assert_eq!(
+            resp.invitation_id.as_deref(),
+            Some(req.invitation_id.as_str())
+        );
+    }
+
+    #[test]
+    fn dtmf_tones_and_play_sources() {
+        let keys = "0123456789ABCD#*";
+        let tones: Vec<DtmfTone> = keys
+            .chars()
+            .map(|c| DtmfTone::from_key(c).unwrap())
+            .collect();
+        assert_eq!(
+            serde_json::to_string(&tones[10..]).unwrap(),
+            r#"["a","b","c","d","pound","asterisk"]"#
+        );
+        let back: String = tones.iter().map(|t| t.key().unwrap()).collect();
+        assert_eq!(back, keys);
+        assert_eq!(DtmfTone::from_key('b'), Some(DtmfTone::B));
+        assert_eq!(DtmfTone::from_key('x'), None);
+        assert_eq!(DtmfTone::parse("hash").key(), None);
+
+        let target: CommunicationIdentifierModel =
+            (&CommunicationIdentifier::phone_number("+14255550123")).into();
+        let mut req = SendDtmfTonesRequest {
+            tones: vec![DtmfTone::One; MAX_DTMF_TONES],
+            target_participant: target.clone(),
+            operation_context: None,
+            operation_callback_uri: None,
+        };
+        req.validate().unwrap();
+        req.tones.push(DtmfTone::Two);
+        assert!(req.validate().is_err(), "19 tones");
+        req.tones.clear();
+        assert!(req.validate().is_err(), "no tones");
+        req.tones = vec![DtmfTone::Other("hash".into())];
+        assert!(req.validate().is_err(), "unknown tone");
+
+        let mut hold = HoldRequest {
+            target_participant: target,
+            play_source_info: Some(PlaySource::file("ftp://x/y.wav")),
+            operation_context: None,
+            operation_callback_uri: None,
+        };
+        assert!(hold.validate().is_err(), "file uri must be http(s)");
+        hold.play_source_info = Some(PlaySource {
+            file: None,
+            ..PlaySource::file("https://x/y.wav")
+        });
+        assert!(hold.validate().is_err(), "file kind without file");
+        hold.play_source_info = None;
+        hold.validate().unwrap();
+        assert_eq!(
+            serde_json::to_value(&hold).unwrap(),
+            serde_json::json!({"targetParticipant": {"kind": "phoneNumber", "rawId": "4:+14255550123", "phoneNumber": {"value": "+14255550123"}}})
+        );
+    }
+
     #[test]
     fn media_streaming_vectors() {
         let v = vector("rest_start_media_streaming_2025-05-15.json");
@@ -2432,7 +2825,7 @@ mod tests {
             assert_eq!(op.success_statuses()[0], status, "{op:?}");
             assert_eq!(
                 op.path_and_query(),
-                format!("{path}?api-version=2025-06-15")
+                format!("{path}?api-version=2026-03-12")
             );
         }
         assert_eq!(AcsOperation::StartRecording.success_statuses(), &[200, 202]);

@@ -49,12 +49,12 @@ fn gateway_double(
         };
         let (pq, body) = if reject {
             (
-                "/calling/callConnections:reject?api-version=2025-06-15",
+                "/calling/callConnections:reject?api-version=2026-03-12",
                 json!({"incomingCallContext": data.incoming_call_context, "callRejectReason": "busy"}),
             )
         } else {
             (
-                "/calling/callConnections:answer?api-version=2025-06-15",
+                "/calling/callConnections:answer?api-version=2026-03-12",
                 json!({
                     "incomingCallContext": data.incoming_call_context,
                     "callbackUri": callbacks,

@@ -21,7 +21,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use sim_support::*;
 
-const ANSWER: &str = "/calling/callConnections:answer?api-version=2025-06-15";
+const ANSWER: &str = "/calling/callConnections:answer?api-version=2026-03-12";
 
 fn answer_body(ctx: &str, callback: &str, ws: Option<&str>) -> Value {
     let mut b = json!({ "incomingCallContext": ctx, "callbackUri": callback, "operationContext": "answer-ctx" });
@@ -36,7 +36,7 @@ fn answer_body(ctx: &str, callback: &str, ws: Option<&str>) -> Value {
 }
 
 fn call_path(id: &str, suffix: &str) -> String {
-    format!("/calling/callConnections/{id}{suffix}?api-version=2025-06-15")
+    format!("/calling/callConnections/{id}{suffix}?api-version=2026-03-12")
 }
 
 /// Answers a fresh incoming call; returns the call connection id.
@@ -553,7 +553,7 @@ async fn stale_unknown_and_reused_contexts_and_bad_bodies() {
     let data = acs.incoming_call(IncomingCallSpec::default());
     let reject =
         json!({"incomingCallContext": data.incoming_call_context, "callRejectReason": "busy"});
-    let pq = "/calling/callConnections:reject?api-version=2025-06-15";
+    let pq = "/calling/callConnections:reject?api-version=2026-03-12";
     assert_eq!(signed(&acs, "POST", pq, &reject).await.status, 204);
     assert_eq!(
         acs.context_outcome(&data.incoming_call_context),
@@ -571,7 +571,7 @@ async fn stale_unknown_and_reused_contexts_and_bad_bodies() {
         signed(
             &acs,
             "POST",
-            "/calling/callConnections:redirect?api-version=2025-06-15",
+            "/calling/callConnections:redirect?api-version=2026-03-12",
             &redirect
         )
         .await
@@ -980,7 +980,7 @@ async fn mid_call_operations_post_their_callbacks() {
     let r = signed(
         &acs,
         "POST",
-        "/calling/recordings?api-version=2025-06-15",
+        "/calling/recordings?api-version=2026-03-12",
         &rec,
     )
     .await;
@@ -988,7 +988,7 @@ async fn mid_call_operations_post_their_callbacks() {
     assert_eq!(r.json()["recordingState"], "inactive");
     let rid = r.json()["recordingId"].as_str().unwrap().to_owned();
     let rec_path = format!(
-        "/calling/recordings/{}?api-version=2025-06-15",
+        "/calling/recordings/{}?api-version=2026-03-12",
         acs_protocol::rest::encode_segment(&rid)
     );
     acs.wait_for_callback(&id, "RecordingStateChanged", WAIT)
@@ -1007,7 +1007,7 @@ async fn mid_call_operations_post_their_callbacks() {
         signed(
             &acs,
             "POST",
-            "/calling/recordings?api-version=2025-06-15",
+            "/calling/recordings?api-version=2026-03-12",
             &rec
         )
         .await

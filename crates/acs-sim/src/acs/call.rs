@@ -3,6 +3,7 @@
 //! media stream runs as a child task that reports back with [`Cmd::MediaUp`] and
 //! [`Cmd::MediaDown`].
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use acs_protocol::events::{
     MediaStreamingUpdate, ResultInformation,
 };
 use acs_protocol::rest::{
-    CallConnectionState, CallParticipant, MediaStreamingAudioChannelType, RecordingKind,
+    CallConnectionState, CallParticipant, DtmfTone, MediaStreamingAudioChannelType, RecordingKind,
     RecordingState, SubscriptionState, CALL_AUTOMATION_API_VERSION,
 };
 use acs_protocol::CommunicationIdentifierModel;
@@ -95,6 +96,36 @@ pub(crate) enum Cmd {
         failed: bool,
         callback_uri: String,
     },
+    /// `:hold` (`on_hold`) or `:unhold` of a participant of the call.
+    Hold {
+        raw_id: String,
+        on_hold: bool,
+        with_audio: bool,
+        operation_context: Option<String>,
+        callback_uri: Option<String>,
+        fail: bool,
+    },
+    /// `:sendDtmfTones` to a participant of the call.
+    DtmfSent {
+        tones: usize,
+        operation_context: Option<String>,
+        callback_uri: Option<String>,
+        fail: bool,
+    },
+    /// `:startContinuousDtmfRecognition` (`start`) / `:stopContinuousDtmfRecognition`.
+    DtmfRecognition {
+        raw_id: String,
+        start: bool,
+        operation_context: Option<String>,
+        callback_uri: Option<String>,
+    },
+    /// The participants' state changed (mute): post `ParticipantsUpdated`.
+    ParticipantsChanged,
+    /// A participant pressed keys ([`super::FakeAcsHandle::press_dtmf`]).
+    KeysPressed {
+        raw_id: String,
+        tones: Vec<DtmfTone>,
+    },
     /// The call ends.
     HangUp {
         end: CallEnd,
@@ -113,6 +144,9 @@ pub(crate) fn spawn(shared: Arc<Shared>, id: String) -> mpsc::UnboundedSender<Cm
         media: None,
         generation: 0,
         sequence: 0,
+        dtmf: HashMap::new(),
+        dtmf_sequence: 0,
+        hold_audio: HashSet::new(),
     };
     tokio::spawn(actor.run());
     tx
@@ -136,6 +170,12 @@ struct Actor {
     media: Option<MediaRun>,
     generation: u64,
     sequence: i64,
+    /// Continuous DTMF recognition: rawId → (operation context, callback URI) of the start.
+    dtmf: HashMap<String, (Option<String>, Option<String>)>,
+    /// `sequenceId` of the last `ContinuousDtmfRecognitionToneReceived`.
+    dtmf_sequence: i64,
+    /// Participants on hold with hold audio playing.
+    hold_audio: HashSet<String>,
 }
 
 fn ok_result() -> ResultInformation {
@@ -245,6 +285,70 @@ impl Actor {
                 } => {
                     self.recording(recording_id, state, failed, callback_uri)
                         .await
+                }
+                Cmd::Hold {
+                    raw_id,
+                    on_hold,
+                    with_audio,
+                    operation_context,
+                    callback_uri,
+                    fail,
+                } => {
+                    let ctx = (operation_context, callback_uri);
+                    self.hold(raw_id, on_hold, with_audio, ctx, fail).await
+                }
+                Cmd::DtmfSent {
+                    tones,
+                    operation_context,
+                    callback_uri,
+                    fail,
+                } => {
+                    let kind = if fail {
+                        CallbackKind::SendDtmfTonesFailed
+                    } else {
+                        CallbackKind::SendDtmfTonesCompleted
+                    };
+                    // Tones take time to play (about 0.1 s each on a phone line).
+                    let played = Duration::from_millis(20 * tones as u64);
+                    tokio::time::sleep(played).await;
+                    let mut e = self.event(kind);
+                    e.operation_context = operation_context;
+                    if fail {
+                        e.result_information =
+                            Some(failed_result(400, 8606, "Sending DTMF tones failed."));
+                    }
+                    self.post(e, callback_uri.as_deref()).await;
+                }
+                Cmd::DtmfRecognition {
+                    raw_id,
+                    start,
+                    operation_context,
+                    callback_uri,
+                } => {
+                    if start {
+                        self.dtmf.insert(raw_id, (operation_context, callback_uri));
+                    } else {
+                        self.dtmf.remove(&raw_id);
+                        let mut e = self.event(CallbackKind::ContinuousDtmfRecognitionStopped);
+                        e.operation_context = operation_context;
+                        self.post(e, callback_uri.as_deref()).await;
+                    }
+                }
+                Cmd::ParticipantsChanged => self.participants_updated().await,
+                Cmd::KeysPressed { raw_id, tones } => {
+                    let Some((context, url)) = self.dtmf.get(&raw_id).cloned() else {
+                        continue;
+                    };
+                    for tone in tones {
+                        self.dtmf_sequence += 1;
+                        let mut e = self.event(CallbackKind::ContinuousDtmfRecognitionToneReceived);
+                        e.operation_context.clone_from(&context);
+                        e.extra
+                            .insert("tone".into(), serde_json::json!(tone.as_str()));
+                        e.extra
+                            .insert("sequenceId".into(), serde_json::json!(self.dtmf_sequence));
+                        self.post(e, url.as_deref()).await;
+                    }
                 }
                 Cmd::HangUp {
                     end,
@@ -585,6 +689,53 @@ impl Actor {
         self.post(e, callback_uri.as_deref()).await;
     }
 
+    /// Hold (`on_hold`) or unhold `raw_id`: `HoldFailed`, or `HoldAudioStarted` (hold with
+    /// audio) / `HoldAudioCompleted` (unhold of a participant whose hold audio played) followed
+    /// by `ParticipantsUpdated` with the new `isOnHold`.
+    async fn hold(
+        &mut self,
+        raw_id: String,
+        on_hold: bool,
+        with_audio: bool,
+        (operation_context, callback_uri): (Option<String>, Option<String>),
+        fail: bool,
+    ) {
+        if fail {
+            let mut e = self.event(CallbackKind::HoldFailed);
+            e.operation_context = operation_context;
+            e.result_information = Some(failed_result(
+                400,
+                8523,
+                "Hold failed: the participant cannot be held.",
+            ));
+            self.post(e, callback_uri.as_deref()).await;
+            return;
+        }
+        self.shared.update(|s| {
+            if let Some(c) = s.call_mut(&self.id) {
+                for p in &mut c.info.participants {
+                    if p.identifier.raw_id() == raw_id {
+                        p.is_on_hold = Some(on_hold);
+                    }
+                }
+            }
+        });
+        let audio_event = if on_hold && with_audio {
+            self.hold_audio.insert(raw_id);
+            Some(CallbackKind::HoldAudioStarted)
+        } else if !on_hold && self.hold_audio.remove(&raw_id) {
+            Some(CallbackKind::HoldAudioCompleted)
+        } else {
+            None
+        };
+        if let Some(kind) = audio_event {
+            let mut e = self.event(kind);
+            e.operation_context = operation_context;
+            self.post(e, callback_uri.as_deref()).await;
+        }
+        self.participants_updated().await;
+    }
+
     async fn recording(
         &mut self,
         recording_id: String,
@@ -641,6 +792,12 @@ impl Actor {
             None => false,
         };
         if end != CallEnd::Shutdown {
+            // Continuous DTMF recognition stops with the call.
+            for (_, (context, url)) in std::mem::take(&mut self.dtmf) {
+                let mut e = self.event(CallbackKind::ContinuousDtmfRecognitionStopped);
+                e.operation_context = context;
+                self.post(e, url.as_deref()).await;
+            }
             if was_up {
                 let mut e = self.event(CallbackKind::MediaStreamingStopped);
                 e.media_streaming_update = Some(media_update(

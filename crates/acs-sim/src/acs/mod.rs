@@ -43,7 +43,10 @@
 //! | add participant | 202 `{participant, operationContext, invitationId}` | after [`FakeAcsConfig::ring_time`]: `AddParticipantSucceeded` + `ParticipantsUpdated`, or `AddParticipantFailed` (see [`FakeAcsHandle::fail_participant`]) |
 //! | cancel add participant | 202 | `CancelAddParticipantSucceeded` / `Failed` |
 //! | remove participant | 202 (404 if not in the call) | `RemoveParticipantSucceeded`, `ParticipantsUpdated` |
-//! | mute | 200 | — |
+//! | mute | 200 `{operationContext}` (404 if a target is not in the call) | `ParticipantsUpdated` with `isMuted` |
+//! | hold (optionally with `playSourceInfo`) / unhold | 200 (404 if not in the call) | `HoldAudioStarted` (hold with audio) or `HoldAudioCompleted` (unhold after hold audio), then `ParticipantsUpdated` with `isOnHold`; or `HoldFailed` ([`FakeAcsHandle::fail_participant`]) |
+//! | send DTMF tones (PSTN participants, 1–18 tones) | 202 `{operationContext}` | `SendDtmfTonesCompleted`, or `SendDtmfTonesFailed` ([`FakeAcsHandle::fail_participant`]) |
+//! | start / stop continuous DTMF recognition | 200 | per key the participant presses ([`FakeAcsHandle::press_dtmf`]) `ContinuousDtmfRecognitionToneReceived` (`tone`, `sequenceId`); stop (or the call's end) → `ContinuousDtmfRecognitionStopped` |
 //! | transfer | 202 | `CallTransferAccepted`, `MediaStreamingStopped` (if streaming), `CallDisconnected` — or `CallTransferFailed` |
 //! | start / stop media streaming | 202 (400 if not possible) | `MediaStreamingStarted` / `MediaStreamingStopped` |
 //! | start recording (`callConnectionId` or `callLocator`) | 200 `{recordingId, recordingState: inactive}` | `RecordingStateChanged` active, or `StartRecordingFailed` ([`FakeAcsHandle::set_recording_fails`]) |
@@ -784,10 +787,28 @@ impl FakeAcsHandle {
         self.shared.clear_faults();
     }
 
-    /// Makes adding or transferring to `raw_id` fail (`AddParticipantFailed`,
-    /// `CallTransferFailed`).
+    /// Makes adding, transferring to, holding or sending DTMF to `raw_id` fail
+    /// (`AddParticipantFailed`, `CallTransferFailed`, `HoldFailed`, `SendDtmfTonesFailed`).
     pub fn fail_participant(&self, raw_id: &str) {
         self.shared.fail_participant(raw_id);
+    }
+
+    /// Participant `raw_id` of a live call presses `keys` (`0`–`9`, `A`–`D`, `#`, `*`; others
+    /// are skipped): while continuous DTMF recognition runs for them, each key is posted as
+    /// `ContinuousDtmfRecognitionToneReceived` (`tone`, rising `sequenceId`); otherwise nothing
+    /// is posted, as with ACS. `false` if the call is unknown or over.
+    pub fn press_dtmf(&self, call_connection_id: &str, raw_id: &str, keys: &str) -> bool {
+        let tones = keys
+            .chars()
+            .filter_map(acs_protocol::rest::DtmfTone::from_key)
+            .collect();
+        self.shared.send(
+            call_connection_id,
+            call::Cmd::KeysPressed {
+                raw_id: raw_id.to_owned(),
+                tones,
+            },
+        )
     }
 
     /// Makes later recordings fail to start (`StartRecordingFailed`).

@@ -19,13 +19,15 @@ use crate::ids::SimRng;
 use acs_protocol::rest::{
     AddParticipantRequest, AddParticipantResponse, AnswerCallRequest, CallConnectionProperties,
     CallConnectionState, CallParticipant, CancelAddParticipantRequest,
-    CancelAddParticipantResponse, CommunicationIdentityAccessToken, CustomCallingContext,
-    GetParticipantsResponse, MediaStreamingContentType, MediaStreamingSubscription,
-    MuteParticipantsRequest, OperationContextResponse, RecordingKind, RecordingState,
-    RecordingStateResponse, RedirectCallRequest, RejectCallRequest, RemoveParticipantRequest,
+    CancelAddParticipantResponse, CommunicationIdentityAccessToken,
+    ContinuousDtmfRecognitionRequest, CustomCallingContext, GetParticipantsResponse, HoldRequest,
+    MediaStreamingContentType, MediaStreamingSubscription, MuteParticipantsRequest,
+    OperationContextResponse, RecordingKind, RecordingState, RecordingStateResponse,
+    RedirectCallRequest, RejectCallRequest, RemoveParticipantRequest, SendDtmfTonesRequest,
     StartCallRecordingRequest, StartMediaStreamingRequest, StopMediaStreamingRequest,
     SubscriptionState, TeamsExtensionAssignment, TeamsExtensionAssignmentRequest,
     TeamsUserExchangeTokenRequest, TranscriptionSubscription, TransferToParticipantRequest,
+    UnholdRequest,
 };
 use acs_protocol::{parse_raw_id, AcsOperation, CommunicationIdentifierModel};
 
@@ -103,6 +105,15 @@ pub(crate) fn dispatch(shared: &Arc<Shared>, op: AcsOperation, body: &[u8]) -> R
         }
         O::StopMediaStreaming { call_connection_id } => {
             media_streaming(shared, &call_connection_id, body, false)
+        }
+        O::Hold { call_connection_id } => hold(shared, &call_connection_id, body),
+        O::Unhold { call_connection_id } => unhold(shared, &call_connection_id, body),
+        O::SendDtmfTones { call_connection_id } => send_dtmf(shared, &call_connection_id, body),
+        O::StartContinuousDtmfRecognition { call_connection_id } => {
+            dtmf_recognition(shared, &call_connection_id, body, true)
+        }
+        O::StopContinuousDtmfRecognition { call_connection_id } => {
+            dtmf_recognition(shared, &call_connection_id, body, false)
         }
         O::StartRecording => start_recording(shared, body),
         O::GetRecording { recording_id } => get_recording(shared, &recording_id),
@@ -498,13 +509,18 @@ fn mute(shared: &Arc<Shared>, id: &str, body: &[u8]) -> Result<Reply, Reply> {
     if req.target_participants.is_empty() {
         return Err(bad_request("targetParticipants must not be empty."));
     }
-    let raws: Vec<String> = req.target_participants.iter().map(|m| m.raw_id()).collect();
     with_live_call(shared, id, |c| {
+        let raws = req
+            .target_participants
+            .iter()
+            .map(|m| participant_in(c, m))
+            .collect::<Result<Vec<String>, Reply>>()?;
         for p in &mut c.info.participants {
             if raws.contains(&p.identifier.raw_id()) {
                 p.is_muted = Some(true);
             }
         }
+        let _ = c.tx.send(Cmd::ParticipantsChanged);
         Ok(())
     })?;
     Ok(Reply::json(
@@ -603,6 +619,113 @@ fn media_streaming(
         Ok(())
     })?;
     Ok(Reply::empty(202))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hold, DTMF
+// ---------------------------------------------------------------------------------------------
+
+/// The participant `m` names in call `c` (404 `Participant not found` otherwise).
+fn participant_in(c: &mut CallEntry, m: &CommunicationIdentifierModel) -> Result<String, Reply> {
+    let raw = canonical(m).raw_id();
+    if c.info
+        .participants
+        .iter()
+        .any(|p| p.identifier.raw_id() == raw)
+    {
+        Ok(raw)
+    } else {
+        Err(not_found("Participant"))
+    }
+}
+
+fn hold(shared: &Arc<Shared>, id: &str, body: &[u8]) -> Result<Reply, Reply> {
+    let req: HoldRequest = parse(body, false)?;
+    req.validate().map_err(|e| invalid(&e))?;
+    let failing = shared.lock().failing_participants.clone();
+    with_live_call(shared, id, |c| {
+        let raw = participant_in(c, &req.target_participant)?;
+        let _ = c.tx.send(Cmd::Hold {
+            raw_id: raw.clone(),
+            on_hold: true,
+            with_audio: req.play_source_info.is_some(),
+            operation_context: req.operation_context.clone(),
+            callback_uri: req.operation_callback_uri.clone(),
+            fail: failing.contains(&raw),
+        });
+        Ok(())
+    })?;
+    Ok(Reply::empty(200))
+}
+
+fn unhold(shared: &Arc<Shared>, id: &str, body: &[u8]) -> Result<Reply, Reply> {
+    let req: UnholdRequest = parse(body, false)?;
+    if let Some(r) = identifier_problem("targetParticipant", &req.target_participant) {
+        return Err(r);
+    }
+    with_live_call(shared, id, |c| {
+        let raw = participant_in(c, &req.target_participant)?;
+        let _ = c.tx.send(Cmd::Hold {
+            raw_id: raw,
+            on_hold: false,
+            with_audio: false,
+            operation_context: req.operation_context.clone(),
+            callback_uri: req.operation_callback_uri.clone(),
+            fail: false,
+        });
+        Ok(())
+    })?;
+    Ok(Reply::empty(200))
+}
+
+fn send_dtmf(shared: &Arc<Shared>, id: &str, body: &[u8]) -> Result<Reply, Reply> {
+    let req: SendDtmfTonesRequest = parse(body, false)?;
+    req.validate().map_err(|e| invalid(&e))?;
+    if canonical(&req.target_participant).phone_number.is_none() {
+        return Err(bad_request(
+            "Send DTMF is supported only for PSTN participants.",
+        ));
+    }
+    let failing = shared.lock().failing_participants.clone();
+    with_live_call(shared, id, |c| {
+        let raw = participant_in(c, &req.target_participant)?;
+        let _ = c.tx.send(Cmd::DtmfSent {
+            tones: req.tones.len(),
+            operation_context: req.operation_context.clone(),
+            callback_uri: req.operation_callback_uri.clone(),
+            fail: failing.contains(&raw),
+        });
+        Ok(())
+    })?;
+    Ok(Reply::json(
+        202,
+        &OperationContextResponse {
+            operation_context: req.operation_context,
+        },
+    ))
+}
+
+fn dtmf_recognition(
+    shared: &Arc<Shared>,
+    id: &str,
+    body: &[u8],
+    start: bool,
+) -> Result<Reply, Reply> {
+    let req: ContinuousDtmfRecognitionRequest = parse(body, false)?;
+    if let Some(r) = identifier_problem("targetParticipant", &req.target_participant) {
+        return Err(r);
+    }
+    with_live_call(shared, id, |c| {
+        let raw = participant_in(c, &req.target_participant)?;
+        let _ = c.tx.send(Cmd::DtmfRecognition {
+            raw_id: raw,
+            start,
+            operation_context: req.operation_context.clone(),
+            callback_uri: req.operation_callback_uri.clone(),
+        });
+        Ok(())
+    })?;
+    Ok(Reply::empty(200))
 }
 
 // ---------------------------------------------------------------------------------------------
