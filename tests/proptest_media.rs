@@ -24,7 +24,7 @@
 //! more. A failing case is shrunk and its seed saved under `tests/proptest-regressions/`
 //! (committed, replayed first on every run).
 
-use acs_media_gateway::metrics::{scrape_value, BadFrame, Metrics};
+use acs_media_gateway::metrics::{BadFrame, Metrics};
 use acs_media_gateway::pipeline::frame::{StreamKind, MAX_FRAME_SAMPLES};
 use acs_media_gateway::pipeline::sink::{ManualSink, QueueConfig};
 use acs_media_gateway::pipeline::{
@@ -39,10 +39,11 @@ use acs_media_gateway::protocol::media::{
     parse_outbound, Inbound,
 };
 use acs_media_gateway::protocol::timestamp::format_timestamp;
+use acs_sim::scrape::scrape_value;
 use base64::Engine as _;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
-use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, FileFailurePersistence, RngSeed, TestCaseError, TestRunner};
 use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -51,6 +52,9 @@ use std::sync::{Arc, Mutex};
 // ---------------------------------------------------------------------------------------------
 // Running
 // ---------------------------------------------------------------------------------------------
+
+/// Seed of a plain `cargo test` run.
+const DEFAULT_SEED: u64 = 0x0ac5_6a7e_3a7d_2026;
 
 /// Cases of one property: `PROPTEST_CASES` when set, else `default`.
 fn cases(default: u32) -> u32 {
@@ -71,11 +75,19 @@ fn run<S>(
     S: Strategy,
     S::Value: std::fmt::Debug,
 {
-    let cfg = Config {
+    let mut cfg = Config {
         cases: cases(default_cases),
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(regressions))),
         ..Config::default()
     };
+    // A plain `cargo test` is deterministic (a fixed seed), so its coverage assertions cannot
+    // flake in CI; a run that sets `PROPTEST_CASES` (the long run) or `PROPTEST_RNG_SEED`
+    // explores with a random or chosen seed.
+    if std::env::var_os("PROPTEST_CASES").is_none()
+        && std::env::var_os("PROPTEST_RNG_SEED").is_none()
+    {
+        cfg.rng_seed = RngSeed::Fixed(DEFAULT_SEED);
+    }
     let mut runner = TestRunner::new(cfg);
     if let Err(e) = runner.run(&strategy, test) {
         panic!("{e}\n{runner}");
@@ -1729,6 +1741,10 @@ fn run_scenario(sc: &Scenario, metrics: &Arc<Metrics>, tally: &Tally) -> Result<
         ring_capacity_ms: sc.ring_capacity_ms,
         timeline: acs_media_gateway::pipeline::timeline::TimelineConfig {
             max_gap_fill_ms: sc.max_gap_fill_ms,
+            // The wall-clock fill budget never binds here (no elapsed time is handed in): the
+            // model below predicts fills up to `max_gap_fill_ms`. The budget and its outliers
+            // have their own tests (timeline's unit tests, tests/timestamp_abuse.rs).
+            gap_fill_slack_ms: u32::MAX,
             resync_after_late: sc.resync_after_late,
         },
         mix_unmixed: sc.mix_unmixed,
