@@ -113,7 +113,7 @@ fn write(c: &mut Criterion) {
                         let f = AudioFrame::new(id, id, pos, rate, &samples);
                         rec.sink.write(black_box(&f)).unwrap();
                         pos += samples.len() as u64;
-                        if (rec.written + k + 1) % FRAMES_PER_FLUSH == 0 {
+                        if (rec.written + k + 1).is_multiple_of(FRAMES_PER_FLUSH) {
                             rec.sink.flush().unwrap();
                         }
                     }

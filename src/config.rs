@@ -217,7 +217,9 @@ impl Default for MediaConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SilenceSection {
-    /// Frames at or below this RMS level (dBFS) are silence.
+    /// Per-frame speech classifier: `adaptive` (default), `neural` or `energy`.
+    pub detector: crate::pipeline::silence::DetectorKind,
+    /// `energy` detector: frames at or below this RMS level (dBFS) are silence.
     pub threshold_dbfs: f32,
     /// Silence needed after speech before speech-end fires (ms).
     pub hang_ms: u32,
@@ -230,6 +232,7 @@ pub struct SilenceSection {
 impl Default for SilenceSection {
     fn default() -> Self {
         Self {
+            detector: crate::pipeline::silence::DetectorKind::Adaptive,
             threshold_dbfs: -45.0,
             hang_ms: 400,
             min_speech_ms: 40,
@@ -849,6 +852,7 @@ impl Config {
     /// The silence detector settings.
     pub fn silence_config(&self) -> crate::pipeline::silence::SilenceConfig {
         crate::pipeline::silence::SilenceConfig {
+            detector: self.silence.detector,
             threshold_dbfs: self.silence.threshold_dbfs,
             hang_ms: self.silence.hang_ms,
             min_speech_ms: self.silence.min_speech_ms,
@@ -971,6 +975,30 @@ mod tests {
             let e =
                 Config::load(Some(Path::new("missing.toml")), &Overrides::default()).unwrap_err();
             assert!(e.to_string().contains("missing.toml"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn silence_detector_is_chosen_by_name_and_a_wrong_name_is_an_error() {
+        use crate::pipeline::silence::DetectorKind;
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            let c = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(c.silence.detector, DetectorKind::Adaptive);
+            assert_eq!(c.silence_config().detector, DetectorKind::Adaptive);
+            jail.create_file("n.toml", "[silence]\ndetector = \"neural\"\n")?;
+            let c = Config::load(Some(Path::new("n.toml")), &Overrides::default())
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.silence_config().detector, DetectorKind::Neural);
+            jail.set_env("ACS_GATEWAY_SILENCE__DETECTOR", "energy");
+            let c = Config::load(Some(Path::new("n.toml")), &Overrides::default())
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.silence.detector, DetectorKind::Energy, "env beats file");
+            assert!(c.to_toml().contains("detector = \"energy\""));
+            jail.set_env("ACS_GATEWAY_SILENCE__DETECTOR", "webrtc");
+            let e = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains("webrtc"), "{e}");
             Ok(())
         });
     }

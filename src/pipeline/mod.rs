@@ -17,6 +17,7 @@ pub mod ring;
 pub mod silence;
 pub mod sink;
 pub mod timeline;
+pub mod vad;
 
 pub use frame::{
     AudioFrame, CallEvent, CallId, CallInfo, EndReason, SinkMsg, StreamId, StreamInfo, StreamKind,

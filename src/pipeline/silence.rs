@@ -1,7 +1,9 @@
-//! PURE: the per-participant silence detector (energy-based voice activity).
+//! PURE: the per-participant silence detector (voice activity and speech edges).
 //!
-//! Owns [`SilenceDetector`], [`SilenceConfig`], the level measure [`dbfs`] and the speech edges
-//! [`VoiceEdge`]. The detector combines a frame's RMS level with ACS's own `silent` flag.
+//! Owns [`SilenceDetector`], [`SilenceConfig`], [`DetectorKind`], the level measure [`dbfs`] and
+//! the speech edges [`VoiceEdge`]. The detector combines a per-frame speech decision (one of
+//! three classifiers, see [`DetectorKind`]; the adaptive and neural ones live in
+//! [`super::vad`]) with ACS's own `silent` flag, and turns the decisions into speech edges.
 //!
 //! # Rules
 //!
@@ -9,8 +11,12 @@
 //!   every gap fed to [`SilenceDetector::process_gap`] advances [`SilenceDetector::position`] by
 //!   its length. Edge positions (`at`, `started`) are on this clock. Milliseconds in the config are
 //!   converted to samples with the sample rate (`ms * rate / 1000`, rounded down).
-//! - **Voiced frame.** A frame is voiced when `dbfs(frame) > threshold_dbfs` and not
-//!   (`trust_acs_silent` and the frame's ACS `silent` flag). Gaps are always unvoiced.
+//! - **Voiced frame.** A frame is voiced when its classifier says speech and not
+//!   (`trust_acs_silent` and the frame's ACS `silent` flag). Gaps are always unvoiced. The
+//!   classifiers: `energy` says speech when `dbfs(frame) > threshold_dbfs`; `adaptive` (the
+//!   default) when its sub-band SNRs against the stream's tracked noise floors are high enough;
+//!   `neural` when earshot's score is at least 0.5. The last two never call a DTMF tone speech.
+//!   Every frame goes through the classifier, ACS-silent ones too (they keep the noise floor).
 //! - **Speech start.** Outside speech, consecutive voiced frames form a run; the run's start is the
 //!   position of its first sample. Once the run holds at least `min_speech_ms` of audio,
 //!   [`VoiceEdge::SpeechStart`] fires (on that frame) with `at` = the run's start. An unvoiced
@@ -25,13 +31,41 @@
 //!
 //! Nothing allocates after construction.
 
+use super::vad::{AdaptiveVad, NeuralVad};
+
 /// The level reported for empty or all-zero audio, in dBFS.
 pub const SILENCE_FLOOR_DBFS: f32 = -120.0;
+
+/// Which per-frame speech classifier a [`SilenceDetector`] uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectorKind {
+    /// Sub-band SNR against per-stream noise floors ([`super::vad::AdaptiveVad`]). The default.
+    #[default]
+    Adaptive,
+    /// earshot's small neural network ([`super::vad::NeuralVad`]): more accurate, ~10x the cost.
+    Neural,
+    /// RMS level above the fixed `threshold_dbfs` (the original detector; noise counts as speech).
+    Energy,
+}
+
+impl DetectorKind {
+    /// The config spelling: `adaptive`, `neural` or `energy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Adaptive => "adaptive",
+            Self::Neural => "neural",
+            Self::Energy => "energy",
+        }
+    }
+}
 
 /// Silence detector settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SilenceConfig {
-    /// A frame louder than this (RMS, dBFS) is voiced. Default -45.0.
+    /// The per-frame speech classifier. Default [`DetectorKind::Adaptive`].
+    pub detector: DetectorKind,
+    /// `energy` detector: a frame louder than this (RMS, dBFS) is voiced. Default -45.0.
     pub threshold_dbfs: f32,
     /// Unvoiced audio needed to end a speech segment, in ms. Default 400.
     pub hang_ms: u32,
@@ -44,6 +78,7 @@ pub struct SilenceConfig {
 impl Default for SilenceConfig {
     fn default() -> Self {
         Self {
+            detector: DetectorKind::Adaptive,
             threshold_dbfs: -45.0,
             hang_ms: 400,
             min_speech_ms: 40,
@@ -105,10 +140,32 @@ pub struct FrameVoice {
     pub edge: Option<VoiceEdge>,
 }
 
+/// The per-frame classifier of a [`SilenceDetector`].
+#[derive(Debug)]
+enum Classifier {
+    Energy { threshold_dbfs: f32 },
+    Adaptive(Box<AdaptiveVad>),
+    Neural(Box<NeuralVad>),
+}
+
+impl Classifier {
+    /// (RMS dBFS, speech) for one non-empty frame.
+    fn classify(&mut self, samples: &[i16]) -> (f32, bool) {
+        match self {
+            Self::Energy { threshold_dbfs } => {
+                let level = dbfs(samples);
+                (level, level > *threshold_dbfs)
+            }
+            Self::Adaptive(v) => v.process(samples),
+            Self::Neural(v) => v.process(samples),
+        }
+    }
+}
+
 /// Per-participant voice activity state. See the module docs for the rules.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct SilenceDetector {
-    threshold_dbfs: f32,
+    classifier: Classifier,
     trust_acs_silent: bool,
     hang_samples: u64,
     min_speech_samples: u64,
@@ -130,8 +187,15 @@ fn ms_to_samples(ms: u32, sample_rate: u32) -> u64 {
 impl SilenceDetector {
     /// A detector for audio at `sample_rate` Hz, starting at position 0 outside speech.
     pub fn new(cfg: &SilenceConfig, sample_rate: u32) -> Self {
+        let classifier = match cfg.detector {
+            DetectorKind::Energy => Classifier::Energy {
+                threshold_dbfs: cfg.threshold_dbfs,
+            },
+            DetectorKind::Adaptive => Classifier::Adaptive(Box::new(AdaptiveVad::new(sample_rate))),
+            DetectorKind::Neural => Classifier::Neural(Box::new(NeuralVad::new(sample_rate))),
+        };
         Self {
-            threshold_dbfs: cfg.threshold_dbfs,
+            classifier,
             trust_acs_silent: cfg.trust_acs_silent,
             hang_samples: ms_to_samples(cfg.hang_ms, sample_rate),
             min_speech_samples: ms_to_samples(cfg.min_speech_ms, sample_rate),
@@ -148,15 +212,15 @@ impl SilenceDetector {
 
     /// Feeds one frame with ACS's `silent` flag; returns its level, whether it was voiced and any edge.
     pub fn process(&mut self, samples: &[i16], acs_silent: bool) -> FrameVoice {
-        let level = dbfs(samples);
-        let voiced = level > self.threshold_dbfs && !(self.trust_acs_silent && acs_silent);
         if samples.is_empty() {
             return FrameVoice {
-                dbfs: level,
-                voiced,
+                dbfs: SILENCE_FLOOR_DBFS,
+                voiced: false,
                 edge: None,
             };
         }
+        let (level, speech) = self.classifier.classify(samples);
+        let voiced = speech && !(self.trust_acs_silent && acs_silent);
         let n = samples.len() as u64;
         let edge = if voiced {
             self.voiced(n)
@@ -300,8 +364,17 @@ mod tests {
         assert!(t > SILENCE_FLOOR_DBFS && t < -110.0, "{t}");
     }
 
+    /// The edge rules are the classifier's business-independent part: these tests drive them
+    /// with the `energy` classifier, whose decisions are exact (a square wave or zeros).
+    fn energy_cfg() -> SilenceConfig {
+        SilenceConfig {
+            detector: DetectorKind::Energy,
+            ..SilenceConfig::default()
+        }
+    }
+
     fn det16() -> SilenceDetector {
-        SilenceDetector::new(&SilenceConfig::default(), 16_000)
+        SilenceDetector::new(&energy_cfg(), 16_000)
     }
 
     #[test]
@@ -396,7 +469,7 @@ mod tests {
 
         let cfg = SilenceConfig {
             trust_acs_silent: false,
-            ..SilenceConfig::default()
+            ..energy_cfg()
         };
         let mut d = SilenceDetector::new(&cfg, 16_000);
         assert!(d.process(&loud, true).voiced);
@@ -486,7 +559,7 @@ mod tests {
 
     #[test]
     fn rate_24k() {
-        let mut d = SilenceDetector::new(&SilenceConfig::default(), 24_000);
+        let mut d = SilenceDetector::new(&energy_cfg(), 24_000);
         let loud = sine(0.3, 440.0, 24_000, 480);
         d.process(&[0; 480], false);
         let f = d.process(&loud, false);
@@ -543,7 +616,7 @@ mod tests {
         let cfg = SilenceConfig {
             threshold_dbfs: dbfs(&square(16384, 320)),
             min_speech_ms: 0,
-            ..SilenceConfig::default()
+            ..energy_cfg()
         };
         let mut d = SilenceDetector::new(&cfg, 16_000);
         assert!(!d.process(&square(16384, 320), false).voiced);

@@ -470,7 +470,7 @@ fn run_worker(
                 }
             }
             got += 1;
-            if got % 64 == 0 && Instant::now() >= next_flush {
+            if got.is_multiple_of(64) && Instant::now() >= next_flush {
                 break;
             }
         }

@@ -288,7 +288,7 @@ pub fn plan_frames(plan: &StreamPlan) -> Result<Vec<PlannedFrame>, SimError> {
     let pcm_bytes = (spf * 2) as u32;
     let slots = plan.slots();
     let f = plan.faults;
-    let every = |n: u64, k: Option<u64>| k.is_some_and(|k| n % k == 0);
+    let every = |n: u64, k: Option<u64>| k.is_some_and(|k| n.is_multiple_of(k));
     let ts = |slot: u64| {
         let mut s = String::with_capacity(24);
         format_timestamp(plan.start_unix_ms + (slot * FRAME_MS) as i64, &mut s);
