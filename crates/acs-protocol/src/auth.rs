@@ -448,12 +448,7 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    fn vector(name: &str) -> Value {
-        let path =
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/vectors/").to_owned() + name;
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        serde_json::from_slice(&bytes).unwrap()
-    }
+    use crate::testvec::json as vector;
 
     fn s<'a>(v: &'a Value, k: &str) -> &'a str {
         v[k].as_str().unwrap_or_else(|| panic!("no {k}"))

@@ -894,15 +894,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn vector_bytes(name: &str) -> Vec<u8> {
-        let path =
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/vectors/").to_owned() + name;
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    fn vector(name: &str) -> Value {
-        serde_json::from_slice(&vector_bytes(name)).unwrap()
-    }
+    use crate::testvec::{bytes as vector_bytes, json as vector};
 
     fn one_callback(name: &str) -> CallbackEvent {
         let mut v = parse_callbacks(&vector_bytes(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -1273,7 +1265,7 @@ mod tests {
 
     #[test]
     fn every_callback_vector_parses() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/vectors");
+        let dir = crate::testvec::dir();
         let mut n = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();

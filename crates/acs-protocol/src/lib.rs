@@ -38,6 +38,8 @@ pub mod fast;
 pub mod identifier;
 pub mod media;
 pub mod rest;
+#[cfg(test)]
+mod testvec;
 pub mod timestamp;
 pub mod token;
 

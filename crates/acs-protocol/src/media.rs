@@ -1254,13 +1254,7 @@ fn ser_sentiment<S: Serializer>(v: &Option<Cow<'_, str>>, s: S) -> Result<S::Ok,
 mod tests {
     use super::*;
 
-    fn vector(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/../../fixtures/vectors/{name}",
-            concat!(env!("CARGO_MANIFEST_DIR"))
-        );
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use crate::testvec::bytes as vector;
 
     fn parse_ok(frame: &[u8]) -> Inbound<'_> {
         parse_inbound(frame)
@@ -1479,7 +1473,7 @@ mod tests {
     /// serialize → parse round trip. A newly added `ws_inbound_*` vector is picked up here.
     #[test]
     fn every_inbound_vector_parses_and_round_trips() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/vectors");
+        let dir = crate::testvec::dir();
         let mut n = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -1789,7 +1783,7 @@ mod tests {
 
     #[test]
     fn every_outbound_vector_parses() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/vectors");
+        let dir = crate::testvec::dir();
         let mut n = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();

@@ -2023,12 +2023,7 @@ mod tests {
     use serde::de::DeserializeOwned;
     use serde_json::{json, Value};
 
-    fn vector(name: &str) -> Value {
-        let path =
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/vectors/").to_owned() + name;
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        serde_json::from_slice(&bytes).unwrap()
-    }
+    use crate::testvec::json as vector;
 
     /// Removes `null` members recursively: `null` and absent mean the same for optional fields.
     fn strip_nulls(v: &Value) -> Value {
