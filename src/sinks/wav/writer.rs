@@ -31,6 +31,9 @@ const BLOCK: u64 = 2;
 /// which `perf` showed costing more than the copy itself.
 const PAGE: u64 = 4096;
 
+/// Largest write buffer a file takes.
+pub const MAX_BUFFER: usize = 1 << 20;
+
 /// Shared source of gap fills (no per-file or per-gap zero buffer).
 static ZEROS: [u8; 16 * 1024] = [0; 16 * 1024];
 
@@ -71,12 +74,12 @@ pub struct WavFile {
 }
 
 impl WavFile {
-    /// Creates (truncating) `path` with a header stating no data; `buf_bytes` (at least 64, at
-    /// most the static zero block) is the write buffer, allocated here once.
+    /// Creates (truncating) `path` with a header stating no data; `buf_bytes` (64 bytes to
+    /// [`MAX_BUFFER`]) is the write buffer, allocated here once.
     pub fn create(path: &Path, rate: u32, buf_bytes: usize) -> io::Result<Self> {
         let mut file = File::create(path)?;
         file.write_all(&header(rate, 0))?;
-        let cap = buf_bytes.clamp(64, ZEROS.len()) & !1;
+        let cap = buf_bytes.clamp(64, MAX_BUFFER) & !1;
         Ok(Self {
             file,
             rate,
@@ -184,7 +187,7 @@ impl WavFile {
                 left -= n as u64;
                 continue;
             }
-            let n = left.min((self.cap - self.buf.len()) as u64) as usize;
+            let n = left.min((self.cap - self.buf.len()).min(ZEROS.len()) as u64) as usize;
             self.buf.extend_from_slice(&ZEROS[..n]);
             self.data += n as u64;
             left -= n as u64;
@@ -324,30 +327,33 @@ pub(super) mod tests {
 
     #[test]
     fn odd_sizes_frames_larger_than_the_buffer_and_gaps_of_every_size() {
-        let tmp = tempfile::tempdir().unwrap();
-        let p = tmp.path().join("odd.wav");
-        // a small buffer so frames and gaps straddle and exceed it
-        let mut w = WavFile::create(&p, 24_000, 100).unwrap();
-        let mut want: Vec<i16> = Vec::new();
-        for (i, n) in [1usize, 3, 49, 50, 51, 97, 960, 0, 7]
-            .into_iter()
-            .enumerate()
-        {
-            let s = ramp(n, i as i32 * 1000);
-            w.write(&s).unwrap();
-            want.extend(&s);
-            let gap = [0u64, 1, 13, 50, 51, 8191, 8192 * 3 + 5, 0, 2][i];
-            w.write_silence(gap).unwrap();
-            want.extend(std::iter::repeat_n(0, gap as usize));
-            if i % 3 == 0 {
-                w.refresh().unwrap();
+        // a small buffer so frames and gaps straddle and exceed it; buffers larger than the
+        // static zero block, so a gap fills a partly full buffer in several zero-block pieces
+        for buf in [100, 40_000, 70_000] {
+            let tmp = tempfile::tempdir().unwrap();
+            let p = tmp.path().join("odd.wav");
+            let mut w = WavFile::create(&p, 24_000, buf).unwrap();
+            let mut want: Vec<i16> = Vec::new();
+            for (i, n) in [1usize, 3, 49, 50, 51, 97, 960, 0, 7, 20_000]
+                .into_iter()
+                .enumerate()
+            {
+                let s = ramp(n, i as i32 * 1000);
+                w.write(&s).unwrap();
+                want.extend(&s);
+                let gap = [0u64, 1, 13, 50, 51, 8191, 8192 * 3 + 5, 0, 2, 40_000][i];
+                w.write_silence(gap).unwrap();
+                want.extend(std::iter::repeat_n(0, gap as usize));
+                if i % 3 == 0 {
+                    w.refresh().unwrap();
+                }
             }
+            assert_eq!(w.samples(), want.len() as u64);
+            assert_eq!(w.finalize().0, want.len() as u64);
+            let (_, got) = read(&p);
+            assert_eq!(got.len(), want.len(), "buffer {buf}");
+            assert!(got == want, "samples differ with a {buf}-byte buffer");
         }
-        assert_eq!(w.samples(), want.len() as u64);
-        assert_eq!(w.finalize().0, want.len() as u64);
-        let (_, got) = read(&p);
-        assert_eq!(got.len(), want.len());
-        assert!(got == want, "samples differ");
     }
 
     #[test]
