@@ -69,6 +69,13 @@ pub const MAX_PENDING_JSON: usize = 1024;
 /// stopped short.
 pub type FailureHook = Arc<dyn Fn(&'static str) + Send + Sync>;
 
+/// Called with a call's folder once it is final: the call ended (or the sink shut down), every
+/// file of the call is finalised and its last `call.json` is on disk; nothing in the folder
+/// changes after it (a `call.json` that could not be written at the end calls it when a later
+/// flush writes it). The recordings uploader ([`crate::upload`]) hangs here; the hook runs on
+/// the sink's worker thread and must not block.
+pub type FolderHook = Arc<dyn Fn(&Path) + Send + Sync>;
+
 /// The `reason` label of a failed recording.
 pub fn failure_reason(e: &io::Error) -> &'static str {
     match e.kind() {
@@ -208,6 +215,7 @@ pub struct WavSink {
     day: Option<(String, PathBuf)>,
     on_finalised: Option<Arc<dyn Fn() + Send + Sync>>,
     on_failed: Option<FailureHook>,
+    on_folder: Option<FolderHook>,
     /// Ended calls' `call.json` waiting for space, oldest first.
     pending_json: VecDeque<PendingJson>,
 }
@@ -222,6 +230,7 @@ impl WavSink {
             day: None,
             on_finalised,
             on_failed: None,
+            on_folder: None,
             pending_json: VecDeque::new(),
         }
     }
@@ -231,6 +240,21 @@ impl WavSink {
     pub fn with_failure_hook(mut self, hook: FailureHook) -> Self {
         self.on_failed = Some(hook);
         self
+    }
+
+    /// Calls `hook` with each call folder once it is final (see [`FolderHook`]).
+    pub fn with_folder_hook(mut self, hook: FolderHook) -> Self {
+        self.on_folder = Some(hook);
+        self
+    }
+
+    /// The call's folder is final when its last `call.json` is on disk.
+    fn folder_final(&self, call: CallId) {
+        if let (Some(hook), Some(c)) = (&self.on_folder, self.calls.get(&call)) {
+            if !c.json_dirty {
+                hook(&c.dir);
+            }
+        }
     }
 
     fn failed(&self, e: &io::Error) {
@@ -433,6 +457,9 @@ impl WavSink {
         while let Some(p) = self.pending_json.front() {
             if write_json_file(&p.dir, &p.bytes).is_err() {
                 return;
+            }
+            if let Some(hook) = &self.on_folder {
+                hook(&p.dir);
             }
             self.pending_json.pop_front();
         }
@@ -669,6 +696,7 @@ impl Sink for WavSink {
             c.end = Some((chrono::Utc::now().timestamp_millis(), reason.to_string()));
         }
         let json = self.write_call_json(call.id, true);
+        self.folder_final(call.id);
         // forget the call: its files are final (streams of a call without a folder included)
         self.calls.remove(&call.id);
         self.streams.retain(|_, s| s.call != call.id);
@@ -727,6 +755,7 @@ impl Sink for WavSink {
             if let Err(e) = self.write_call_json(c, true) {
                 first_err.get_or_insert(e);
             }
+            self.folder_final(c);
         }
         self.calls.clear();
         self.streams.clear();
