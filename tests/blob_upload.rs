@@ -396,3 +396,32 @@ async fn an_unreachable_store_gives_retries_then_failed_and_the_next_start_uploa
     assert!(blob[..] == mixed[..]);
     assert!(!folders[0].join(PENDING_MARKER).exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_bigger_than_one_part_goes_up_in_blocks_with_its_exact_bytes() {
+    let Some(container) = container().await else {
+        return;
+    };
+    use acs_media_gateway::upload::store;
+    let target = upload_to(&container).target().unwrap();
+    let up = store::build_store(&target, Duration::from_secs(30)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("long.wav");
+    // 2.5 parts of a pattern that shows any misplaced block
+    let bytes: Vec<u8> = (0..store::PART_BYTES * 5 / 2)
+        .map(|i| (i % 251) as u8 ^ (i / store::PART_BYTES) as u8)
+        .collect();
+    std::fs::write(&path, &bytes).unwrap();
+    let key = BlobPath::from("big/long.wav");
+    let sent = store::put_file(&up, &path, key.clone()).await.unwrap();
+    assert_eq!(sent, bytes.len() as u64);
+    let blob = reader(&container)
+        .get(&key)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(blob.len(), bytes.len());
+    assert!(blob[..] == bytes[..], "block order and contents kept");
+}

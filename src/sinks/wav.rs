@@ -987,6 +987,50 @@ mod tests {
     }
 
     #[test]
+    fn the_folder_hook_fires_once_per_call_after_its_last_call_json_is_on_disk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let seen: Arc<std::sync::Mutex<Vec<(PathBuf, bool)>>> = Arc::default();
+        let s2 = seen.clone();
+        let mut sink = sink_in(tmp.path()).with_folder_hook(Arc::new(move |dir: &Path| {
+            // what the hook sees: the ended call's document, no open file
+            let doc: serde_json::Value =
+                serde_json::from_slice(&fs::read(dir.join(CALL_JSON)).unwrap()).unwrap();
+            let ended = !doc["call"]["endReason"].is_null();
+            s2.lock().unwrap().push((dir.to_path_buf(), ended));
+        }));
+        let c = contract::call(21);
+        sink.open(&contract::stream(&c, 1, None, 16_000)).unwrap();
+        sink.flush().unwrap();
+        assert!(seen.lock().unwrap().is_empty(), "not while the call runs");
+        sink.end_call(&c, &EndReason::PeerClosed).unwrap();
+        let dir = find_call_dir(tmp.path(), "contract-call-21");
+        assert_eq!(*seen.lock().unwrap(), vec![(dir, true)]);
+
+        // a call.json that cannot be written at the end: the hook waits for the flush that writes it
+        let c = contract::call(22);
+        sink.open(&contract::stream(&c, 2, None, 16_000)).unwrap();
+        let dir = find_call_dir(tmp.path(), "contract-call-22");
+        fs::create_dir(dir.join(CALL_JSON)).unwrap();
+        assert!(sink.end_call(&c, &EndReason::PeerClosed).is_err());
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            1,
+            "not final without its call.json"
+        );
+        fs::remove_dir(dir.join(CALL_JSON)).unwrap();
+        sink.flush().unwrap();
+        assert_eq!(seen.lock().unwrap().last(), Some(&(dir, true)));
+
+        // a call still open at shutdown is final once shutdown finalised it
+        let c = contract::call(23);
+        sink.open(&contract::stream(&c, 3, None, 16_000)).unwrap();
+        sink.shutdown().unwrap();
+        let dir = find_call_dir(tmp.path(), "contract-call-23");
+        assert_eq!(seen.lock().unwrap().len(), 3);
+        assert_eq!(seen.lock().unwrap().last(), Some(&(dir, true)));
+    }
+
+    #[test]
     fn validation_reports_every_problem() {
         let c = WavSinkConfig {
             dir: PathBuf::new(),

@@ -581,6 +581,24 @@ mod tests {
     }
 
     #[test]
+    fn the_gateway_config_checks_the_section_and_needs_a_wav_sink() {
+        let mut cfg = crate::config::Config {
+            upload: enabled(),
+            ..Default::default()
+        };
+        assert!(cfg.validate().is_ok());
+        cfg.upload.concurrency = 0;
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("upload: concurrency 0"), "{e}");
+        cfg.upload.concurrency = 1;
+        cfg.sinks = vec![crate::sinks::SinkConfig::Null(Default::default())];
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("needs a wav sink"), "{e}");
+        cfg.upload.enabled = false;
+        assert!(cfg.validate().is_ok(), "a disabled section is not checked");
+    }
+
+    #[test]
     fn explicit_keys_win_over_the_connection_string() {
         let c = UploadConfig {
             account: String::new(),
