@@ -344,12 +344,20 @@ impl Inner {
         let dir = dir.to_path_buf();
         let delete = self.cfg.delete_after_upload;
         let r = tokio::task::spawn_blocking(move || {
-            if delete {
-                std::fs::remove_dir_all(&dir)
-            } else {
-                std::fs::remove_file(dir.join(store::PENDING_MARKER))
-            }
-            .map_err(|e| (dir, e))
+            // the marker first: a crash while deleting leaves no folder to upload again
+            std::fs::remove_file(dir.join(store::PENDING_MARKER))
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => Ok(()), // it could not be written
+                    _ => Err(e),
+                })
+                .and_then(|()| {
+                    if delete {
+                        std::fs::remove_dir_all(&dir)
+                    } else {
+                        Ok(())
+                    }
+                })
+                .map_err(|e| (dir, e))
         })
         .await;
         if let Ok(Err((dir, e))) = r {
@@ -578,6 +586,59 @@ mod tests {
             ..enabled()
         };
         assert_eq!(bad.validate().len(), 5, "{:?}", bad.validate());
+    }
+
+    #[test]
+    fn a_full_queue_leaves_the_folder_marked_and_counts_it_without_waiting() {
+        let metrics = Metrics::new();
+        let cfg = enabled();
+        let (tx, mut rx) = mpsc::channel(1);
+        let inner = Arc::new(Inner {
+            store: store::build_store(&cfg.target().unwrap(), Duration::from_secs(1)).unwrap(),
+            cfg,
+            metrics: UploadMetrics::register(&metrics).unwrap(),
+            tx: Mutex::new(Some(tx)),
+            pending: AtomicI64::new(0),
+        });
+        let u = Uploader {
+            inner: inner.clone(),
+            workers: Vec::new(),
+            scan: None,
+        };
+        let hook = u.hook();
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs: Vec<PathBuf> = (0..3).map(|i| tmp.path().join(format!("c{i}"))).collect();
+        for d in &dirs {
+            std::fs::create_dir(d).unwrap();
+            hook(d); // returns at once, queue full or not
+        }
+        assert!(dirs.iter().all(|d| d.join(store::PENDING_MARKER).exists()));
+        assert_eq!(rx.try_recv().unwrap(), dirs[0]);
+        let text = metrics.render();
+        let v = |series: &str| sample(&text, series);
+        assert_eq!(
+            v("acs_gateway_recording_uploads_deferred_total{reason=\"queue_full\"}"),
+            2.0
+        );
+        assert_eq!(v("acs_gateway_recording_upload_queue"), 1.0);
+        // after the drain closed the queue, a late folder is left marked too
+        drop(inner.tx.lock().unwrap().take());
+        hook(&dirs[1]);
+        let text = metrics.render();
+        assert_eq!(
+            sample(
+                &text,
+                "acs_gateway_recording_uploads_deferred_total{reason=\"shutdown\"}"
+            ),
+            1.0
+        );
+    }
+
+    /// One sample's value from a rendered exposition.
+    fn sample(text: &str, series: &str) -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0.0)
     }
 
     #[test]
