@@ -1,7 +1,8 @@
 //! Wiring: builds the metrics, sinks, pipeline and listener from a [`Config`], and runs the
 //! shutdown order of docs/ARCHITECTURE.md: stop accepting → every media connection finishes its current
 //! message and closes with 1001 → the call pipelines close their streams → each sink drains its
-//! queue, finalises its outputs and stops → done. All under `server.shutdown_grace_ms`.
+//! queue, finalises its outputs and stops → the recordings uploader finishes the call folders
+//! queued → done. All under `server.shutdown_grace_ms`.
 
 use crate::config::{Config, ConfigError};
 use crate::control::{ControlError, ControlPlane};
@@ -11,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::sink::SinkWorkers;
 use crate::pipeline::{FanOut, Pipeline, PipelineConfig};
 use crate::shutdown::{Phase, Shutdown, Step};
+use crate::upload::{UploadError, Uploader};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +36,9 @@ pub enum AppError {
     /// The control plane could not be built.
     #[error(transparent)]
     Control(#[from] ControlError),
+    /// The recordings uploader could not start.
+    #[error(transparent)]
+    Upload(#[from] UploadError),
     /// A sink could not start.
     #[error("sink {kind} cannot start: {source}")]
     Sink {
@@ -51,6 +56,8 @@ pub struct ShutdownReport {
     pub connections_left: usize,
     /// Sink workers that did not finish in time.
     pub sinks_unfinished: usize,
+    /// Call folders the uploader left for the next start (0 without uploads).
+    pub uploads_left: usize,
     /// The recorded steps, in order.
     pub steps: Vec<Step>,
 }
@@ -58,7 +65,7 @@ pub struct ShutdownReport {
 impl ShutdownReport {
     /// True when everything closed and finalised in time.
     pub fn clean(&self) -> bool {
-        self.connections_left == 0 && self.sinks_unfinished == 0
+        self.connections_left == 0 && self.sinks_unfinished == 0 && self.uploads_left == 0
     }
 }
 
@@ -67,6 +74,7 @@ pub struct AppHandle {
     addr: SocketAddr,
     state: Arc<IngressState>,
     sinks: Vec<SinkWorkers>,
+    uploader: Option<Uploader>,
     server: JoinHandle<()>,
     grace: Duration,
 }
@@ -87,9 +95,22 @@ pub async fn start(cfg: Config) -> Result<AppHandle, AppError> {
     let shutdown = Shutdown::new();
     let playback = PlaybackHub::new(metrics.clone());
     // sinks that play audio back (forward) reach calls through the same hub the ingress uses
-    let sink_ctx =
+    let mut sink_ctx =
         crate::sinks::SinkContext::new(metrics.clone(), tokio::runtime::Handle::current())
             .with_playback(playback.clone());
+    // finalised call folders of the WAV sinks go to the uploader (when on)
+    let uploader = if cfg.upload.enabled {
+        let roots = cfg
+            .sinks
+            .iter()
+            .filter_map(|s| s.recordings_dir().map(Into::into))
+            .collect();
+        let u = Uploader::start(&cfg.upload, roots, &metrics)?;
+        sink_ctx = sink_ctx.with_folder_hook(u.hook());
+        Some(u)
+    } else {
+        None
+    };
     let mut sinks = Vec::with_capacity(cfg.sinks.len());
     for s in &cfg.sinks {
         let w = s.start_with(&sink_ctx).map_err(|source| AppError::Sink {
@@ -150,6 +171,7 @@ pub async fn start(cfg: Config) -> Result<AppHandle, AppError> {
         addr,
         state,
         sinks,
+        uploader,
         server,
         grace: Duration::from_millis(cfg.server.shutdown_grace_ms),
     })
@@ -219,15 +241,27 @@ impl AppHandle {
             .saturating_sub(started.elapsed())
             .max(Duration::from_secs(1));
         let sinks_unfinished = stop_sinks(self.sinks, &sd, Instant::now() + remaining).await;
+        // the folders the sinks finalised while draining are queued by now
+        let mut uploads_left = 0;
+        if let Some(u) = self.uploader {
+            let remaining = self
+                .grace
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_secs(1));
+            uploads_left = u.drain(tokio::time::Instant::now() + remaining).await;
+            sd.record(Step::UploadsDone { left: uploads_left });
+        }
         sd.set(Phase::Stopped);
         let report = ShutdownReport {
             connections_left,
             sinks_unfinished,
+            uploads_left,
             steps: sd.steps(),
         };
         tracing::info!(
             connections_left,
             sinks_unfinished,
+            uploads_left,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "shutdown complete"
         );

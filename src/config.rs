@@ -86,6 +86,8 @@ pub struct Config {
     pub answer: AnswerConfig,
     /// Sinks every call's audio and events fan out to.
     pub sinks: Vec<SinkConfig>,
+    /// Recordings to Azure Blob Storage (the type lives in its module).
+    pub upload: crate::upload::UploadConfig,
 }
 
 impl Default for Config {
@@ -99,6 +101,7 @@ impl Default for Config {
             control: ControlConfig::default(),
             answer: AnswerConfig::default(),
             sinks: vec![SinkConfig::default_wav()],
+            upload: Default::default(),
         }
     }
 }
@@ -836,6 +839,15 @@ impl Config {
             for problem in sink.validate() {
                 p.push(format!("sinks[{i}] ({}): {problem}", sink.kind()));
             }
+        }
+        p.extend(
+            self.upload
+                .validate()
+                .into_iter()
+                .map(|e| format!("upload: {e}")),
+        );
+        if self.upload.enabled && !self.sinks.iter().any(|s| s.recordings_dir().is_some()) {
+            p.push("upload.enabled needs a wav sink (nothing else writes recordings)".into());
         }
         if p.is_empty() {
             Ok(())

@@ -12,6 +12,7 @@
 //! | [`sinks`] | one file per sink (wav, resample, forward, nats, null); [`sinks::SinkConfig`] is the `type`-tagged config enum |
 //! | [`ingress`] | EDGE: HTTP listener, WebSocket upgrade, one task per media connection, the paced playback writer, overload protection (`headroom`: 503 while the runtime lags or sink queues fill) |
 //! | [`control`] | EDGE: health/readiness/metrics routes, Event Grid webhook, answer policy, ACS REST client, callbacks and call registry, operator API, JWT and call-token admission |
+//! | [`upload`] | recordings to Azure Blob Storage: the queue of finalised call folders of the WAV sinks, upload workers with retries, the `[upload]` settings |
 //! | [`app`] | wiring: builds everything from [`config::Config`]; [`app::AppHandle`] |
 //! | [`config`], [`metrics`], [`shutdown`] | leaves: configuration tree, Prometheus registry, shutdown phases |
 //!
@@ -34,3 +35,4 @@ pub mod pipeline;
 pub use acs_protocol as protocol;
 pub mod shutdown;
 pub mod sinks;
+pub mod upload;

@@ -41,6 +41,11 @@ pub enum Step {
         /// Workers that did not finish in time.
         unfinished: usize,
     },
+    /// The recordings uploader finished the call folders queued (or the grace timeout expired).
+    UploadsDone {
+        /// Folders left for the next start (they keep their marker).
+        left: usize,
+    },
 }
 
 /// Cloneable shutdown token: a phase on a watch channel and the step log.

@@ -104,17 +104,7 @@ impl SinkConfig {
     /// `acs_gateway_recordings_failed_total` those that could not be created or stopped short.
     pub fn build_sink(&self, metrics: &Arc<Metrics>) -> std::io::Result<Box<dyn Sink>> {
         Ok(match self {
-            SinkConfig::Wav(c) => {
-                std::fs::create_dir_all(&c.dir)?;
-                let m = metrics.clone();
-                let finalised: Arc<dyn Fn() + Send + Sync> =
-                    Arc::new(move || m.recordings_finalised.inc());
-                let m = metrics.clone();
-                Box::new(
-                    wav::WavSink::new(c.clone(), Some(finalised))
-                        .with_failure_hook(Arc::new(move |reason| m.recording_failed(reason))),
-                )
-            }
+            SinkConfig::Wav(c) => Box::new(build_wav(c, metrics)?),
             SinkConfig::Null(_) => Box::new(null::NullSink::new(Arc::new(AtomicU64::new(0)))),
             SinkConfig::Nats(c) => Box::new(nats::NatsSink::new(c.clone())),
             // without a context: the current runtime, no playback (see `build_sink_with`)
@@ -127,6 +117,15 @@ impl SinkConfig {
                 c.then.build_sink(metrics)?,
             )),
         })
+    }
+
+    /// The recordings folder of a file-writing sink (nested ones included), `None` for the others.
+    pub fn recordings_dir(&self) -> Option<&Path> {
+        match self {
+            SinkConfig::Wav(c) => Some(&c.dir),
+            SinkConfig::Resample(c) => c.then.recordings_dir(),
+            SinkConfig::Null(_) | SinkConfig::Nats(_) | SinkConfig::Forward(_) => None,
+        }
     }
 
     /// Starts the sink's workers, each with its own instance from [`SinkConfig::build_sink`].
@@ -159,9 +158,20 @@ impl SinkConfig {
     }
 }
 
+/// A WAV sink counting its finalised and failed files in `metrics`; creates its folder.
+fn build_wav(c: &wav::WavSinkConfig, metrics: &Arc<Metrics>) -> std::io::Result<wav::WavSink> {
+    std::fs::create_dir_all(&c.dir)?;
+    let m = metrics.clone();
+    let finalised: Arc<dyn Fn() + Send + Sync> = Arc::new(move || m.recordings_finalised.inc());
+    let m = metrics.clone();
+    Ok(wav::WavSink::new(c.clone(), Some(finalised))
+        .with_failure_hook(Arc::new(move |reason| m.recording_failed(reason))))
+}
+
 /// What sinks may need from the running gateway besides their settings: the metrics, the tokio
-/// runtime (the forward sink runs its connections there) and where audio is played back into
-/// calls (the ingress's playback hub; `None` when playback is off).
+/// runtime (the forward sink runs its connections there), where audio is played back into
+/// calls (the ingress's playback hub; `None` when playback is off) and who takes the finished
+/// call folders of WAV sinks (the recordings uploader; `None` when uploads are off).
 #[derive(Clone)]
 pub struct SinkContext {
     /// The gateway's metrics.
@@ -170,12 +180,15 @@ pub struct SinkContext {
     pub runtime: tokio::runtime::Handle,
     /// Bidirectional playback into calls.
     pub playback: Option<Arc<dyn PlaybackTarget>>,
+    /// Called with each call folder a WAV sink has finalised.
+    pub folders: Option<wav::FolderHook>,
 }
 
 impl std::fmt::Debug for SinkContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SinkContext")
             .field("playback", &self.playback.is_some())
+            .field("folders", &self.folders.is_some())
             .finish()
     }
 }
@@ -187,6 +200,7 @@ impl SinkContext {
             metrics,
             runtime,
             playback: None,
+            folders: None,
         }
     }
 
@@ -203,6 +217,12 @@ impl SinkContext {
         self.playback = Some(playback);
         self
     }
+
+    /// The same context handing every finalised call folder of WAV sinks to `hook`.
+    pub fn with_folder_hook(mut self, hook: wav::FolderHook) -> Self {
+        self.folders = Some(hook);
+        self
+    }
 }
 
 impl SinkConfig {
@@ -215,6 +235,13 @@ impl SinkConfig {
                 c,
                 c.then.build_sink_with(ctx)?,
             )),
+            SinkConfig::Wav(c) => {
+                let sink = build_wav(c, &ctx.metrics)?;
+                match &ctx.folders {
+                    Some(hook) => Box::new(sink.with_folder_hook(hook.clone())),
+                    None => Box::new(sink),
+                }
+            }
             _ => return self.build_sink(&ctx.metrics),
         })
     }

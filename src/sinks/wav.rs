@@ -69,6 +69,13 @@ pub const MAX_PENDING_JSON: usize = 1024;
 /// stopped short.
 pub type FailureHook = Arc<dyn Fn(&'static str) + Send + Sync>;
 
+/// Called with a call's folder once it is final: the call ended (or the sink shut down), every
+/// file of the call is finalised and its last `call.json` is on disk; nothing in the folder
+/// changes after it (a `call.json` that could not be written at the end calls it when a later
+/// flush writes it). The recordings uploader ([`crate::upload`]) hangs here; the hook runs on
+/// the sink's worker thread and must not block.
+pub type FolderHook = Arc<dyn Fn(&Path) + Send + Sync>;
+
 /// The `reason` label of a failed recording.
 pub fn failure_reason(e: &io::Error) -> &'static str {
     match e.kind() {
@@ -222,6 +229,7 @@ pub struct WavSink {
     day: Option<(String, PathBuf)>,
     on_finalised: Option<Arc<dyn Fn() + Send + Sync>>,
     on_failed: Option<FailureHook>,
+    on_folder: Option<FolderHook>,
     /// Ended calls' `call.json` waiting for space, oldest first.
     pending_json: VecDeque<PendingJson>,
 }
@@ -236,6 +244,7 @@ impl WavSink {
             day: None,
             on_finalised,
             on_failed: None,
+            on_folder: None,
             pending_json: VecDeque::new(),
         }
     }
@@ -245,6 +254,21 @@ impl WavSink {
     pub fn with_failure_hook(mut self, hook: FailureHook) -> Self {
         self.on_failed = Some(hook);
         self
+    }
+
+    /// Calls `hook` with each call folder once it is final (see [`FolderHook`]).
+    pub fn with_folder_hook(mut self, hook: FolderHook) -> Self {
+        self.on_folder = Some(hook);
+        self
+    }
+
+    /// The call's folder is final when its last `call.json` is on disk.
+    fn folder_final(&self, call: CallId) {
+        if let (Some(hook), Some(c)) = (&self.on_folder, self.calls.get(&call)) {
+            if !c.json_dirty {
+                hook(&c.dir);
+            }
+        }
     }
 
     fn failed(&self, e: &io::Error) {
@@ -447,6 +471,9 @@ impl WavSink {
         while let Some(p) = self.pending_json.front() {
             if write_json_file(&p.dir, &p.bytes).is_err() {
                 return;
+            }
+            if let Some(hook) = &self.on_folder {
+                hook(&p.dir);
             }
             self.pending_json.pop_front();
         }
@@ -684,6 +711,7 @@ impl Sink for WavSink {
             c.end = Some((chrono::Utc::now().timestamp_millis(), reason.to_string()));
         }
         let json = self.write_call_json(call.id, true);
+        self.folder_final(call.id);
         // forget the call: its files are final (streams of a call without a folder included)
         self.calls.remove(&call.id);
         self.streams.retain(|_, s| s.call != call.id);
@@ -742,6 +770,7 @@ impl Sink for WavSink {
             if let Err(e) = self.write_call_json(c, true) {
                 first_err.get_or_insert(e);
             }
+            self.folder_final(c);
         }
         self.calls.clear();
         self.streams.clear();
@@ -970,6 +999,50 @@ mod tests {
             serde_json::from_slice(&fs::read(dir.join("call.json")).unwrap()).unwrap();
         assert_eq!(doc["call"]["endReason"], "peer closed");
         assert!(!dir.join(".call.json.tmp").exists());
+    }
+
+    #[test]
+    fn the_folder_hook_fires_once_per_call_after_its_last_call_json_is_on_disk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let seen: Arc<std::sync::Mutex<Vec<(PathBuf, bool)>>> = Arc::default();
+        let s2 = seen.clone();
+        let mut sink = sink_in(tmp.path()).with_folder_hook(Arc::new(move |dir: &Path| {
+            // what the hook sees: the ended call's document, no open file
+            let doc: serde_json::Value =
+                serde_json::from_slice(&fs::read(dir.join(CALL_JSON)).unwrap()).unwrap();
+            let ended = !doc["call"]["endReason"].is_null();
+            s2.lock().unwrap().push((dir.to_path_buf(), ended));
+        }));
+        let c = contract::call(21);
+        sink.open(&contract::stream(&c, 1, None, 16_000)).unwrap();
+        sink.flush().unwrap();
+        assert!(seen.lock().unwrap().is_empty(), "not while the call runs");
+        sink.end_call(&c, &EndReason::PeerClosed).unwrap();
+        let dir = find_call_dir(tmp.path(), "contract-call-21");
+        assert_eq!(*seen.lock().unwrap(), vec![(dir, true)]);
+
+        // a call.json that cannot be written at the end: the hook waits for the flush that writes it
+        let c = contract::call(22);
+        sink.open(&contract::stream(&c, 2, None, 16_000)).unwrap();
+        let dir = find_call_dir(tmp.path(), "contract-call-22");
+        fs::create_dir(dir.join(CALL_JSON)).unwrap();
+        assert!(sink.end_call(&c, &EndReason::PeerClosed).is_err());
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            1,
+            "not final without its call.json"
+        );
+        fs::remove_dir(dir.join(CALL_JSON)).unwrap();
+        sink.flush().unwrap();
+        assert_eq!(seen.lock().unwrap().last(), Some(&(dir, true)));
+
+        // a call still open at shutdown is final once shutdown finalised it
+        let c = contract::call(23);
+        sink.open(&contract::stream(&c, 3, None, 16_000)).unwrap();
+        sink.shutdown().unwrap();
+        let dir = find_call_dir(tmp.path(), "contract-call-23");
+        assert_eq!(seen.lock().unwrap().len(), 3);
+        assert_eq!(seen.lock().unwrap().last(), Some(&(dir, true)));
     }
 
     #[test]
