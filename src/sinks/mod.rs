@@ -101,7 +101,8 @@ impl SinkConfig {
 
     /// One sink instance (what one worker runs), nested sinks included; creates the recordings
     /// folder of file-writing sinks. `acs_gateway_recordings_finalised_total` counts WAV files,
-    /// `acs_gateway_recordings_failed_total` those that could not be created or stopped short.
+    /// `acs_gateway_recordings_failed_total` those that could not be created or stopped short,
+    /// `acs_gateway_recording_bytes_total` the PCM bytes written to them.
     pub fn build_sink(&self, metrics: &Arc<Metrics>) -> std::io::Result<Box<dyn Sink>> {
         Ok(match self {
             SinkConfig::Wav(c) => {
@@ -112,7 +113,8 @@ impl SinkConfig {
                 let m = metrics.clone();
                 Box::new(
                     wav::WavSink::new(c.clone(), Some(finalised))
-                        .with_failure_hook(Arc::new(move |reason| m.recording_failed(reason))),
+                        .with_failure_hook(Arc::new(move |reason| m.recording_failed(reason)))
+                        .with_bytes_counter(metrics.recording_bytes.clone()),
                 )
             }
             SinkConfig::Null(_) => Box::new(null::NullSink::new(Arc::new(AtomicU64::new(0)))),

@@ -208,6 +208,8 @@ pub struct WavSink {
     day: Option<(String, PathBuf)>,
     on_finalised: Option<Arc<dyn Fn() + Send + Sync>>,
     on_failed: Option<FailureHook>,
+    /// PCM bytes written to WAV files (`acs_gateway_recording_bytes_total`).
+    bytes_written: Option<prometheus::IntCounter>,
     /// Ended calls' `call.json` waiting for space, oldest first.
     pending_json: VecDeque<PendingJson>,
 }
@@ -222,6 +224,7 @@ impl WavSink {
             day: None,
             on_finalised,
             on_failed: None,
+            bytes_written: None,
             pending_json: VecDeque::new(),
         }
     }
@@ -231,6 +234,18 @@ impl WavSink {
     pub fn with_failure_hook(mut self, hook: FailureHook) -> Self {
         self.on_failed = Some(hook);
         self
+    }
+
+    /// Adds the PCM bytes of every write that succeeded (audio and gap silence) to `counter`.
+    pub fn with_bytes_counter(mut self, counter: prometheus::IntCounter) -> Self {
+        self.bytes_written = Some(counter);
+        self
+    }
+
+    fn count_bytes(&self, samples: u64) {
+        if let Some(c) = &self.bytes_written {
+            c.inc_by(samples * 2);
+        }
     }
 
     fn failed(&self, e: &io::Error) {
@@ -596,7 +611,13 @@ impl Sink for WavSink {
             Some(w) if !w.failed() => w.write(frame.samples()),
             _ => return Ok(()),
         };
-        r.map_err(|e| self.write_failed(frame.stream, e))
+        match r {
+            Ok(()) => {
+                self.count_bytes(frame.len() as u64);
+                Ok(())
+            }
+            Err(e) => Err(self.write_failed(frame.stream, e)),
+        }
     }
 
     fn gap(&mut self, _call: CallId, stream: StreamId, samples: u64) -> Result<(), SinkError> {
@@ -606,7 +627,13 @@ impl Sink for WavSink {
             Some(w) if !w.failed() => w.write_silence(samples),
             _ => return Ok(()),
         };
-        r.map_err(|e| self.write_failed(stream, e))
+        match r {
+            Ok(()) => {
+                self.count_bytes(samples);
+                Ok(())
+            }
+            Err(e) => Err(self.write_failed(stream, e)),
+        }
     }
 
     fn event(&mut self, call: &Arc<CallInfo>, event: &CallEvent) -> Result<(), SinkError> {
