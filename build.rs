@@ -1,7 +1,11 @@
 //! Build script: finds the git commit the gateway is built from, for
 //! `acs_gateway_build_info{commit}` (`src/metrics/process.rs`).
 //!
-//! `ACS_GATEWAY_BUILD_COMMIT`, when set and not empty, wins (a container build has no `.git`; the
+//! Neither variable starts with `ACS_GATEWAY_`: `cargo run` and `cargo test` put `rustc-env`
+//! variables in the program's environment too, and the gateway refuses unknown `ACS_GATEWAY_*`
+//! configuration variables.
+//!
+//! `ACS_MEDIA_GATEWAY_COMMIT`, when set and not empty, wins (a container build has no `.git`; the
 //! Dockerfile passes it as a build argument). Otherwise `git rev-parse` in the package directory;
 //! without git or outside a checkout the commit is `unknown`, and the build never fails for it.
 
@@ -10,15 +14,15 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-env-changed=ACS_GATEWAY_BUILD_COMMIT");
-    let from_env = std::env::var("ACS_GATEWAY_BUILD_COMMIT")
+    println!("cargo:rerun-if-env-changed=ACS_MEDIA_GATEWAY_COMMIT");
+    let from_env = std::env::var("ACS_MEDIA_GATEWAY_COMMIT")
         .ok()
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty() && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric()));
     let commit = from_env
         .or_else(git_commit)
         .unwrap_or_else(|| "unknown".into());
-    println!("cargo:rustc-env=ACS_GATEWAY_GIT_COMMIT={commit}");
+    println!("cargo:rustc-env=ACS_MEDIA_GATEWAY_GIT_COMMIT={commit}");
 }
 
 /// `git rev-parse --short=12 HEAD`, and rerun triggers on the files that move when HEAD does.
