@@ -3,9 +3,8 @@
 //! Every handle the hot path touches is resolved once at start-up (label values are closed enums
 //! here), never per frame, and no metric carries a per-call label, so cardinality stays bounded
 //! whatever the callers send.
-
 //!
-//! Submodules: [`labels`] (the closed label sets), [`control`] (control plane), [`forward`] (the
+//! Submodules: `labels` (the closed label sets), `control` (control plane), `forward` (the
 //! forward sink), [`process`] (the `process_*` families and `acs_gateway_build_info`); this file
 //! holds the media and sink metrics and [`Metrics`], which owns them all.
 
