@@ -142,7 +142,8 @@ impl ControlMetrics {
             .map_or(0, |i| self.auth[i].get())
     }
 
-    /// Counts a refused control-plane request (`endpoint` from [`CONTROL_ENDPOINTS`], `reason`
+    /// Counts a refused control-plane request (`endpoint` from
+    /// [`super::CONTROL_ENDPOINTS`], `reason`
     /// a fixed snake_case word chosen by the handler).
     pub fn bad_request(&self, endpoint: &str, reason: &str) {
         self.bad_requests
