@@ -101,7 +101,8 @@ impl SinkConfig {
 
     /// One sink instance (what one worker runs), nested sinks included; creates the recordings
     /// folder of file-writing sinks. `acs_gateway_recordings_finalised_total` counts WAV files,
-    /// `acs_gateway_recordings_failed_total` those that could not be created or stopped short.
+    /// `acs_gateway_recordings_failed_total` those that could not be created or stopped short,
+    /// `acs_gateway_recording_bytes_total` the PCM bytes written to them.
     pub fn build_sink(&self, metrics: &Arc<Metrics>) -> std::io::Result<Box<dyn Sink>> {
         Ok(match self {
             SinkConfig::Wav(c) => Box::new(build_wav(c, metrics)?),
@@ -165,7 +166,8 @@ fn build_wav(c: &wav::WavSinkConfig, metrics: &Arc<Metrics>) -> std::io::Result<
     let finalised: Arc<dyn Fn() + Send + Sync> = Arc::new(move || m.recordings_finalised.inc());
     let m = metrics.clone();
     Ok(wav::WavSink::new(c.clone(), Some(finalised))
-        .with_failure_hook(Arc::new(move |reason| m.recording_failed(reason))))
+        .with_failure_hook(Arc::new(move |reason| m.recording_failed(reason)))
+        .with_bytes_counter(metrics.recording_bytes.clone()))
 }
 
 /// What sinks may need from the running gateway besides their settings: the metrics, the tokio

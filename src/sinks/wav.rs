@@ -230,6 +230,10 @@ pub struct WavSink {
     on_finalised: Option<Arc<dyn Fn() + Send + Sync>>,
     on_failed: Option<FailureHook>,
     on_folder: Option<FolderHook>,
+    /// PCM bytes written to WAV files (`acs_gateway_recording_bytes_total`).
+    bytes_written: Option<prometheus::IntCounter>,
+    /// Bytes written since the counter was last brought up to date.
+    bytes_pending: u64,
     /// Ended calls' `call.json` waiting for space, oldest first.
     pending_json: VecDeque<PendingJson>,
 }
@@ -245,6 +249,8 @@ impl WavSink {
             on_finalised,
             on_failed: None,
             on_folder: None,
+            bytes_written: None,
+            bytes_pending: 0,
             pending_json: VecDeque::new(),
         }
     }
@@ -268,6 +274,24 @@ impl WavSink {
             if !c.json_dirty {
                 hook(&c.dir);
             }
+        }
+    }
+
+    /// Adds the PCM bytes of every write that succeeded (audio and gap silence) to `counter`.
+    pub fn with_bytes_counter(mut self, counter: prometheus::IntCounter) -> Self {
+        self.bytes_written = Some(counter);
+        self
+    }
+
+    /// Counts written samples locally; [`WavSink::publish_bytes`] adds them to the shared
+    /// counter on each flush tick, so the writer threads do not share a cache line per frame.
+    fn count_bytes(&mut self, samples: u64) {
+        self.bytes_pending += samples * 2;
+    }
+
+    fn publish_bytes(&mut self) {
+        if let Some(c) = &self.bytes_written {
+            c.inc_by(std::mem::take(&mut self.bytes_pending));
         }
     }
 
@@ -638,7 +662,13 @@ impl Sink for WavSink {
             Some(w) if !w.failed() => w.write(frame.samples()),
             _ => return Ok(()),
         };
-        r.map_err(|e| self.write_failed(frame.stream, e))
+        match r {
+            Ok(()) => {
+                self.count_bytes(frame.len() as u64);
+                Ok(())
+            }
+            Err(e) => Err(self.write_failed(frame.stream, e)),
+        }
     }
 
     fn gap(&mut self, _call: CallId, stream: StreamId, samples: u64) -> Result<(), SinkError> {
@@ -648,7 +678,13 @@ impl Sink for WavSink {
             Some(w) if !w.failed() => w.write_silence(samples),
             _ => return Ok(()),
         };
-        r.map_err(|e| self.write_failed(stream, e))
+        match r {
+            Ok(()) => {
+                self.count_bytes(samples);
+                Ok(())
+            }
+            Err(e) => Err(self.write_failed(stream, e)),
+        }
     }
 
     fn event(&mut self, call: &Arc<CallInfo>, event: &CallEvent) -> Result<(), SinkError> {
@@ -695,6 +731,7 @@ impl Sink for WavSink {
     }
 
     fn end_call(&mut self, call: &Arc<CallInfo>, reason: &EndReason) -> Result<(), SinkError> {
+        self.publish_bytes();
         let open: Vec<StreamId> = self
             .streams
             .iter()
@@ -722,6 +759,7 @@ impl Sink for WavSink {
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
+        self.publish_bytes();
         let mut first_err = None;
         let mut failed = Vec::new();
         for (id, s) in &mut self.streams {
@@ -750,6 +788,7 @@ impl Sink for WavSink {
     }
 
     fn shutdown(&mut self) -> Result<(), SinkError> {
+        self.publish_bytes();
         let ids: Vec<StreamId> = self.streams.keys().copied().collect();
         let mut first_err = None;
         for id in ids {

@@ -3,330 +3,34 @@
 //! Every handle the hot path touches is resolved once at start-up (label values are closed enums
 //! here), never per frame, and no metric carries a per-call label, so cardinality stays bounded
 //! whatever the callers send.
+//!
+//! Submodules: `labels` (the closed label sets), `control` (control plane), `forward` (the
+//! forward sink), [`process`] (the `process_*` families and `acs_gateway_build_info`); this file
+//! holds the media and sink metrics and [`Metrics`], which owns them all.
 
-use crate::protocol::error::ProtocolError;
+mod control;
+mod forward;
+mod labels;
+pub mod process;
+mod register;
+
+pub use control::ControlMetrics;
+pub use forward::ForwardMetrics;
+pub use labels::{
+    acs_status_label, BadFrame, ACS_STATUS_CODES, AUTH_REJECT_REASONS, CONTROL_ENDPOINTS,
+    HTTP_CLOSE_REASONS, INCOMING_CALL_OUTCOMES, RECORDING_FAILURE_REASONS, REJECT_REASONS,
+};
+
 use crate::protocol::media::InboundKind;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry, TextEncoder,
 };
+use register::Reg;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Metric name prefix.
 pub const PREFIX: &str = "acs_gateway";
-
-/// Why an inbound frame (or part of it) was refused; the `reason` label of
-/// `acs_gateway_decode_errors_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BadFrame {
-    /// Frame bytes are not UTF-8.
-    NotUtf8,
-    /// Not JSON, or JSON of the wrong shape.
-    MalformedJson,
-    /// JSON without a `kind`.
-    MissingKind,
-    /// A known kind without its payload object.
-    MissingPayload,
-    /// `data` is not valid base64.
-    BadBase64,
-    /// Decoded PCM has an odd number of bytes (not whole 16-bit samples).
-    OddLength,
-    /// Decoded PCM is empty.
-    Empty,
-    /// Decoded PCM longer than allowed for one frame.
-    TooLong,
-    /// Whole samples, but not the negotiated 20 ms length (accepted, counted).
-    LengthMismatch,
-    /// AudioMetadata with a format we cannot take (rate, channels, encoding).
-    UnsupportedFormat,
-    /// WebSocket message over `max_frame_bytes`.
-    FrameTooLarge,
-    /// Participant id longer than the limit.
-    ParticipantIdTooLong,
-    /// More participants than `max_participants` in one call.
-    TooManyParticipants,
-    /// A WebSocket protocol violation (unmasked client frame, reserved bits, unknown opcode,
-    /// continuation without a start, fragmented or oversized control frame, ...): close 1002.
-    ProtocolViolation,
-}
-
-impl BadFrame {
-    /// Every reason, in label order.
-    pub const ALL: [BadFrame; 14] = [
-        BadFrame::NotUtf8,
-        BadFrame::MalformedJson,
-        BadFrame::MissingKind,
-        BadFrame::MissingPayload,
-        BadFrame::BadBase64,
-        BadFrame::OddLength,
-        BadFrame::Empty,
-        BadFrame::TooLong,
-        BadFrame::LengthMismatch,
-        BadFrame::UnsupportedFormat,
-        BadFrame::FrameTooLarge,
-        BadFrame::ParticipantIdTooLong,
-        BadFrame::TooManyParticipants,
-        BadFrame::ProtocolViolation,
-    ];
-
-    /// The metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BadFrame::NotUtf8 => "not_utf8",
-            BadFrame::MalformedJson => "malformed_json",
-            BadFrame::MissingKind => "missing_kind",
-            BadFrame::MissingPayload => "missing_payload",
-            BadFrame::BadBase64 => "bad_base64",
-            BadFrame::OddLength => "odd_length",
-            BadFrame::Empty => "empty",
-            BadFrame::TooLong => "too_long",
-            BadFrame::LengthMismatch => "length_mismatch",
-            BadFrame::UnsupportedFormat => "unsupported_format",
-            BadFrame::FrameTooLarge => "frame_too_large",
-            BadFrame::ParticipantIdTooLong => "participant_id_too_long",
-            BadFrame::TooManyParticipants => "too_many_participants",
-            BadFrame::ProtocolViolation => "protocol_violation",
-        }
-    }
-
-    /// The reason matching a protocol error.
-    pub fn from_protocol(e: &ProtocolError) -> Self {
-        match e {
-            ProtocolError::NotUtf8 => BadFrame::NotUtf8,
-            ProtocolError::Json(_) => BadFrame::MalformedJson,
-            ProtocolError::MissingKind => BadFrame::MissingKind,
-            ProtocolError::MissingPayload { .. } => BadFrame::MissingPayload,
-        }
-    }
-
-    fn index(self) -> usize {
-        Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
-    }
-}
-
-/// Why a connection was refused before or at the upgrade; the `reason` label of
-/// `acs_gateway_ws_connections_rejected_total`.
-pub const REJECT_REASONS: [&str; 7] = [
-    "connection_limit",
-    "overload",
-    "socket_limit",
-    "draining",
-    "bad_upgrade",
-    "handshake_timeout",
-    "unauthorized",
-];
-
-/// `outcome` label of `acs_gateway_incoming_calls_total`.
-pub const INCOMING_CALL_OUTCOMES: [&str; 7] = [
-    "answered",
-    "rejected",
-    "redirected",
-    "duplicate",
-    "failed",
-    "stale",
-    "unauthorized",
-];
-
-/// `reason` label of `acs_gateway_auth_rejections_total`: the ACS JWT reasons first, then the
-/// gateway's call token (`token_*`, `unknown_call`), then the shared secrets.
-pub const AUTH_REJECT_REASONS: [&str; 16] = [
-    "missing",
-    "malformed",
-    "bad_signature",
-    "expired",
-    "not_yet_valid",
-    "wrong_audience",
-    "wrong_issuer",
-    "unknown_kid",
-    "jwks_unavailable",
-    "token_missing",
-    "token_malformed",
-    "token_bad_signature",
-    "token_expired",
-    "unknown_call",
-    "bad_webhook_secret",
-    "bad_api_key",
-];
-
-/// `status` label values of `acs_gateway_acs_requests_total` kept as exact codes; other statuses
-/// are counted by class (`2xx` … `5xx`), and requests without a response as `timeout` or
-/// `transport`.
-pub const ACS_STATUS_CODES: [u16; 15] = [
-    200, 201, 202, 204, 400, 401, 403, 404, 409, 412, 429, 500, 502, 503, 504,
-];
-
-/// `endpoint` label of `acs_gateway_control_bad_requests_total` (`other`: `/healthz`, `/readyz`,
-/// `/metrics` and unknown paths).
-pub const CONTROL_ENDPOINTS: [&str; 4] = ["incoming_call", "callbacks", "operator", "other"];
-
-/// Why the gateway closed a plain HTTP connection (one not upgraded to media); the `reason` label
-/// of `acs_gateway_http_connections_closed_total`.
-pub const HTTP_CLOSE_REASONS: [&str; 2] = ["keepalive_idle", "evicted"];
-
-/// The `status` label for an ACS response status (bounded: see [`ACS_STATUS_CODES`]).
-pub fn acs_status_label(status: u16) -> &'static str {
-    const LABELS: [&str; 15] = [
-        "200", "201", "202", "204", "400", "401", "403", "404", "409", "412", "429", "500", "502",
-        "503", "504",
-    ];
-    if let Some(i) = ACS_STATUS_CODES.iter().position(|c| *c == status) {
-        return LABELS[i];
-    }
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
-}
-
-/// Control-plane metrics (Event Grid webhook, answer, ACS REST client, callbacks, call registry,
-/// authentication). Label values come from closed sets; nothing carries a call id.
-#[derive(Debug)]
-pub struct ControlMetrics {
-    incoming: Vec<IntCounter>,
-    /// Webhook received → ACS answered (answered calls only).
-    pub answer_latency: Histogram,
-    acs_requests: IntCounterVec,
-    callbacks: IntCounterVec,
-    auth: Vec<IntCounter>,
-    /// Calls in the registry that have not ended.
-    pub calls_active: IntGauge,
-    bad_requests: IntCounterVec,
-    jwks: IntCounterVec,
-    jwks_limited: IntCounter,
-}
-
-impl ControlMetrics {
-    /// Counts an IncomingCall outcome; `outcome` must be one of [`INCOMING_CALL_OUTCOMES`].
-    pub fn incoming(&self, outcome: &str) {
-        if let Some(i) = INCOMING_CALL_OUTCOMES.iter().position(|o| *o == outcome) {
-            self.incoming[i].inc();
-        }
-    }
-
-    /// The count for an IncomingCall outcome.
-    pub fn incoming_count(&self, outcome: &str) -> u64 {
-        INCOMING_CALL_OUTCOMES
-            .iter()
-            .position(|o| *o == outcome)
-            .map_or(0, |i| self.incoming[i].get())
-    }
-
-    /// Counts one ACS REST request (one attempt) by operation label and response status.
-    pub fn acs_request(&self, operation: &str, status: &str) {
-        self.acs_requests
-            .with_label_values(&[operation, status])
-            .inc();
-    }
-
-    /// The count of ACS requests for an operation and status label.
-    pub fn acs_request_count(&self, operation: &str, status: &str) -> u64 {
-        self.acs_requests
-            .with_label_values(&[operation, status])
-            .get()
-    }
-
-    /// Counts one callback event; `kind` is a known callback name or `unknown`.
-    pub fn callback(&self, kind: &str) {
-        self.callbacks.with_label_values(&[kind]).inc();
-    }
-
-    /// The count of callbacks of a kind.
-    pub fn callback_count(&self, kind: &str) -> u64 {
-        self.callbacks.with_label_values(&[kind]).get()
-    }
-
-    /// Counts an authentication refusal; `reason` must be one of [`AUTH_REJECT_REASONS`].
-    pub fn auth_rejected(&self, reason: &str) {
-        if let Some(i) = AUTH_REJECT_REASONS.iter().position(|r| *r == reason) {
-            self.auth[i].inc();
-        }
-    }
-
-    /// The count of authentication refusals for `reason`.
-    pub fn auth_rejection_count(&self, reason: &str) -> u64 {
-        AUTH_REJECT_REASONS
-            .iter()
-            .position(|r| *r == reason)
-            .map_or(0, |i| self.auth[i].get())
-    }
-
-    /// Counts a refused control-plane request (`endpoint` from [`CONTROL_ENDPOINTS`], `reason`
-    /// a fixed snake_case word chosen by the handler).
-    pub fn bad_request(&self, endpoint: &str, reason: &str) {
-        self.bad_requests
-            .with_label_values(&[endpoint, reason])
-            .inc();
-    }
-
-    /// The count of refused control-plane requests.
-    pub fn bad_request_count(&self, endpoint: &str, reason: &str) -> u64 {
-        self.bad_requests
-            .with_label_values(&[endpoint, reason])
-            .get()
-    }
-
-    /// Counts a JWKS download (`ok` or `error`).
-    pub fn jwks_fetch(&self, ok: bool) {
-        self.jwks
-            .with_label_values(&[if ok { "ok" } else { "error" }])
-            .inc();
-    }
-
-    /// The count of JWKS downloads with that result.
-    pub fn jwks_fetch_count(&self, ok: bool) -> u64 {
-        self.jwks
-            .with_label_values(&[if ok { "ok" } else { "error" }])
-            .get()
-    }
-
-    /// Counts a key-cache miss the JWKS rate limits allowed no download for.
-    pub fn jwks_refetch_limited(&self) {
-        self.jwks_limited.inc();
-    }
-
-    /// The count of key-cache misses turned away by the JWKS rate limits.
-    pub fn jwks_refetch_limited_count(&self) -> u64 {
-        self.jwks_limited.get()
-    }
-}
-
-/// Forward sink metrics (downstream WebSocket connections, returned audio, barge-in). No labels
-/// beyond fixed classes and reasons.
-#[derive(Debug)]
-pub struct ForwardMetrics {
-    /// Downstream connections open now.
-    pub connections_active: IntGauge,
-    /// Downstream connections made (first connections and reconnections).
-    pub connects: IntCounter,
-    /// Connections made after a lost connection or a failed attempt.
-    pub reconnects: IntCounter,
-    /// Connection attempts that failed (refused, timeout, TLS, handshake).
-    pub connect_failures: IntCounter,
-    /// Audio frames sent downstream.
-    pub frames_sent: IntCounter,
-    /// Audio frames dropped because the connection's buffer was full.
-    pub dropped_audio_queue_full: IntCounter,
-    /// Audio frames dropped because the connection was down (backoff, or lost mid-send).
-    pub dropped_audio_disconnected: IntCounter,
-    /// Control messages (events) dropped because the connection's buffer was full.
-    pub dropped_control_queue_full: IntCounter,
-    /// Control messages (events) dropped because the connection was down.
-    pub dropped_control_disconnected: IntCounter,
-    /// Samples of returned audio queued for playback into calls.
-    pub playback_samples: IntCounter,
-    /// Returned messages refused because the call is not bidirectional.
-    pub playback_not_bidirectional: IntCounter,
-    /// Returned messages that could not be read.
-    pub playback_malformed: IntCounter,
-    /// Playback stops a target asked for (`stop`, `clear`, `StopAudio`).
-    pub stops_target: IntCounter,
-    /// Barge-ins: playback stopped because a caller started speaking.
-    pub barge_ins: IntCounter,
-}
 
 /// Handles for one sink kind.
 #[derive(Clone, Debug)]
@@ -399,6 +103,8 @@ pub struct Metrics {
     sinks: Mutex<HashMap<&'static str, SinkMetrics>>,
     /// Recordings finalised (WAV files closed with a correct header).
     pub recordings_finalised: IntCounter,
+    /// PCM bytes written to WAV recordings (audio and gap silence).
+    pub recording_bytes: IntCounter,
     /// Recordings (WAV files) that could not be created or stopped short, by reason.
     recordings_failed: IntCounterVec,
     /// Outbound AudioData frames sent to ACS (bidirectional playback).
@@ -424,34 +130,16 @@ struct SinkVecs {
     control_waits: IntCounterVec,
 }
 
-fn name(n: &str) -> String {
-    format!("{PREFIX}_{n}")
-}
-
 impl Metrics {
-    /// Builds and registers every metric.
+    /// Builds and registers every metric, the process and build families included.
     pub fn new() -> Arc<Self> {
         let registry = Registry::new();
-        let counter = |n: &str, help: &str| {
-            let c = IntCounter::with_opts(Opts::new(name(n), help)).expect("metric opts");
-            registry.register(Box::new(c.clone())).expect("register");
-            c
-        };
-        let gauge = |n: &str, help: &str| {
-            let g = IntGauge::with_opts(Opts::new(name(n), help)).expect("metric opts");
-            registry.register(Box::new(g.clone())).expect("register");
-            g
-        };
-        let counter_vec = |n: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name(n), help), labels).expect("metric opts");
-            registry.register(Box::new(c.clone())).expect("register");
-            c
-        };
-        let gauge_vec = |n: &str, help: &str, labels: &[&str]| {
-            let g = IntGaugeVec::new(Opts::new(name(n), help), labels).expect("metric opts");
-            registry.register(Box::new(g.clone())).expect("register");
-            g
-        };
+        let reg = Reg(&registry);
+        let counter = |n: &str, help: &str| reg.counter(n, help);
+        let gauge = |n: &str, help: &str| reg.gauge(n, help);
+        let counter_vec = |n: &str, help: &str, labels: &[&str]| reg.counter_vec(n, help, labels);
+        let gauge_vec = |n: &str, help: &str, labels: &[&str]| reg.gauge_vec(n, help, labels);
+        process::register(&registry);
 
         let rejected_vec = counter_vec(
             "ws_connections_rejected_total",
@@ -491,19 +179,13 @@ impl Metrics {
             .iter()
             .map(|r| decode_vec.with_label_values(&[r.as_str()]))
             .collect();
-        let frame_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                name("frame_processing_seconds"),
-                "Time to process one AudioData frame: parse, decode, timeline, ring, silence, fan-out.",
-            )
-            .buckets(vec![
+        let frame_seconds = reg.histogram(
+            "frame_processing_seconds",
+            "Time to process one AudioData frame: parse, decode, timeline, ring, silence, fan-out.",
+            vec![
                 0.25e-6, 0.5e-6, 1e-6, 2e-6, 4e-6, 8e-6, 16e-6, 32e-6, 64e-6, 128e-6, 512e-6, 2e-3,
-            ]),
-        )
-        .expect("histogram opts");
-        registry
-            .register(Box::new(frame_seconds.clone()))
-            .expect("register");
+            ],
+        );
 
         let sink_vecs = SinkVecs {
             drops: counter_vec(
@@ -534,114 +216,17 @@ impl Metrics {
             ),
         };
 
-        let incoming_vec = counter_vec(
-            "incoming_calls_total",
-            "IncomingCall events, by outcome.",
-            &["outcome"],
-        );
-        let auth_vec = counter_vec(
-            "auth_rejections_total",
-            "Requests refused for missing or invalid credentials (ACS JWT, call token, webhook secret, operator API key), by reason.",
+        let recordings_failed = counter_vec(
+            "recordings_failed_total",
+            "WAV recordings that could not be created or stopped short (their header states \
+             the audio on disk), by reason: disk_full, io_error.",
             &["reason"],
         );
-        let answer_latency = Histogram::with_opts(
-            HistogramOpts::new(
-                name("answer_latency_seconds"),
-                "Time from the IncomingCall webhook to ACS's answer response (answered calls).",
-            )
-            .buckets(vec![0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0]),
-        )
-        .expect("histogram opts");
-        registry
-            .register(Box::new(answer_latency.clone()))
-            .expect("register");
-        let control = ControlMetrics {
-            incoming: INCOMING_CALL_OUTCOMES
-                .iter()
-                .map(|o| incoming_vec.with_label_values(&[o]))
-                .collect(),
-            answer_latency,
-            acs_requests: counter_vec(
-                "acs_requests_total",
-                "ACS REST requests (each attempt), by operation and response status (code, class, timeout or transport).",
-                &["operation", "status"],
-            ),
-            callbacks: counter_vec(
-                "callbacks_total",
-                "Call Automation callback events, by type (known event names, or unknown).",
-                &["type"],
-            ),
-            auth: AUTH_REJECT_REASONS
-                .iter()
-                .map(|r| auth_vec.with_label_values(&[r]))
-                .collect(),
-            calls_active: gauge("calls_active", "Calls in the registry that have not ended."),
-            bad_requests: counter_vec(
-                "control_bad_requests_total",
-                "Control-plane requests refused as malformed or invalid, by endpoint and reason.",
-                &["endpoint", "reason"],
-            ),
-            jwks: counter_vec(
-                "jwks_fetches_total",
-                "Downloads of the ACS JWT signing keys (JWKS), by result.",
-                &["result"],
-            ),
-            jwks_limited: counter(
-                "jwks_refetches_limited_total",
-                "Tokens with an unknown key id (or a stale key cache) the JWKS download limits allowed no download for.",
-            ),
-        };
-
-        let fwd_dropped = counter_vec(
-            "forward_dropped_total",
-            "Messages the forward sink did not deliver downstream, by class (audio, control) and reason (queue_full, disconnected).",
-            &["class", "reason"],
-        );
-        let fwd_refused = counter_vec(
-            "forward_playback_refused_total",
-            "Messages forward targets sent back that were not played, by reason (not_bidirectional, malformed).",
-            &["reason"],
-        );
-        let fwd_stops = counter_vec(
-            "forward_playback_stops_total",
-            "Playback stops caused by the forward sink, by source (target, barge_in).",
-            &["source"],
-        );
-        let forward = ForwardMetrics {
-            connections_active: gauge(
-                "forward_connections_active",
-                "Forward sink downstream connections open now.",
-            ),
-            connects: counter(
-                "forward_connects_total",
-                "Forward sink downstream connections made (first connections and reconnections).",
-            ),
-            reconnects: counter(
-                "forward_reconnects_total",
-                "Forward sink connections made after a lost connection or a failed attempt.",
-            ),
-            connect_failures: counter(
-                "forward_connect_failures_total",
-                "Forward sink connection attempts that failed (refused, timeout, TLS, handshake).",
-            ),
-            frames_sent: counter(
-                "forward_frames_sent_total",
-                "Audio frames the forward sink sent downstream.",
-            ),
-            dropped_audio_queue_full: fwd_dropped.with_label_values(&["audio", "queue_full"]),
-            dropped_audio_disconnected: fwd_dropped.with_label_values(&["audio", "disconnected"]),
-            dropped_control_queue_full: fwd_dropped.with_label_values(&["control", "queue_full"]),
-            dropped_control_disconnected: fwd_dropped
-                .with_label_values(&["control", "disconnected"]),
-            playback_samples: counter(
-                "forward_playback_samples_total",
-                "Samples forward targets sent back that were queued for playback.",
-            ),
-            playback_not_bidirectional: fwd_refused.with_label_values(&["not_bidirectional"]),
-            playback_malformed: fwd_refused.with_label_values(&["malformed"]),
-            stops_target: fwd_stops.with_label_values(&["target"]),
-            barge_ins: fwd_stops.with_label_values(&["barge_in"]),
-        };
+        for reason in RECORDING_FAILURE_REASONS {
+            recordings_failed.with_label_values(&[reason]);
+        }
+        let control = ControlMetrics::new(&reg);
+        let forward = ForwardMetrics::new(&reg);
 
         Arc::new(Self {
             connections_active: gauge("ws_connections_active", "Open media WebSocket connections."),
@@ -735,12 +320,12 @@ impl Metrics {
                 "recordings_finalised_total",
                 "WAV recordings finalised with a complete header.",
             ),
-            recordings_failed: counter_vec(
-                "recordings_failed_total",
-                "WAV recordings that could not be created or stopped short (their header states \
-                 the audio on disk), by reason: disk_full, io_error.",
-                &["reason"],
+            recording_bytes: counter(
+                "recording_bytes_total",
+                "PCM bytes written to WAV recordings (audio and gap silence; the 44-byte headers \
+                 not counted).",
             ),
+            recordings_failed,
             control,
             forward,
             registry,
@@ -893,7 +478,11 @@ mod tests {
             Some(0.0)
         );
         for line in text.lines().filter(|l| !l.starts_with('#')) {
-            assert!(line.starts_with("acs_gateway_"), "{line}");
+            // the process collector's families keep their standard names
+            assert!(
+                line.starts_with("acs_gateway_") || line.starts_with("process_"),
+                "{line}"
+            );
         }
         assert_eq!(m.rejected_count("connection_limit"), 1);
         assert_eq!(m.bad_frame_count(BadFrame::BadBase64), 1);
@@ -940,5 +529,44 @@ mod tests {
         assert_eq!(acs_status_label(299), "2xx");
         assert_eq!(acs_status_label(599), "5xx");
         assert_eq!(acs_status_label(429), "429");
+    }
+
+    #[test]
+    fn build_info_is_one_with_version_and_commit() {
+        let text = Metrics::new().render();
+        let series = format!(
+            "acs_gateway_build_info{{commit=\"{}\",version=\"{}\"}}",
+            process::COMMIT,
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(scrape_value(&text, &series), Some(1.0), "{text}");
+        assert_eq!(text.matches("acs_gateway_build_info{").count(), 1);
+        let c = process::COMMIT;
+        assert!(
+            c == "unknown" || (c.len() == 12 && c.bytes().all(|b| b.is_ascii_hexdigit())),
+            "{c}"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_families_describe_this_process() {
+        let text = Metrics::new().render();
+        let value = |n: &str| scrape_value(&text, n).unwrap_or_else(|| panic!("{n} in {text}"));
+        assert!(value("process_resident_memory_bytes") > 1024.0 * 1024.0);
+        // this test's own stdin/stdout/stderr at least
+        assert!(value("process_open_fds") >= 3.0);
+        assert!(value("process_max_fds") >= value("process_open_fds"));
+        assert!(value("process_threads") >= 1.0);
+        assert!(value("process_cpu_seconds_total") >= 0.0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let start = value("process_start_time_seconds");
+        assert!(
+            start > now - 86_400.0 && start <= now + 1.0,
+            "{start} vs {now}"
+        );
     }
 }
