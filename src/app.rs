@@ -151,7 +151,11 @@ pub async fn start(cfg: Config) -> Result<AppHandle, AppError> {
         playback,
     );
     match ControlPlane::from_config(&cfg, state.metrics.clone(), addr) {
-        Ok(cp) => state.set_control(cp),
+        Ok(cp) => {
+            // operator playback reaches the media connections through the same hub
+            cp.set_player(state.playback.clone());
+            state.set_control(cp)
+        }
         Err(e) => {
             stop_sinks(sinks, &shutdown, Instant::now() + Duration::from_secs(2)).await;
             return Err(e.into());

@@ -386,6 +386,9 @@ pub struct ControlConfig {
     pub graph_base_url: String,
     /// Microsoft Graph bearer token; empty = the request must send `X-Graph-Token`.
     pub graph_token: String,
+    /// Directory `POST /api/calls/{id}/play` may read WAV files from (`{"file":"<relative
+    /// path>"}`); empty = file playback refused.
+    pub playback_dir: String,
 }
 
 impl Default for ControlConfig {
@@ -402,6 +405,7 @@ impl Default for ControlConfig {
             ended_call_ttl_secs: 3_600,
             graph_base_url: "https://graph.microsoft.com".into(),
             graph_token: String::new(),
+            playback_dir: String::new(),
         }
     }
 }

@@ -32,9 +32,14 @@ async fn fake_acs() -> FakeAcsHandle {
 
 /// The fake ACS; an invited participant rings for `ring_time`.
 async fn fake_acs_ringing(ring_time: Duration) -> FakeAcsHandle {
+    fake_acs_with(|c| c.ring_time = ring_time).await
+}
+
+/// The fake ACS with more settings.
+async fn fake_acs_with(tweak: impl FnOnce(&mut FakeAcsConfig)) -> FakeAcsHandle {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let pem = std::fs::read_to_string(root.join("fixtures/keys/jwt_test_key_1.pem")).unwrap();
-    FakeAcs::start(FakeAcsConfig {
+    let mut cfg = FakeAcsConfig {
         signing_key: SigningKeySource::Pem(pem),
         kid: Some("test-key-1".into()),
         pacing: Pacing::Realtime,
@@ -47,14 +52,21 @@ async fn fake_acs_ringing(ring_time: Duration) -> FakeAcsHandle {
             silent_threshold_dbfs: -50.0,
         },
         max_stream_duration: Duration::from_secs(60),
-        ring_time,
         ..FakeAcsConfig::default()
-    })
-    .await
-    .expect("fake ACS starts")
+    };
+    tweak(&mut cfg);
+    FakeAcs::start(cfg).await.expect("fake ACS starts")
 }
 
 async fn gateway(acs: &FakeAcsHandle) -> Gw {
+    gateway_with(acs, |_| {}).await
+}
+
+/// [`gateway`] with more settings.
+async fn gateway_with(
+    acs: &FakeAcsHandle,
+    tweak: impl FnOnce(&mut acs_media_gateway::config::Config),
+) -> Gw {
     let (cs, aud, iss, jwks) = (
         acs.connection_string(),
         acs.audience.clone(),
@@ -68,6 +80,7 @@ async fn gateway(acs: &FakeAcsHandle) -> Gw {
         c.acs.jwt.jwks_url = jwks;
         c.control.operator_api_key = OPERATOR_KEY.into();
         c.control.eventgrid_secret = SECRET.into();
+        tweak(c);
     })
     .await
 }
@@ -802,5 +815,340 @@ async fn get_put_hold_dtmf_mute_cancel_and_recording_pause_through_the_fake_acs(
     callback(&acs, &conn, "CallDisconnected").await;
     let report = gw.shutdown().await;
     assert!(report.clean(), "{report:?}");
+    acs.shutdown().await;
+}
+
+/// A POST with a raw body and Content-Type; status and JSON answer.
+async fn post_bytes(gw: &Gw, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("http://{}{path}", gw.addr))
+        .bearer_auth(OPERATOR_KEY)
+        .header("content-type", content_type)
+        .body(body)
+        .timeout(STEP)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn sine(rate: u32, hz: f64, n: usize) -> Vec<i16> {
+    (0..n)
+        .map(|i| {
+            (8_000.0 * (2.0 * std::f64::consts::PI * hz * i as f64 / f64::from(rate)).sin()).round()
+                as i16
+        })
+        .collect()
+}
+
+fn wav_bytes(rate: u32, samples: &[i16]) -> Vec<u8> {
+    let mut c = std::io::Cursor::new(Vec::new());
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::new(&mut c, spec).unwrap();
+    for &s in samples {
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+    c.into_inner()
+}
+
+/// Waits until playback `pid` of call `id` is in `state`; its record.
+async fn wait_playback(gw: &Gw, id: &str, pid: &str, state: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, v) = operator_status(
+            gw,
+            reqwest::Method::GET,
+            &format!("/api/calls/{id}/playbacks/{pid}"),
+            Value::Null,
+        )
+        .await;
+        if status == 200 && v["state"] == state {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "playback {pid} never {state}: {status} {v:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Operator playback end to end: a WAV at the call's rate, a WAV file at 24 kHz from
+/// `control.playback_dir` (resampled to the call's 16 kHz) and raw PCM are queued on the call's
+/// bidirectional socket; the fake ACS records exactly the first and the third, the second within
+/// 60 dB SNR, answers each playback's mark with `MarkData`, and the playbacks end `completed`
+/// (source `acs`) in the operator API, in `playbacks_total` and in the WAV sink's call.json
+/// (`PlaybackCompleted` reached the sinks). `stop-audio` cancels a playing clip and sends
+/// `StopAudio`. Bad requests get clear 4xx JSON errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn play_stop_audio_and_playback_status_through_the_fake_acs() {
+    // ACS pages the participant list: one participant a page here
+    let acs = fake_acs_with(|c| c.participants_page_size = 1).await;
+    let clips = tempfile::tempdir().unwrap();
+    let tone24 = sine(24_000, 1_000.0, 12_000);
+    std::fs::write(clips.path().join("tone24.wav"), wav_bytes(24_000, &tone24)).unwrap();
+    let dir = clips.path().to_str().unwrap().to_owned();
+    let mut gw = gateway_with(&acs, move |c| {
+        c.control.playback_dir = dir;
+        for p in c.answer.profiles.values_mut() {
+            p.enable_bidirectional = true;
+        }
+    })
+    .await;
+    let data = acs.incoming_call(IncomingCallSpec::phone("+14255550123", "+18005550100"));
+    assert!(
+        eventgrid::deliver_incoming_call(&target(&gw), &acs.topic(), &data, 0)
+            .await
+            .unwrap()
+            .delivered
+    );
+    let conn = acs
+        .wait_for_answer(&data.incoming_call_context, STEP)
+        .await
+        .expect("answered")
+        .call_connection_id;
+    callback(&acs, &conn, "MediaStreamingStarted").await;
+    let v = wait_call(&gw, &conn, "streaming", |v| {
+        v["state"] == "streaming" && v["mediaConnection"]["connected"] == true
+    })
+    .await;
+    let id = v["id"].as_str().unwrap().to_owned();
+    let base = format!("/api/calls/{id}");
+
+    // The participant list is paged: the gateway follows nextLink to the end.
+    operator(
+        &gw,
+        reqwest::Method::POST,
+        &format!("{base}/participants"),
+        json!({"phoneNumber": "+14255550199", "sourceCallerIdNumber": "+18005550100"}),
+    )
+    .await;
+    callback(&acs, &conn, "AddParticipantSucceeded").await;
+    let known = acs.call(&conn).unwrap().participants.len();
+    assert!(known >= 2, "a page per participant needs two of them");
+    let v = operator(
+        &gw,
+        reqwest::Method::GET,
+        &format!("{base}/participants"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        v["result"]["value"].as_array().unwrap().len(),
+        known,
+        "{v:#}"
+    );
+    assert!(v["result"].get("nextLink").is_none(), "{v:#}");
+    let pages = acs.requests_of("get_participants");
+    assert_eq!(pages.len(), known, "one signed GET a page");
+    assert!(pages.iter().all(|r| r.signature.is_valid()));
+    assert!(
+        pages[1].path_and_query.contains("skip=1"),
+        "{:?}",
+        pages[1].path_and_query
+    );
+
+    // Refusals, each a clear JSON error.
+    let (s, v) = post_bytes(&gw, "/api/calls/nope/play", "audio/wav", vec![1]).await;
+    assert_eq!(s, 404, "{v}");
+    let (s, v) = post_bytes(
+        &gw,
+        &format!("{base}/play"),
+        "audio/wav",
+        b"RIFFjunk".to_vec(),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("WAV"),
+        "{v}"
+    );
+    let (s, v) = post_bytes(&gw, &format!("{base}/play"), "text/plain", b"hi".to_vec()).await;
+    assert_eq!(s, 415, "{v}");
+    let (s, v) = post_bytes(&gw, &format!("{base}/play"), "audio/pcm", vec![0; 640]).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("rate"),
+        "{v}"
+    );
+    let (s, v) = operator_status(
+        &gw,
+        reqwest::Method::POST,
+        &format!("{base}/play"),
+        json!({"file": "../tone24.wav"}),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = operator_status(
+        &gw,
+        reqwest::Method::GET,
+        &format!("{base}/playbacks/pb-99"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, 404, "{v}");
+
+    // Three playbacks, queued at once: WAV at the call's rate, a 24 kHz file, raw PCM.
+    let (rate, tone16) = common::fixture("tone_1k_16k.wav");
+    assert_eq!(rate, 16_000);
+    let wav =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/audio/tone_1k_16k.wav"))
+            .unwrap();
+    let (s, p1) = post_bytes(&gw, &format!("{base}/play"), "audio/wav", wav).await;
+    assert_eq!(s, 202, "{p1}");
+    let (s, p2) = operator_status(
+        &gw,
+        reqwest::Method::POST,
+        &format!("{base}/play"),
+        json!({"file": "tone24.wav"}),
+    )
+    .await;
+    assert_eq!(s, 202, "{p2}");
+    let raw: Vec<i16> = (0..1_650)
+        .map(|i| ((i * 37) % 2_000 - 1_000) as i16)
+        .collect();
+    let raw_bytes: Vec<u8> = raw.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let (s, p3) = post_bytes(
+        &gw,
+        &format!("{base}/play"),
+        "audio/pcm;rate=16000",
+        raw_bytes,
+    )
+    .await;
+    assert_eq!(s, 202, "{p3}");
+    let ids: Vec<String> = [&p1, &p2, &p3]
+        .iter()
+        .map(|p| p["playbackId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(p1["playback"]["state"], "queued");
+    assert_eq!(
+        p2["playback"]["samples"], 8_000,
+        "0.5 s at the call's 16 kHz"
+    );
+    for pid in &ids {
+        let r = wait_playback(&gw, &id, pid, "completed").await;
+        assert_eq!(r["source"], "acs", "MarkData ended it: {r:#}");
+        assert!(
+            r["startedAt"].is_string() && r["endedAt"].is_string(),
+            "{r:#}"
+        );
+    }
+    let r = wait_playback(&gw, &id, &ids[2], "completed").await;
+    assert_eq!(
+        (r["framesSent"].as_u64(), r["samplesSent"].as_u64()),
+        (Some(6), Some(1_650))
+    );
+
+    // What the fake ACS recorded: the clips back to back, marks on their last frames.
+    let out = acs.outbound_pcm(&conn).unwrap();
+    let (n1, n2) = (tone16.len(), 8_000);
+    assert_eq!(out.len(), n1 + n2 + raw.len(), "exactly the three clips");
+    assert_eq!(&out[..n1], &tone16[..], "same rate: bit-exact");
+    assert_eq!(&out[n1 + n2..], &raw[..], "raw PCM: bit-exact");
+    let want = sine(16_000, 1_000.0, n2);
+    let (mut sig, mut noise) = (0f64, 0f64);
+    for i in 320..n2 - 320 {
+        sig += f64::from(want[i]).powi(2);
+        noise += (f64::from(out[n1 + i]) - f64::from(want[i])).powi(2);
+    }
+    let snr = 10.0 * (sig / noise.max(1e-9)).log10();
+    assert!(snr >= 60.0, "24 kHz → 16 kHz: SNR {snr:.1} dB");
+    let marks: Vec<String> = acs
+        .outbound_events(&conn)
+        .unwrap()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            acs_sim::acs::OutboundKind::Audio { mark, .. } => mark.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(marks, ids);
+
+    // stop-audio cancels a playing clip and sends StopAudio.
+    let long: Vec<u8> = sine(16_000, 500.0, 16_000 * 5)
+        .iter()
+        .flat_map(|s| s.to_le_bytes())
+        .collect();
+    let (s, p4) = post_bytes(&gw, &format!("{base}/play"), "audio/pcm;rate=16000", long).await;
+    assert_eq!(s, 202, "{p4}");
+    let pid4 = p4["playbackId"].as_str().unwrap().to_owned();
+    wait_playback(&gw, &id, &pid4, "playing").await;
+    let v = operator(
+        &gw,
+        reqwest::Method::POST,
+        &format!("{base}/stop-audio"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(v["cancelled"], json!([pid4]));
+    let r = wait_playback(&gw, &id, &pid4, "cancelled").await;
+    assert_eq!(r["source"], "gateway");
+    let stops = || {
+        acs.outbound_events(&conn)
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind == acs_sim::acs::OutboundKind::StopAudio)
+            .count()
+    };
+    let deadline = tokio::time::Instant::now() + STEP;
+    while stops() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no StopAudio reached the fake ACS"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (s, v) = operator_status(
+        &gw,
+        reqwest::Method::GET,
+        &format!("{base}/playbacks"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (s, v["playbacks"].as_array().unwrap().len()),
+        (200, 4),
+        "{v:#}"
+    );
+    assert_eq!(
+        gw.metric("acs_gateway_playbacks_total{outcome=\"completed\",source=\"acs\"}")
+            .await,
+        3.0
+    );
+    assert_eq!(
+        gw.metric("acs_gateway_playbacks_total{outcome=\"cancelled\",source=\"gateway\"}")
+            .await,
+        1.0
+    );
+
+    // The sinks saw the ends: the WAV sink's call.json lists them.
+    let report = gw.shutdown().await;
+    assert!(report.clean(), "{report:?}");
+    let cj = common::call_json(&gw.call_dir(&conn));
+    let ends: Vec<(String, String)> = cj["marks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["type"].is_string())
+        .map(|m| {
+            (
+                m["type"].as_str().unwrap().to_owned(),
+                m["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut want: Vec<(String, String)> = ids
+        .iter()
+        .map(|i| ("playback_completed".to_owned(), i.clone()))
+        .collect();
+    want.push(("playback_cancelled".to_owned(), pid4));
+    assert_eq!(ends, want, "{cj:#}");
     acs.shutdown().await;
 }

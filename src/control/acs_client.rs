@@ -149,7 +149,21 @@ impl AcsClientError {
 pub trait AcsApi: Send + Sync + std::fmt::Debug {
     /// Sends `op` with `body` (the exact JSON bytes; `None` = no body).
     fn send<'a>(&'a self, op: &'a AcsOperation, body: Option<Bytes>) -> AcsFuture<'a, AcsResponse>;
+
+    /// GETs the next page of list operation `op` at ACS's `nextLink`. The default sends `op`
+    /// again (test doubles answer with their next scripted page).
+    fn send_next<'a>(
+        &'a self,
+        op: &'a AcsOperation,
+        next_link: &'a str,
+    ) -> AcsFuture<'a, AcsResponse> {
+        let _ = next_link;
+        self.send(op, None)
+    }
 }
+
+/// Most participant pages followed; a longer list keeps its `nextLink`.
+pub const MAX_PARTICIPANT_PAGES: usize = 50;
 
 fn encode<T: Serialize>(v: &T) -> Bytes {
     Bytes::from(serde_json::to_vec(v).expect("request bodies serialize"))
@@ -325,18 +339,25 @@ impl dyn AcsApi {
         .await
     }
 
-    /// `GET …/participants` (one page; `nextLink` is returned, not followed).
+    /// `GET …/participants`, following ACS's `nextLink` paging (at most
+    /// [`MAX_PARTICIPANT_PAGES`] pages; `next_link` is set only when more remain).
     pub async fn get_participants(
         &self,
         call_connection_id: &str,
     ) -> Result<GetParticipantsResponse, AcsClientError> {
-        self.json(
-            AcsOperation::GetParticipants {
-                call_connection_id: call_connection_id.to_owned(),
-            },
-            None,
-        )
-        .await
+        let op = AcsOperation::GetParticipants {
+            call_connection_id: call_connection_id.to_owned(),
+        };
+        let mut all: GetParticipantsResponse = decode(&op, &self.send(&op, None).await?)?;
+        for _ in 1..MAX_PARTICIPANT_PAGES {
+            let Some(link) = all.next_link.take() else {
+                break;
+            };
+            let page: GetParticipantsResponse = decode(&op, &self.send_next(&op, &link).await?)?;
+            all.value.extend(page.value);
+            all.next_link = page.next_link;
+        }
+        Ok(all)
     }
 
     /// `POST …/participants:mute`.
@@ -655,13 +676,31 @@ impl HttpAcsClient {
         }
     }
 
-    async fn run(
+    /// The path and query of `next_link`, which must be on the configured endpoint and `op`'s
+    /// path (a signed request never goes elsewhere); `api-version` is added when missing.
+    pub fn next_link_path(&self, op: &AcsOperation, next_link: &str) -> Option<String> {
+        let base = self.cfg.connection.url("");
+        let pq = next_link.strip_prefix(base.trim_end_matches('/'))?;
+        let (path, query) = pq.split_once('?').unwrap_or((pq, ""));
+        if path != op.path() {
+            return None;
+        }
+        if query.split('&').any(|kv| kv.starts_with("api-version=")) {
+            Some(pq.to_owned())
+        } else {
+            let v = &self.cfg.api_version;
+            let sep = if query.is_empty() { "?" } else { "&" };
+            Some(format!("{pq}{sep}api-version={v}"))
+        }
+    }
+
+    async fn run_at(
         &self,
         op: &AcsOperation,
+        path_and_query: String,
         body: Option<Bytes>,
     ) -> Result<AcsResponse, AcsClientError> {
         let name = op.name();
-        let path_and_query = self.path_and_query(op);
         let repeatability = op.needs_repeatability().then(|| {
             (
                 uuid::Uuid::new_v4().to_string(),
@@ -721,7 +760,24 @@ impl HttpAcsClient {
 
 impl AcsApi for HttpAcsClient {
     fn send<'a>(&'a self, op: &'a AcsOperation, body: Option<Bytes>) -> AcsFuture<'a, AcsResponse> {
-        Box::pin(self.run(op, body))
+        Box::pin(self.run_at(op, self.path_and_query(op), body))
+    }
+
+    fn send_next<'a>(
+        &'a self,
+        op: &'a AcsOperation,
+        next_link: &'a str,
+    ) -> AcsFuture<'a, AcsResponse> {
+        Box::pin(async move {
+            let Some(pq) = self.next_link_path(op, next_link) else {
+                return Err(AcsClientError::InvalidResponse {
+                    operation: op.name(),
+                    status: 200,
+                    message: format!("nextLink {next_link:?} is not a page of this operation on the ACS endpoint"),
+                });
+            };
+            self.run_at(op, pq, None).await
+        })
     }
 }
 

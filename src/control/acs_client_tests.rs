@@ -379,3 +379,49 @@ async fn get_and_put_are_signed_without_and_with_a_body() {
         1
     );
 }
+
+/// A `nextLink` is followed only on the configured endpoint and the operation's own path, and
+/// each page is signed (the server checks every signature).
+#[test]
+fn next_links_stay_on_the_endpoint_and_the_operation() {
+    let c = HttpAcsClient::new(
+        AcsClientConfig {
+            connection: ConnectionString::parse(&format!(
+                "endpoint=https://acs.example.com/;accesskey={KEY_B64}"
+            ))
+            .unwrap(),
+            api_version: "2026-03-12".into(),
+            request_timeout: Duration::from_millis(100),
+            max_retries: 0,
+            max_retry_after: Duration::from_millis(10),
+            initial_backoff: Duration::from_millis(1),
+        },
+        reqwest::Client::new(),
+        Metrics::new(),
+    );
+    let op = AcsOperation::GetParticipants {
+        call_connection_id: "conn-1".into(),
+    };
+    let path = op.path();
+    assert_eq!(
+        c.next_link_path(
+            &op,
+            &format!("https://acs.example.com{path}?api-version=2026-03-12&skip=2")
+        )
+        .as_deref(),
+        Some(format!("{path}?api-version=2026-03-12&skip=2").as_str())
+    );
+    assert_eq!(
+        c.next_link_path(&op, &format!("https://acs.example.com{path}?skipToken=x"))
+            .as_deref(),
+        Some(format!("{path}?skipToken=x&api-version=2026-03-12").as_str())
+    );
+    for bad in [
+        format!("https://evil.example.com{path}?skip=2"),
+        format!("https://acs.example.com.evil.com{path}?skip=2"),
+        "https://acs.example.com/calling/callConnections/other/participants?skip=2".to_owned(),
+        "https://acs.example.com/calling/recordings?skip=2".to_owned(),
+    ] {
+        assert_eq!(c.next_link_path(&op, &bad), None, "{bad}");
+    }
+}

@@ -29,13 +29,16 @@ pub struct BodyTimeout(pub std::time::Duration);
 
 /// The `endpoint` label of [`crate::metrics::ControlMetrics::bad_request`] and the body limit of
 /// a request path, given `server.max_body_bytes`: the webhook and callbacks take up to `max`, the
-/// operator API up to [`MAX_OPERATOR_BODY`] (at most `max`), every other route (health,
+/// operator API up to [`MAX_OPERATOR_BODY`] (at most `max`) — but `POST /api/calls/{id}/play` up
+/// to [`MAX_PLAY_BYTES`](super::play_audio::MAX_PLAY_BYTES) —, every other route (health,
 /// readiness, metrics, unknown paths) no body at all. The media path is the listener's.
 pub fn body_route(path: &str, max: usize) -> (&'static str, usize) {
     if path == "/api/incomingCall" || path == "/api/incomingCall/" {
         ("incoming_call", max)
     } else if path.starts_with("/api/callbacks/") {
         ("callbacks", max)
+    } else if path.starts_with("/api/calls/") && path.trim_end_matches('/').ends_with("/play") {
+        ("operator", super::play_audio::MAX_PLAY_BYTES)
     } else if path == "/api/calls"
         || path.starts_with("/api/calls/")
         || path == "/api/agents/token"

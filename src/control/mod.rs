@@ -11,6 +11,9 @@
 //! | [`callbacks`] | `POST /api/callbacks/{token}`: Call Automation events → registry |
 //! | [`registry`] | the bounded call registry and its state machine |
 //! | [`operator`] | the operator API (`/api/calls…`, `/api/agents/token`, `/api/resource-accounts`, `/api/teams-extension/…`) |
+//! | `api` | what the operator routes share: `ApiError`, JSON body accessors, identifier checks |
+//! | [`playback`] | operator playback routes (`…/play`, `…/stop-audio`, `…/playbacks`) and the [`Player`](playback::Player) seam to the media connections |
+//! | [`play_audio`] | a playback's audio: WAV / PCM / file under `control.playback_dir`, resampled with rubato |
 //! | [`gate`] | admission of media upgrades and callbacks (call token, ACS JWT) |
 //! | [`acs_client`] | [`AcsApi`](acs_client::AcsApi), typed ACS calls, [`HttpAcsClient`](acs_client::HttpAcsClient) (HMAC, retries, repeatability) |
 //! | `mock` | `MockAcs`, the in-process `AcsApi` for tests (feature `testkit`) |
@@ -25,6 +28,7 @@
 
 pub mod acs_client;
 pub mod answer;
+mod api;
 pub mod callbacks;
 pub mod dedupe;
 pub mod gate;
@@ -35,6 +39,8 @@ pub mod jwt;
 pub mod mock;
 pub mod operator;
 pub mod plane;
+pub mod play_audio;
+pub mod playback;
 pub mod policy;
 pub mod registry;
 #[cfg(test)]

@@ -13,7 +13,7 @@
 //! | `POST /api/calls/{id}/recording/stop` | `{"recordingId"?}` (default: the call's) |
 //! | `POST /api/calls/{id}/media-streaming/start` / `stop` | `{"operationContext"?}` |
 //! | `GET /api/calls/{id}/connection` | the call's `CallConnectionProperties` from ACS (GET) |
-//! | `GET /api/calls/{id}/participants` | the participants from ACS (GET; one page, `nextLink` passed on) |
+//! | `GET /api/calls/{id}/participants` | the participants from ACS (GET; `nextLink` pages followed) |
 //! | `POST /api/calls/{id}/participants/{rawId}/mute` | `{"operationContext"?}` |
 //! | `POST /api/calls/{id}/participants/{rawId}/hold` | `{"playFileUri"?, "operationContext"?}` (music on hold from an http(s) WAV/MP3) |
 //! | `POST /api/calls/{id}/participants/{rawId}/unhold` | `{"operationContext"?}` |
@@ -21,6 +21,7 @@
 //! | `POST /api/calls/{id}/dtmf/send` | `{"tones":"123#","rawId"?,"operationContext"?}` (1–18 of `0-9 A-D # *`; default target the caller, PSTN only) |
 //! | `POST /api/calls/{id}/dtmf/recognition/start` / `stop` | `{"rawId"?,"operationContext"?}` (default target the caller); keys arrive in the call's `dtmf` |
 //! | `POST /api/calls/{id}/recording/pause` / `resume` | `{"recordingId"?}` (default: the call's) |
+//! | `POST /api/calls/{id}/play`, `POST …/stop-audio`, `GET …/playbacks[/{pid}]` | operator playback ([`playback`](super::playback)) |
 //! | `PUT /api/teams-extension/tenants/{tenantId}/assignments/{objectId}` | `{"principalType"?:"teamsResourceAccount"}`: let the ACS resource take calls for a Teams resource account → `{"acsStatus","result"}` |
 //! | `POST /api/agents/token` | `{"token","appId","userId"}` → ACS token (Teams user token exchange, §11) |
 //! | `GET /api/resource-accounts[?appId=]` | Microsoft Graph resource accounts (token from config or `X-Graph-Token`) |
@@ -30,14 +31,13 @@
 //! and code; ACS timeouts → 504. Successful operations answer 200
 //! `{"callId","callConnectionId","operation","acsStatus","result"}`.
 
-use super::acs_client::AcsClientError;
 use super::graph::GraphError;
 use super::http::{bearer, header_str, query_param, read_body, secret_eq};
 use super::plane::ControlPlane;
 use super::registry::{now_ms, rfc3339, CallRecord};
 use super::{error_response, json_response, HttpResponse};
 use crate::protocol::identifier::{
-    parse_raw_id, CommunicationIdentifier, CommunicationIdentifierModel, IdentifierKind,
+    CommunicationIdentifier, CommunicationIdentifierModel, IdentifierKind,
     PhoneNumberIdentifierModel,
 };
 use crate::protocol::rest::{
@@ -49,164 +49,14 @@ use crate::protocol::rest::{
     TeamsUserExchangeTokenRequest, TransferToParticipantRequest, UnholdRequest, MAX_DTMF_TONES,
 };
 use hyper::{Method, Request, StatusCode};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::sync::Arc;
 
 const EP: &str = "operator";
+use super::api::{e164, object_id, raw_id, ApiError, Body, Res};
 pub use super::http::MAX_OPERATOR_BODY;
 /// Request header carrying a Microsoft Graph token.
 pub const HEADER_GRAPH_TOKEN: &str = "x-graph-token";
-
-/// A refused operator request: status and JSON body.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    body: Value,
-    reason: &'static str,
-}
-
-impl ApiError {
-    fn field(field: &str, problem: impl std::fmt::Display) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            body: json!({"error": {"code": "Bad Request", "message": format!("{field}: {problem}"), "field": field}}),
-            reason: "bad_field",
-        }
-    }
-
-    fn status(status: StatusCode, message: impl std::fmt::Display, reason: &'static str) -> Self {
-        Self {
-            status,
-            body: json!({"error": {"code": status.canonical_reason().unwrap_or("error"), "message": message.to_string()}}),
-            reason,
-        }
-    }
-
-    fn response(self, cp: &ControlPlane) -> HttpResponse {
-        if self.status == StatusCode::BAD_REQUEST || self.status == StatusCode::PAYLOAD_TOO_LARGE {
-            cp.metrics.control.bad_request(EP, self.reason);
-        }
-        json_response(self.status, &self.body)
-    }
-}
-
-impl From<AcsClientError> for ApiError {
-    fn from(e: AcsClientError) -> Self {
-        tracing::warn!(error = %e, "operator request: ACS call failed");
-        Self {
-            status: e.http_status(),
-            body: e.to_json(),
-            reason: "acs",
-        }
-    }
-}
-
-type Res<T> = Result<T, ApiError>;
-
-/// A JSON object body with typed, field-naming accessors.
-struct Body(Map<String, Value>);
-
-impl Body {
-    fn parse(bytes: &[u8]) -> Res<Body> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Body(Map::new()));
-        }
-        match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Object(m)) => Ok(Body(m)),
-            Ok(_) => Err(ApiError::field("body", "must be a JSON object")),
-            Err(e) => Err(ApiError::field("body", format!("not JSON: {e}"))),
-        }
-    }
-
-    fn str(&self, f: &str) -> Res<Option<String>> {
-        match self.0.get(f) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.trim().is_empty() => {
-                Err(ApiError::field(f, "must not be empty"))
-            }
-            Some(Value::String(s)) if s.len() > 1024 => {
-                Err(ApiError::field(f, "longer than 1024 bytes"))
-            }
-            Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
-            Some(_) => Err(ApiError::field(f, "must be a string")),
-        }
-    }
-
-    fn required(&self, f: &str) -> Res<String> {
-        self.str(f)?
-            .ok_or_else(|| ApiError::field(f, "is required"))
-    }
-
-    fn bool(&self, f: &str) -> Res<Option<bool>> {
-        match self.0.get(f) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(_) => Err(ApiError::field(f, "must be true or false")),
-        }
-    }
-
-    fn int(&self, f: &str, lo: i64, hi: i64) -> Res<Option<i64>> {
-        match self.0.get(f) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => match n.as_i64() {
-                Some(v) if (lo..=hi).contains(&v) => Ok(Some(v)),
-                _ => Err(ApiError::field(
-                    f,
-                    format!("must be an integer from {lo} to {hi}"),
-                )),
-            },
-            Some(_) => Err(ApiError::field(
-                f,
-                format!("must be an integer from {lo} to {hi}"),
-            )),
-        }
-    }
-
-    fn obj(&self, f: &str) -> Res<Option<Body>> {
-        match self.0.get(f) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Object(m)) => Ok(Some(Body(m.clone()))),
-            Some(_) => Err(ApiError::field(f, "must be an object")),
-        }
-    }
-}
-
-/// `+` and 7 to 15 digits.
-fn e164(field: &str, v: &str) -> Res<String> {
-    let digits = v.strip_prefix('+').unwrap_or("");
-    if (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(v.to_owned())
-    } else {
-        Err(ApiError::field(
-            field,
-            "must be an E.164 number like +14255550123",
-        ))
-    }
-}
-
-/// An Entra object id / tenant id: GUID-like characters.
-fn object_id(field: &str, v: &str) -> Res<String> {
-    if v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-        Ok(v.to_owned())
-    } else {
-        Err(ApiError::field(
-            field,
-            "must be an object id (letters, digits and -)",
-        ))
-    }
-}
-
-fn raw_id(field: &str, v: &str) -> Res<CommunicationIdentifier> {
-    let id = parse_raw_id(v);
-    if id.kind() == IdentifierKind::Unknown {
-        Err(ApiError::field(
-            field,
-            "is not a known rawId (4:+E164, 8:acs:…, 8:orgid:…, 28:orgid:…)",
-        ))
-    } else {
-        Ok(id)
-    }
-}
 
 /// Serves the operator routes.
 pub async fn handle<B>(cp: &Arc<ControlPlane>, req: Request<B>) -> HttpResponse
@@ -231,6 +81,10 @@ where
             return super::http::with_header(r, "www-authenticate", "Bearer");
         }
     }
+    let req = match super::playback::route(cp, req).await {
+        Ok(answered) => return answered,
+        Err(req) => req,
+    };
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);

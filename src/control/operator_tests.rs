@@ -2,6 +2,7 @@
 //! to a local stub server).
 
 use super::*;
+use crate::control::acs_client::AcsClientError;
 use crate::control::mock::{MockAcs, MockReply};
 use crate::control::registry::{CallState, NewCall};
 use crate::control::testkit::{cfg, op, plane, read, req, API_KEY, BASE};
@@ -473,9 +474,18 @@ async fn get_put_hold_dtmf_and_the_other_operations() {
             serde_json::json!({"value": [{"identifier": {"rawId": "4:+12065551212", "phoneNumber": {"value": "+12065551212"}}, "isOnHold": false}], "nextLink": "https://x/next"}),
         ),
     );
+    // the second page (the gateway follows nextLink)
+    mock.push(
+        "get_participants",
+        MockReply::Ok(
+            200,
+            serde_json::json!({"value": [{"identifier": {"rawId": "4:+12065551213", "phoneNumber": {"value": "+12065551213"}}}]}),
+        ),
+    );
     let b = ok(call(&cp, Method::GET, "/api/calls/call-1/participants", "").await);
     assert_eq!(b["result"]["value"][0]["rawId"], "4:+12065551212");
-    assert_eq!(b["result"]["nextLink"], "https://x/next");
+    assert_eq!(b["result"]["value"][1]["rawId"], "4:+12065551213");
+    assert!(b["result"].get("nextLink").is_none(), "{b}");
     let p = "/api/calls/call-1/participants/4%3A%2B12065551212";
     ok(call(
         &cp,
@@ -563,6 +573,7 @@ async fn get_put_hold_dtmf_and_the_other_operations() {
         [
             "get_call",
             "get_participants",
+            "get_participants",
             "mute_participants",
             "hold",
             "unhold",
@@ -577,46 +588,46 @@ async fn get_put_hold_dtmf_and_the_other_operations() {
     );
     let body = |i: usize| r[i].body.clone().unwrap_or(Value::Null);
     assert_eq!(
-        (r[0].body.clone(), r[1].body.clone()),
-        (None, None),
+        (r[0].body.clone(), r[1].body.clone(), r[2].body.clone()),
+        (None, None, None),
         "GETs carry no body"
     );
-    assert_eq!(body(2)["targetParticipants"][0]["rawId"], "4:+12065551212");
-    assert_eq!(body(2)["operationContext"], "m");
-    assert_eq!(body(3)["targetParticipant"]["rawId"], "4:+12065551212");
+    assert_eq!(body(3)["targetParticipants"][0]["rawId"], "4:+12065551212");
+    assert_eq!(body(3)["operationContext"], "m");
+    assert_eq!(body(4)["targetParticipant"]["rawId"], "4:+12065551212");
     assert_eq!(
-        body(3)["playSourceInfo"],
+        body(4)["playSourceInfo"],
         serde_json::json!({"kind": "file", "file": {"uri": "https://music.contoso.com/hold.wav"}})
     );
-    assert!(body(4).get("playSourceInfo").is_none());
-    assert_eq!(body(5)["invitationId"], "inv-9");
+    assert!(body(5).get("playSourceInfo").is_none());
+    assert_eq!(body(6)["invitationId"], "inv-9");
     assert_eq!(
-        body(6)["tones"],
+        body(7)["tones"],
         serde_json::json!(["one", "two", "pound", "asterisk", "a"])
     );
     assert_eq!(
-        body(6)["targetParticipant"]["rawId"],
+        body(7)["targetParticipant"]["rawId"],
         "4:+12065551212",
         "default target: the caller"
     );
-    assert_eq!(body(7)["targetParticipant"]["rawId"], "4:+12065551212");
-    assert_eq!(body(8)["targetParticipant"]["rawId"], "4:+14255550199");
+    assert_eq!(body(8)["targetParticipant"]["rawId"], "4:+12065551212");
+    assert_eq!(body(9)["targetParticipant"]["rawId"], "4:+14255550199");
     assert_eq!(
-        r[9].op,
+        r[10].op,
         crate::protocol::rest::AcsOperation::PauseRecording {
             recording_id: "rec-1".into()
         }
     );
-    assert_eq!(r[9].body, None);
+    assert_eq!(r[10].body, None);
     assert_eq!(
-        r[11].op,
+        r[12].op,
         crate::protocol::rest::AcsOperation::PutTeamsExtensionAssignment {
             tenant_id: "tenant-1".into(),
             object_id: "oid-1".into()
         }
     );
     assert_eq!(
-        body(11),
+        body(12),
         serde_json::json!({"principalType": "teamsResourceAccount"})
     );
 

@@ -76,6 +76,10 @@ pub struct ControlPlane {
     /// Largest request body of the webhook and callbacks (`server.max_body_bytes`; the operator
     /// API takes at most [`MAX_OPERATOR_BODY`](super::http::MAX_OPERATOR_BODY) of it).
     pub max_body_bytes: usize,
+    /// `control.playback_dir` (`None` = file playback refused).
+    pub playback_dir: Option<std::path::PathBuf>,
+    /// The media side of operator playback (attached by `app`).
+    player: std::sync::OnceLock<Arc<dyn super::playback::Player>>,
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -84,6 +88,16 @@ fn non_empty(s: &str) -> Option<String> {
 }
 
 impl ControlPlane {
+    /// Attaches the media side of operator playback (once; later calls are ignored).
+    pub fn set_player(&self, player: Arc<dyn super::playback::Player>) {
+        let _ = self.player.set(player);
+    }
+
+    /// The media side of operator playback, when attached.
+    pub fn player(&self) -> Option<Arc<dyn super::playback::Player>> {
+        self.player.get().cloned()
+    }
+
     /// Builds the control plane for a gateway bound to `bound`, with the real ACS client.
     pub fn from_config(
         cfg: &Config,
@@ -175,6 +189,8 @@ impl ControlPlane {
             ),
             resource_id: non_empty(&cfg.acs.resource_id),
             max_body_bytes: cfg.server.max_body_bytes,
+            playback_dir: non_empty(&c.playback_dir).map(std::path::PathBuf::from),
+            player: std::sync::OnceLock::new(),
             metrics,
         };
         plane.log_summary();

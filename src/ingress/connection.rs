@@ -33,6 +33,7 @@ use crate::pipeline::{CallPipeline, EndReason};
 
 use super::playback::{run_writer, CallPlayback, WriterCmd};
 use crate::pipeline::Handled;
+use crate::protocol::{parse_inbound, Inbound};
 use crate::shutdown::Step;
 use futures_util::stream::SplitStream;
 use futures_util::task::AtomicWaker;
@@ -89,7 +90,11 @@ pub async fn run<S>(
     tracing::info!(call = %call.call().label, id = call_id, bidirectional, "media connection open");
     let (reason, ws, linger_until) = if bidirectional {
         let (sink, stream) = ws.split();
-        let pb = st.playback.register(call_id, call.sample_rate());
+        let pb = st.playback.register_call(
+            call.call(),
+            call.sample_rate(),
+            st.pipeline.fanout().clone(),
+        );
         let (cmd_tx, cmd_rx) = mpsc::channel(4);
         let writer = tokio::spawn(run_writer(
             sink,
@@ -112,6 +117,8 @@ pub async fn run<S>(
             Ok(Ok(sink)) => rx.reunite(sink).ok(),
             _ => None,
         };
+        // operator playbacks still pending end now, before the call's end reaches the sinks
+        pb.items.finish();
         (reason, ws, linger_until)
     } else {
         let mut conn = Conn::new(Io::Whole(Box::new(ws)));
@@ -410,6 +417,15 @@ where
             Ok(Handled::Metadata) => {
                 if let Some(pb) = pb {
                     pb.set_rate(call.sample_rate());
+                }
+            }
+            // events are rare (never AudioData): parsing again to find a MarkData costs nothing
+            // on the audio path
+            Ok(Handled::Event) => {
+                if let (Some(pb), Ok(Inbound::MarkData(m))) = (pb, parse_inbound(payload)) {
+                    if let Some(id) = m.id.as_deref() {
+                        pb.items.on_mark(id, m.status.as_deref());
+                    }
                 }
             }
             Ok(_) => {}

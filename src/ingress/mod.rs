@@ -26,6 +26,7 @@ pub mod connection;
 pub mod headroom;
 pub mod http_conns;
 pub mod playback;
+pub mod playback_items;
 
 use crate::control::http::{body_route, check_declared, DeadlineBody};
 use crate::control::{self, error_response, ControlPlane, HttpResponse};

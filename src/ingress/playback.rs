@@ -5,10 +5,19 @@
 //! the queue and sends `StopAudio`. The writer owns the socket's sending half, so writing to ACS
 //! never blocks reading from it. Underruns (the queue ran dry in the middle of playback) and
 //! overruns (audio refused because the queue was full) are counted.
+//!
+//! Operator playbacks (`POST /api/calls/{id}/play`, [`Player`]) are whole clips in the call's
+//! [`Items`]: they need no jitter buffer, start at the next slot, and take precedence over audio
+//! a forward target returns (which waits in its queue meanwhile); see
+//! [`playback_items`](super::playback_items) for how each one ends.
 
+use super::playback_items::{Items, Reporter};
+use crate::control::playback::{PlayError, PlaybackRecord, Player};
 use crate::metrics::Metrics;
 use crate::pipeline::frame::CallId;
 use crate::pipeline::playback::{Enqueued, PlaybackTarget};
+use crate::pipeline::{CallInfo, FanOut};
+use crate::protocol::mark::write_outbound_audio_marked;
 use crate::protocol::media::{write_outbound_audio, STOP_AUDIO_JSON};
 use futures_util::{Sink, SinkExt};
 use std::collections::{HashMap, VecDeque};
@@ -39,16 +48,22 @@ pub struct CallPlayback {
     stop: AtomicBool,
     wake: Notify,
     last_push: Mutex<Option<tokio::time::Instant>>,
+    /// Operator playbacks.
+    pub items: Items,
+    /// Names the operator API finds the call by (gateway call id, `callConnectionId`).
+    keys: Vec<String>,
 }
 
 impl CallPlayback {
-    fn new(rate: u32) -> Self {
+    fn new(rate: u32, items: Items, keys: Vec<String>) -> Self {
         Self {
             rate: AtomicU32::new(rate),
             queue: Mutex::new(VecDeque::new()),
             stop: AtomicBool::new(false),
             wake: Notify::new(),
             last_push: Mutex::new(None),
+            items,
+            keys,
         }
     }
 
@@ -91,13 +106,49 @@ impl PlaybackHub {
         })
     }
 
-    /// Makes `call` bidirectional (its connection runs [`run_writer`] with the returned state).
+    /// Makes `call` bidirectional (its connection runs [`run_writer`] with the returned state);
+    /// operator playbacks cannot find it (no keys) and report to no sink.
     pub fn register(&self, call: CallId, rate: u32) -> Arc<CallPlayback> {
-        let pb = Arc::new(CallPlayback::new(rate));
+        let items = Items::new(None, self.metrics.clone());
+        self.insert(call, CallPlayback::new(rate, items, Vec::new()))
+    }
+
+    /// Makes `call` bidirectional; the operator API finds it by its token (the gateway call id)
+    /// and `callConnectionId`, and playback ends are reported to `fanout`'s sinks.
+    pub fn register_call(
+        &self,
+        call: &Arc<CallInfo>,
+        rate: u32,
+        fanout: FanOut,
+    ) -> Arc<CallPlayback> {
+        let reporter = Reporter {
+            fanout,
+            call: call.clone(),
+        };
+        let items = Items::new(Some(reporter), self.metrics.clone());
+        let keys = [&call.token, &call.call_connection_id]
+            .into_iter()
+            .flatten()
+            .filter(|k| !k.is_empty())
+            .cloned()
+            .collect();
+        self.insert(call.id, CallPlayback::new(rate, items, keys))
+    }
+
+    fn insert(&self, call: CallId, pb: CallPlayback) -> Arc<CallPlayback> {
+        let pb = Arc::new(pb);
         if let Ok(mut m) = self.calls.lock() {
             m.insert(call, pb.clone());
         }
         pb
+    }
+
+    /// The call's playback state, found by any of `keys`.
+    fn find(&self, keys: &[&str]) -> Option<Arc<CallPlayback>> {
+        let m = self.calls.lock().ok()?;
+        m.values()
+            .find(|pb| pb.keys.iter().any(|k| keys.contains(&k.as_str())))
+            .cloned()
     }
 
     /// Forgets `call` (its connection ended).
@@ -156,16 +207,48 @@ impl PlaybackTarget for PlaybackHub {
         let Some(pb) = self.get(call) else {
             return false;
         };
-        if let Ok(mut q) = pb.queue.lock() {
-            q.clear();
-        }
-        pb.stop.store(true, Ordering::Release);
-        pb.wake.notify_one();
+        stop_call(&pb);
         true
     }
 
     fn sample_rate(&self, call: CallId) -> Option<u32> {
         self.get(call).map(|p| p.rate())
+    }
+}
+
+/// Flushes the call's queues (operator playbacks are cancelled) and has the writer send
+/// `StopAudio`; returns the cancelled playbacks.
+fn stop_call(pb: &CallPlayback) -> Vec<PlaybackRecord> {
+    if let Ok(mut q) = pb.queue.lock() {
+        q.clear();
+    }
+    let cancelled = pb.items.stop();
+    pb.stop.store(true, Ordering::Release);
+    pb.wake.notify_one();
+    cancelled
+}
+
+impl Player for PlaybackHub {
+    fn rate(&self, keys: &[&str]) -> Option<u32> {
+        self.find(keys).map(|p| p.rate())
+    }
+
+    fn play(&self, keys: &[&str], samples: Vec<i16>) -> Result<PlaybackRecord, PlayError> {
+        let pb = self.find(keys).ok_or(PlayError::NotBidirectional)?;
+        let rec = pb.items.push(samples, pb.rate())?;
+        pb.wake.notify_one();
+        Ok(rec)
+    }
+
+    fn stop(&self, keys: &[&str]) -> Result<Vec<PlaybackRecord>, PlayError> {
+        let pb = self.find(keys).ok_or(PlayError::NotBidirectional)?;
+        Ok(stop_call(&pb))
+    }
+
+    fn playbacks(&self, keys: &[&str]) -> Vec<PlaybackRecord> {
+        self.find(keys)
+            .map(|p| p.items.records())
+            .unwrap_or_default()
     }
 }
 
@@ -202,8 +285,10 @@ where
                 None => std::future::pending::<()>().await,
             }
         };
-        // while playing, wake at the next send slot (idle: when audio arrives)
+        // while playing, wake at the next send slot (idle: when audio arrives), and when a
+        // playback's mark is overdue
         let next_slot = due;
+        let mark_due = pb.as_ref().and_then(|p| p.items.next_deadline());
         tokio::select! {
             biased;
             cmd = cmds.recv() => {
@@ -220,8 +305,10 @@ where
             }
             _ = wait => {}
             _ = async { match next_slot { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {}
+            _ = async { match mark_due { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {}
         }
         let Some(pb) = &pb else { continue };
+        pb.items.expire(tokio::time::Instant::now());
         if pb.stop.swap(false, Ordering::AcqRel) {
             due = None;
             if sink.send(Message::text(STOP_AUDIO_JSON)).await.is_err() {
@@ -236,14 +323,32 @@ where
             let per = pb.rate() as usize / 50;
             let queued = pb.queued();
             let tail = queued > 0 && pb.since_push(now) >= TAIL_WAIT;
+            let clip = pb.items.ready();
             let slot = match due {
                 // idle: start once the jitter buffer holds PREBUFFER_FRAMES, or an utterance's
-                // tail has waited long enough
-                None if queued >= PREBUFFER_FRAMES * per || tail => now,
+                // tail has waited long enough, or at once for an operator playback
+                None if clip || queued >= PREBUFFER_FRAMES * per || tail => now,
                 None => break,
                 Some(d) if d > now => break,
                 Some(d) => d,
             };
+            // an operator playback's frame (its last one carries the mark) comes first
+            if let Some(mark) = pb.items.next_frame(per, &mut pcm) {
+                match &mark {
+                    Some(id) => write_outbound_audio_marked(&mut json, &pcm, id),
+                    None => write_outbound_audio(&mut json, &pcm),
+                }
+                if sink.send(Message::text(json.as_str())).await.is_err() {
+                    return sink;
+                }
+                metrics.playback_frames.inc();
+                due = Some(if now > slot + SLACK {
+                    now + frame_dur
+                } else {
+                    slot + frame_dur
+                });
+                continue;
+            }
             let take = {
                 let Ok(mut q) = pb.queue.lock() else {
                     return sink;

@@ -115,6 +115,8 @@ pub struct Metrics {
     pub playback_underruns: IntCounter,
     /// Playback samples refused because the call's playback queue was full.
     pub playback_overrun_samples: IntCounter,
+    /// Operator playbacks ended, by outcome (completed, cancelled) and source (acs, gateway).
+    pub playbacks: IntCounterVec,
     /// Control plane (webhook, answer, ACS client, callbacks, registry, authentication).
     pub control: ControlMetrics,
     /// Forward sink.
@@ -315,6 +317,11 @@ impl Metrics {
             playback_overrun_samples: counter(
                 "playback_overrun_samples_total",
                 "Playback samples refused because the call's playback queue was full.",
+            ),
+            playbacks: counter_vec(
+                "playbacks_total",
+                "Operator playbacks ended, by outcome (completed, cancelled) and source (acs: MarkData, gateway: its own queue).",
+                &["outcome", "source"],
             ),
             recordings_finalised: counter(
                 "recordings_finalised_total",

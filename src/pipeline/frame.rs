@@ -272,6 +272,35 @@ pub enum CallEvent {
         /// `Completed` / `Cancelled`.
         status: Option<String>,
     },
+    /// A playback queued through the operator API was played to its end.
+    PlaybackCompleted(PlaybackReport),
+    /// A playback queued through the operator API was stopped (`stop-audio`, the call ended)
+    /// before all of it was played.
+    PlaybackCancelled(PlaybackReport),
+}
+
+/// What [`CallEvent::PlaybackCompleted`] / [`CallEvent::PlaybackCancelled`] report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlaybackReport {
+    /// The playback's id (also its mark id on the wire).
+    pub id: String,
+    /// 20 ms frames sent (the last may be shorter).
+    pub frames: u64,
+    /// Who said so: `"acs"` (ACS's `MarkData`) or `"gateway"` (the gateway's own queue).
+    pub source: &'static str,
+}
+
+impl PlaybackReport {
+    /// The event as sinks write it: `{"type":"playback_completed"|"playback_cancelled","id",
+    /// "frames","source"}`.
+    pub fn to_json(&self, completed: bool) -> serde_json::Value {
+        let kind = if completed {
+            "playback_completed"
+        } else {
+            "playback_cancelled"
+        };
+        serde_json::json!({"type": kind, "id": self.id, "frames": self.frames, "source": self.source})
+    }
 }
 
 /// One transcription result.

@@ -20,8 +20,8 @@ pub mod timeline;
 pub mod vad;
 
 pub use frame::{
-    AudioFrame, CallEvent, CallId, CallInfo, EndReason, SinkMsg, StreamId, StreamInfo, StreamKind,
-    StreamStats,
+    AudioFrame, CallEvent, CallId, CallInfo, EndReason, PlaybackReport, SinkMsg, StreamId,
+    StreamInfo, StreamKind, StreamStats,
 };
 pub use sink::{FanOut, Sink, SinkError, SinkHandle};
 

@@ -316,6 +316,8 @@ impl Sink for NatsSink {
                 json!({"type": "transcription_started", "locale": locale, "subscriptionId": subscription_id})
             }
             CallEvent::Mark { id, status } => json!({"type": "mark", "id": id, "status": status}),
+            CallEvent::PlaybackCompleted(p) => p.to_json(true),
+            CallEvent::PlaybackCancelled(p) => p.to_json(false),
         };
         self.publish_event(call, body)
     }

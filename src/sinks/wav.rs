@@ -714,6 +714,8 @@ impl Sink for WavSink {
                     .marks
                     .push(json!({"id": id, "status": status}));
             }
+            CallEvent::PlaybackCompleted(p) => self.call_rec(call)?.marks.push(p.to_json(true)),
+            CallEvent::PlaybackCancelled(p) => self.call_rec(call)?.marks.push(p.to_json(false)),
             _ => {}
         }
         Ok(())

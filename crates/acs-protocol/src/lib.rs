@@ -9,6 +9,7 @@
 //! |---|---|
 //! | [`parse_inbound`] → [`Inbound`] | ACS → us: `AudioMetadata`, `AudioData`, `DtmfData`, `TranscriptionMetadata`, `TranscriptionData`, `MarkData`, unknown kinds |
 //! | [`write_outbound_audio`], [`STOP_AUDIO_JSON`] | us → ACS, byte for byte what the JS SDK 1.6.0 helpers produce |
+//! | [`mark`] | audio marks (preview): marked outbound `AudioData`, ACS's `MarkData` answer |
 //! | [`parse_outbound`] → [`Outbound`] | ACS-format messages from a downstream bot, every SDK casing |
 //! | [`inbound_audio_data_json`], [`inbound_audio_metadata_json`] | build what ACS sends (simulators, tests) |
 //! | [`decode_base64_into`] | base64 audio payload → PCM bytes in a reused buffer |
@@ -36,6 +37,7 @@ pub mod error;
 pub mod events;
 pub mod fast;
 pub mod identifier;
+pub mod mark;
 pub mod media;
 pub mod rest;
 #[cfg(test)]

@@ -243,6 +243,8 @@ pub enum PlannedKind {
     TranscriptionMetadata,
     /// `TranscriptionData`.
     TranscriptionData,
+    /// `MarkData`: the answer to an audio mark the gateway sent.
+    MarkData,
     /// Not a message: drop the connection here without a close frame (`text` is empty).
     Disconnect,
 }

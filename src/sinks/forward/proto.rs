@@ -267,6 +267,8 @@ pub fn event_message(
             json!({"type": "transcription_started", "locale": locale, "subscriptionId": subscription_id})
         }
         CallEvent::Mark { id, status } => json!({"type": "mark", "id": id, "status": status}),
+        CallEvent::PlaybackCompleted(p) => p.to_json(true),
+        CallEvent::PlaybackCancelled(p) => p.to_json(false),
     };
     v.to_string()
 }

@@ -1,6 +1,9 @@
 //! A call's media stream: the audio resolved at the call's rate, the lazy frame source that runs
 //! until the stream is stopped, the observer that records what the gateway sends back, and the
 //! analysis of that outbound audio (pacing, `StopAudio` latency).
+//!
+//! Audio marks (preview): the fake plays outbound audio the moment it arrives, so an `AudioData`
+//! carrying a mark is answered with `MarkData` `Completed` before the stream's next frame.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,10 +25,12 @@ use crate::error::SimError;
 use crate::jwt::WEBSOCKET_TOKEN_LIFETIME;
 use crate::plan::{Delivery, PlannedFrame, PlannedKind};
 use crate::play::{acs_headers, play_observed, Pacing, PlayObserver, SentFrame};
+use acs_protocol::mark::{mark_data_json, outbound_mark_id, MARK_COMPLETED};
 use acs_protocol::{
     format_timestamp, inbound_audio_data_json, inbound_audio_metadata_json, parse_outbound,
     Outbound,
 };
+use std::collections::VecDeque;
 
 /// Silent frames before a voiced one that make it a speech onset (200 ms).
 const ONSET_QUIET_FRAMES: u32 = 10;
@@ -40,6 +45,9 @@ pub enum OutboundKind {
     Audio {
         /// Decoded bytes.
         pcm_bytes: usize,
+        /// Its audio mark id (preview), answered with `MarkData`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mark: Option<String>,
     },
     /// `StopAudio`.
     StopAudio,
@@ -125,6 +133,8 @@ pub struct OutboundSummary {
     /// For each `StopAudio`: milliseconds since the latest speech onset the fake sent before
     /// it (`None`: no onset within 10 s before it).
     pub stop_audio_latency_ms: Vec<Option<f64>>,
+    /// `AudioData` messages carrying an audio mark (each answered with `MarkData`).
+    pub marks: u64,
     /// Messages of other kinds.
     pub other: u64,
     /// Messages that were not valid outbound messages.
@@ -140,6 +150,9 @@ pub(crate) struct OutboundLog {
     pcm: Vec<u8>,
     /// Speech onsets of the audio the fake sent, shared with the frame source.
     pub onsets: Arc<Mutex<Vec<Instant>>>,
+    /// Marks received and not yet answered, shared with the frame source (which sends their
+    /// `MarkData`).
+    pub marks: Arc<Mutex<VecDeque<String>>>,
 }
 
 impl OutboundLog {
@@ -171,8 +184,13 @@ impl OutboundLog {
                 match base64::engine::general_purpose::STANDARD.decode(data.as_bytes()) {
                     Ok(pcm) if pcm.len() % 2 == 0 => {
                         self.pcm.extend_from_slice(&pcm);
+                        let mark = outbound_mark_id(payload);
+                        if let (Some(id), Ok(mut q)) = (&mark, self.marks.lock()) {
+                            q.push_back(id.clone());
+                        }
                         OutboundKind::Audio {
                             pcm_bytes: pcm.len(),
+                            mark,
                         }
                     }
                     Ok(_) => OutboundKind::Invalid {
@@ -199,7 +217,8 @@ impl OutboundLog {
         let mut audio_times = Vec::new();
         for (t, k) in &self.events {
             match k {
-                OutboundKind::Audio { pcm_bytes } => {
+                OutboundKind::Audio { pcm_bytes, mark } => {
+                    s.marks += u64::from(mark.is_some());
                     s.audio_frames += 1;
                     s.pcm_bytes += *pcm_bytes as u64;
                     audio_times.push(*t);
@@ -328,6 +347,7 @@ struct CallFrames {
     session_start: Option<Instant>,
     last_onset_slot: Option<u64>,
     onsets: Arc<Mutex<Vec<Instant>>>,
+    marks: Arc<Mutex<VecDeque<String>>>,
 }
 
 impl Iterator for CallFrames {
@@ -345,6 +365,15 @@ impl Iterator for CallFrames {
         }
         if self.stop.load(Ordering::Acquire) || self.slot >= self.max_slots {
             return None;
+        }
+        // answer the marks received so far, at the next slot (before its audio)
+        let mark = self.marks.lock().ok().and_then(|mut q| q.pop_front());
+        if let Some(id) = mark {
+            return Some(PlannedFrame {
+                at: Duration::from_millis(self.slot * FRAME_MS),
+                kind: PlannedKind::MarkData,
+                text: mark_data_json(&id, MARK_COMPLETED),
+            });
         }
         let (slot, p) = (self.slot, self.p);
         let stream = self.streams.get(p)?;
@@ -484,14 +513,17 @@ async fn stream(p: &MediaParams) -> MediaOutcome {
         Ok(Err(e)) => return MediaOutcome::AudioError(e.to_string()),
         Err(e) => return MediaOutcome::AudioError(e.to_string()),
     };
-    let onsets = {
+    let (onsets, marks) = {
         let mut s = p.shared.lock();
         match s.call_mut(&p.call_id) {
             Some(c) => {
                 c.outbound.sample_rate = rate;
                 c.info.media.sample_rate = rate;
                 c.info.media.streams = streams.len();
-                Arc::clone(&c.outbound.onsets)
+                (
+                    Arc::clone(&c.outbound.onsets),
+                    Arc::clone(&c.outbound.marks),
+                )
             }
             None => return MediaOutcome::AudioError("call vanished".into()),
         }
@@ -519,6 +551,7 @@ async fn stream(p: &MediaParams) -> MediaOutcome {
         session_start: None,
         last_onset_slot: None,
         onsets,
+        marks,
     };
     let token = match p.shared.signer().sign(WEBSOCKET_TOKEN_LIFETIME) {
         Ok(t) => t,
@@ -574,6 +607,16 @@ mod tests {
             acs_protocol::STOP_AUDIO_JSON.as_bytes(),
         );
         log.record(t0 + Duration::from_millis(160), b"{");
+        acs_protocol::mark::write_outbound_audio_marked(&mut msg, &[5, 0], "pb-1");
+        log.record(t0 + Duration::from_millis(170), msg.as_bytes());
+        assert_eq!(
+            log.marks.lock().unwrap().pop_front().as_deref(),
+            Some("pb-1")
+        );
+        let s = log.summary();
+        assert_eq!((s.marks, s.audio_frames), (1, 3));
+        log.events.pop();
+        log.pcm.truncate(log.pcm.len() - 2);
         let s = log.summary();
         assert_eq!(
             (s.audio_frames, s.pcm_bytes, s.stop_audio, s.invalid),

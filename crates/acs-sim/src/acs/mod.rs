@@ -38,7 +38,7 @@
 //! |---|---|---|
 //! | answer | 200 `CallConnectionProperties` (`connecting`) | `CallConnected`, `ParticipantsUpdated`, then `MediaStreamingStarted` / `MediaStreamingFailed` if streaming starts |
 //! | reject, redirect | 204 | — |
-//! | get call / participants / participant | 200 | — |
+//! | get call / participants / participant | 200; participants in pages of [`FakeAcsConfig::participants_page_size`] linked by `nextLink` (`&skip=N`) | — |
 //! | hang up (DELETE), terminate | 204 | `MediaStreamingStopped` (if streaming), `CallDisconnected` |
 //! | add participant | 202 `{participant, operationContext, invitationId}` | after [`FakeAcsConfig::ring_time`]: `AddParticipantSucceeded` + `ParticipantsUpdated`, or `AddParticipantFailed` (see [`FakeAcsHandle::fail_participant`]) |
 //! | cancel add participant | 202 | `CancelAddParticipantSucceeded` / `Failed` |
@@ -129,6 +129,8 @@ pub struct FakeAcsConfig {
     pub max_stream_duration: Duration,
     /// The ACS resource name in Event Grid topics (`…/communicationServices/{name}`).
     pub resource_name: String,
+    /// Participants per page of `GET …/participants` (the rest behind `nextLink`); 0 = one page.
+    pub participants_page_size: usize,
 }
 
 impl Default for FakeAcsConfig {
@@ -151,6 +153,7 @@ impl Default for FakeAcsConfig {
             callback_timeout: Duration::from_secs(5),
             max_stream_duration: Duration::from_secs(3600),
             resource_name: "acs-sim".to_owned(),
+            participants_page_size: 0,
         }
     }
 }

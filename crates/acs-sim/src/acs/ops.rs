@@ -95,7 +95,9 @@ pub(crate) fn dispatch(shared: &Arc<Shared>, op: AcsOperation, body: &[u8]) -> R
         O::CancelAddParticipant { call_connection_id } => {
             cancel_add(shared, &call_connection_id, body)
         }
-        O::GetParticipants { call_connection_id } => get_participants(shared, &call_connection_id),
+        O::GetParticipants { call_connection_id } => {
+            Ok(get_participants(shared, &call_connection_id, ""))
+        }
         O::GetParticipant {
             call_connection_id,
             participant_raw_id,
@@ -553,16 +555,39 @@ fn cancel_add(shared: &Arc<Shared>, id: &str, body: &[u8]) -> Result<Reply, Repl
     ))
 }
 
-fn get_participants(shared: &Arc<Shared>, id: &str) -> Result<Reply, Reply> {
+/// `GET …/participants`: a page from `skip=N` of the query `pq`, of
+/// [`participants_page_size`](super::FakeAcsConfig::participants_page_size) participants, with
+/// the `nextLink` of the next page while more remain.
+pub(crate) fn get_participants(shared: &Arc<Shared>, id: &str, pq: &str) -> Reply {
+    let page = shared.cfg.participants_page_size;
+    let (path, query) = pq.split_once('?').unwrap_or((pq, ""));
+    let skip: usize = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("skip="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut s = shared.lock();
-    let c = s.call_mut(id).ok_or_else(|| not_found("Call"))?;
-    Ok(Reply::json(
-        200,
-        &GetParticipantsResponse {
-            value: c.info.participants.clone(),
-            next_link: None,
-        },
-    ))
+    let Some(c) = s.call_mut(id) else {
+        return not_found("Call");
+    };
+    let all = &c.info.participants;
+    let end = if page == 0 {
+        all.len()
+    } else {
+        (skip + page).min(all.len())
+    };
+    let value = all
+        .get(skip.min(all.len())..end)
+        .unwrap_or_default()
+        .to_vec();
+    let next_link = (end < all.len()).then(|| {
+        let keep: Vec<&str> = query
+            .split('&')
+            .filter(|kv| !kv.is_empty() && !kv.starts_with("skip="))
+            .collect();
+        format!("{}{path}?{}&skip={end}", shared.base_url, keep.join("&"))
+    });
+    Reply::json(200, &GetParticipantsResponse { value, next_link })
 }
 
 fn get_participant(shared: &Arc<Shared>, id: &str, raw: &str) -> Result<Reply, Reply> {

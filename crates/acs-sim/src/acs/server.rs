@@ -340,6 +340,9 @@ async fn route(
             "The api-version query parameter (?api-version=) is required for all requests.",
         );
     }
+    if let AcsOperation::GetParticipants { call_connection_id } = &op {
+        return ops::get_participants(shared, call_connection_id, pq);
+    }
     if !op.needs_repeatability() {
         return ops::dispatch(shared, op, body);
     }
