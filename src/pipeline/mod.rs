@@ -25,7 +25,6 @@ pub use frame::{
 };
 pub use sink::{FanOut, Sink, SinkError, SinkHandle};
 
-use crate::config::Config;
 use crate::metrics::{BadFrame, Metrics};
 use crate::protocol::b64::decode_base64_in;
 use crate::protocol::error::ProtocolError;
@@ -39,8 +38,9 @@ use ring::{Cursor, Ring};
 use silence::{SilenceConfig, SilenceDetector, VoiceEdge};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 use timeline::{Placement, Timeline, TimelineConfig};
+pub use timeline::{DEFAULT_GAP_FILL_SLACK_MS, DEFAULT_MAX_GAP_FILL_MS};
 
 /// Shared frame slots allocated when a call starts. A slot comes back as soon as every sink has
 /// written it (sink workers take a batch every few ms, and a stream sends one frame per 20 ms), so
@@ -60,7 +60,20 @@ pub const MAX_PARTICIPANT_ID_LEN: usize = 512;
 /// Longest accepted decoded payload of one AudioData: one second of audio.
 pub const MAX_PAYLOAD_MS: usize = 1000;
 
-/// Settings of the pipeline (from [`Config`]).
+/// Default sample rate assumed for AudioData that arrives before AudioMetadata.
+pub const DEFAULT_SAMPLE_RATE: u32 = 16_000;
+/// Default participants per call (unmixed streams carry up to 4 dominant speakers at a time).
+pub const DEFAULT_MAX_PARTICIPANTS: usize = 16;
+/// Default ring buffer capacity per participant (ms of audio). Its one reader in the gateway is
+/// the mixer of unmixed calls, which reads `mix_latency_ms` (200) behind the newest frame; 500 ms
+/// leaves that plus 300 ms of arrival jitter before a reader overruns (counted). 16 KiB per
+/// participant at 16 kHz, 24 KiB at 24 kHz (2 s took 64 KiB of a stream's memory).
+pub const DEFAULT_RING_CAPACITY_MS: u32 = 500;
+/// Default latency of the unmixed → mixed mixer (ms).
+pub const DEFAULT_MIX_LATENCY_MS: u32 = 200;
+
+/// Settings of the pipeline (the configuration's `[media]` and `[silence]` sections build it;
+/// its defaults are theirs).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PipelineConfig {
     /// Rate used before AudioMetadata.
@@ -81,24 +94,14 @@ pub struct PipelineConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self::from(&Config::default())
-    }
-}
-
-impl From<&Config> for PipelineConfig {
-    fn from(c: &Config) -> Self {
         Self {
-            default_sample_rate: c.media.default_sample_rate,
-            max_participants: c.media.max_participants,
-            ring_capacity_ms: c.media.ring_capacity_ms,
-            timeline: TimelineConfig {
-                max_gap_fill_ms: c.media.max_gap_fill_ms,
-                gap_fill_slack_ms: c.media.gap_fill_slack_ms,
-                resync_after_late: c.media.resync_after_late,
-            },
-            silence: c.silence_config(),
-            mix_unmixed: c.media.mix_unmixed,
-            mix_latency_ms: c.media.mix_latency_ms,
+            default_sample_rate: DEFAULT_SAMPLE_RATE,
+            max_participants: DEFAULT_MAX_PARTICIPANTS,
+            ring_capacity_ms: DEFAULT_RING_CAPACITY_MS,
+            timeline: TimelineConfig::default(),
+            silence: SilenceConfig::default(),
+            mix_unmixed: true,
+            mix_latency_ms: DEFAULT_MIX_LATENCY_MS,
         }
     }
 }
@@ -154,6 +157,13 @@ pub enum Handled {
     Unknown,
 }
 
+impl Handled {
+    /// The message was an AudioData frame (placed, dropped or refused).
+    pub fn was_audio_data(self) -> bool {
+        matches!(self, Self::Audio | Self::Dropped | Self::Refused(_))
+    }
+}
+
 /// Shared by every connection: settings, sinks, metrics, id counters.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -186,15 +196,17 @@ impl Pipeline {
         &self.metrics
     }
 
-    /// State for a new call (one media connection).
+    /// State for a new call (one media connection) opened at `now_unix_ms` (wall clock, ms since
+    /// the Unix epoch: the caller reads the clock, the pipeline reads none).
     pub fn start_call(
         self: &Arc<Self>,
         call_connection_id: Option<String>,
         correlation_id: Option<String>,
         token: Option<String>,
+        now_unix_ms: i64,
     ) -> CallPipeline {
         let id = self.next_call.fetch_add(1, Ordering::Relaxed);
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = now_unix_ms;
         let call = Arc::new(CallInfo::new(
             id,
             call_connection_id,
@@ -288,6 +300,8 @@ struct LocalCounts {
     silent_acs: u64,
     silent_detected: u64,
     frame_seconds: prometheus::local::LocalHistogram,
+    /// Frame times observed since the last flush.
+    timed: bool,
 }
 
 impl LocalCounts {
@@ -300,11 +314,12 @@ impl LocalCounts {
             silent_acs: 0,
             silent_detected: 0,
             frame_seconds: m.frame_seconds.local(),
+            timed: false,
         }
     }
 
     fn flush(&mut self, m: &Metrics) {
-        if self.pending == 0 && self.frame_bytes == 0 {
+        if self.pending == 0 && self.frame_bytes == 0 && !self.timed {
             return;
         }
         m.frame_bytes.inc_by(std::mem::take(&mut self.frame_bytes));
@@ -315,6 +330,7 @@ impl LocalCounts {
         m.silent_frames_detected
             .inc_by(std::mem::take(&mut self.silent_detected));
         self.frame_seconds.flush();
+        self.timed = false;
         self.pending = 0;
     }
 }
@@ -390,8 +406,10 @@ impl CallPipeline {
 
     /// Takes one WebSocket message (text or binary payload). `Err` means: close the connection
     /// with [`FrameError::close_code`]; everything already received is kept.
+    ///
+    /// The pipeline reads no clock: a caller that measures the time this took reports it with
+    /// [`CallPipeline::record_frame_time`].
     pub fn handle(&mut self, frame: &[u8]) -> Result<Handled, FrameError> {
-        let started = Instant::now();
         self.local.frame_bytes += frame.len() as u64;
         let msg = match parse_inbound(frame) {
             Ok(msg) => msg,
@@ -405,7 +423,6 @@ impl CallPipeline {
             let r = self.audio(a);
             let local = &mut self.local;
             local.audio_data += 1;
-            local.frame_seconds.observe(started.elapsed().as_secs_f64());
             local.pending += 1;
             if local.pending >= METRICS_FLUSH_FRAMES {
                 local.flush(&self.shared.metrics);
@@ -804,6 +821,14 @@ impl CallPipeline {
             }
         }
         self.call_origin_ms = None;
+    }
+
+    /// Records how long [`CallPipeline::handle`] took for one AudioData frame (the
+    /// `frame_processing_seconds` histogram; batched with the other per-frame counts).
+    #[inline]
+    pub fn record_frame_time(&mut self, took: Duration) {
+        self.local.frame_seconds.observe(took.as_secs_f64());
+        self.local.timed = true;
     }
 
     /// Adds the per-frame counts this call has batched so far to the shared metrics (the

@@ -34,7 +34,7 @@ use super::frame::{
 };
 use crate::metrics::SinkMetrics;
 use crossbeam_channel::{
-    bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError, TrySendError,
+    bounded, select, tick, Receiver, SendTimeoutError, Sender, TryRecvError, TrySendError,
 };
 use serde::{Deserialize, Serialize};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -287,6 +287,8 @@ pub struct SinkWorkers {
     /// The sending side.
     pub handle: SinkHandle,
     threads: Vec<JoinHandle<()>>,
+    /// Disconnects when every worker has ended (each holds a sender until it returns).
+    exited: Receiver<()>,
 }
 
 impl std::fmt::Debug for SinkWorkers {
@@ -301,11 +303,11 @@ impl SinkWorkers {
     /// Finishes and waits for the workers until `deadline`; returns how many did not end in time.
     pub fn finish_and_join(self, deadline: Instant) -> usize {
         self.handle.finish();
+        // every worker holds a sender of `exited` until it ends: the channel disconnects when the
+        // last one is done (the wait is bounded by the deadline the caller computed)
+        let _ = self.exited.recv_deadline(deadline);
         let mut unfinished = 0;
         for t in self.threads {
-            while !t.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
             if t.is_finished() {
                 let _ = t.join();
             } else {
@@ -330,6 +332,7 @@ where
     let workers = cfg.workers.max(1);
     let mut senders = Vec::with_capacity(workers);
     let mut threads = Vec::with_capacity(workers);
+    let (exit_tx, exited) = bounded::<()>(1);
     for i in 0..workers {
         let (tx, rx) = bounded(cfg.audio_capacity.max(1) + cfg.control_reserve.max(1));
         let sink = make(i);
@@ -338,7 +341,13 @@ where
         let poll = cfg.poll_interval.max(Duration::from_micros(100));
         let t = std::thread::Builder::new()
             .name(format!("sink-{kind}-{i}"))
-            .spawn(move || run_worker(sink, rx, interval, poll, &metrics))?;
+            .spawn({
+                let exit_tx = exit_tx.clone();
+                move || {
+                    run_worker(sink, rx, interval, poll, &metrics);
+                    drop(exit_tx);
+                }
+            })?;
         senders.push(tx);
         threads.push(t);
     }
@@ -351,6 +360,7 @@ where
             metrics,
         },
         threads,
+        exited,
     })
 }
 
@@ -453,12 +463,14 @@ fn run_worker(
     m: &SinkMetrics,
 ) {
     let mut g = Guarded { sink, dead: false };
-    let mut next_flush = Instant::now() + interval;
+    // the flush clock is handed in as ticks (a crossbeam ticker): the worker reads no clock
+    let flush_due = tick(interval);
     let mut finishing = false;
     let mut disconnected = false;
     loop {
-        // one round: drain what is queued (looking at the clock every 64 messages only)
+        // one round: drain what is queued (looking at the ticker every 64 messages only)
         let mut got = 0usize;
+        let mut flush = false;
         loop {
             match rx.try_recv() {
                 Ok(Cmd::Msg(msg)) => dispatch(&mut g, m, msg),
@@ -470,15 +482,14 @@ fn run_worker(
                 }
             }
             got += 1;
-            if got.is_multiple_of(64) && Instant::now() >= next_flush {
+            if got.is_multiple_of(64) && flush_due.try_recv().is_ok() {
+                flush = true;
                 break;
             }
         }
-        let now = Instant::now();
-        if now >= next_flush {
+        if flush || flush_due.try_recv().is_ok() {
             g.call(m, |s| s.flush());
             m.queue_depth.set(rx.len() as i64);
-            next_flush = now + interval;
         }
         if (finishing && rx.is_empty()) || disconnected {
             break;
@@ -486,17 +497,21 @@ fn run_worker(
         if !rx.is_empty() {
             continue;
         }
-        let until_flush = next_flush.saturating_duration_since(now);
         if got > 0 {
             // busy: let the next batch gather; producers find nobody to wake
-            std::thread::sleep(batch.min(until_flush));
+            std::thread::sleep(batch.min(interval));
         } else {
             // idle: block until a message comes (one wake per idle period) or a flush is due
-            match rx.recv_timeout(until_flush) {
-                Ok(Cmd::Msg(msg)) => dispatch(&mut g, m, msg),
-                Ok(Cmd::Finish) => finishing = true,
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+            select! {
+                recv(rx) -> cmd => match cmd {
+                    Ok(Cmd::Msg(msg)) => dispatch(&mut g, m, msg),
+                    Ok(Cmd::Finish) => finishing = true,
+                    Err(_) => break,
+                },
+                recv(flush_due) -> _ => {
+                    g.call(m, |s| s.flush());
+                    m.queue_depth.set(rx.len() as i64);
+                }
             }
         }
     }
