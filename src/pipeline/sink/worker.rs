@@ -7,7 +7,7 @@ use super::queue::{Cmd, QueueConfig, SinkHandle};
 use super::{Sink, SinkError};
 use crate::metrics::SinkMetrics;
 use crate::pipeline::frame::SinkMsg;
-use crossbeam_channel::{bounded, select, tick, Receiver, TryRecvError};
+use crossbeam_channel::{bounded, select, tick, Receiver, RecvTimeoutError, TryRecvError};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
 use std::thread::JoinHandle;
@@ -36,10 +36,14 @@ impl SinkWorkers {
         self.handle.finish();
         // every worker holds a sender of `exited` until it ends: the channel disconnects when the
         // last one is done (the wait is bounded by the deadline the caller computed)
-        let _ = self.exited.recv_deadline(deadline);
+        // disconnected = every worker has returned from its loop (its thread is ending: join it)
+        let all_done = matches!(
+            self.exited.recv_deadline(deadline),
+            Err(RecvTimeoutError::Disconnected)
+        );
         let mut unfinished = 0;
         for t in self.threads {
-            if t.is_finished() {
+            if all_done || t.is_finished() {
                 let _ = t.join();
             } else {
                 unfinished += 1;
