@@ -44,11 +44,11 @@ fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The product code of a file: without `*_tests.rs` files and without the inline
+/// The product code of a file: without test module files (`*_tests.rs`, `tests.rs`) and without the inline
 /// `#[cfg(test)] mod … { … }` module (by convention the file's last item).
 fn product_code(path: &Path) -> String {
     let name = path.file_name().unwrap().to_string_lossy();
-    if name.ends_with("_tests.rs") {
+    if name.ends_with("_tests.rs") || name == "tests.rs" {
         return String::new();
     }
     let text = std::fs::read_to_string(path).unwrap();
