@@ -91,7 +91,7 @@ fn run(
             let (call, i) = state;
             if *i == msgs.len() {
                 // a new call so timestamps stay contiguous
-                *call = pipeline.start_call(Some("bench".into()), None, None);
+                *call = pipeline.start_call(Some("bench".into()), None, None, 1_700_000_000_000);
                 call.handle(inbound_audio_metadata_json(rate, "sub").as_bytes())
                     .unwrap();
                 *i = 0;
@@ -143,7 +143,7 @@ fn bench_case(
         metrics.clone(),
     );
     let msgs = messages(rate, parts, 3000);
-    let mut call = pipeline.start_call(Some("bench".into()), None, None);
+    let mut call = pipeline.start_call(Some("bench".into()), None, None, 1_700_000_000_000);
     call.handle(inbound_audio_metadata_json(rate, "sub").as_bytes())
         .unwrap();
     let mut state = (call, 0usize);

@@ -73,6 +73,7 @@ impl ShutdownReport {
 pub struct AppHandle {
     addr: SocketAddr,
     state: Arc<IngressState>,
+    control: Arc<ControlPlane>,
     sinks: Vec<SinkWorkers>,
     uploader: Option<Uploader>,
     server: JoinHandle<()>,
@@ -131,6 +132,19 @@ pub async fn start(cfg: Config) -> Result<AppHandle, AppError> {
     let addr = listener
         .local_addr()
         .map_err(|source| AppError::Bind { addr, source })?;
+    // the control plane first (it needs the bound address for its public URLs), then the
+    // listener's state that routes to it
+    let control = match ControlPlane::from_config(&cfg.control_plane(), metrics.clone(), addr) {
+        Ok(cp) => {
+            // operator playback reaches the media connections through the same hub
+            cp.set_player(playback.clone());
+            cp
+        }
+        Err(e) => {
+            stop_sinks(sinks, &shutdown, Instant::now() + Duration::from_secs(2)).await;
+            return Err(e.into());
+        }
+    };
     let state = IngressState::new(
         IngressConfig {
             max_connections: cfg.server.max_connections,
@@ -149,18 +163,8 @@ pub async fn start(cfg: Config) -> Result<AppHandle, AppError> {
         metrics.clone(),
         shutdown.clone(),
         playback,
+        Some(control.clone()),
     );
-    match ControlPlane::from_config(&cfg, state.metrics.clone(), addr) {
-        Ok(cp) => {
-            // operator playback reaches the media connections through the same hub
-            cp.set_player(state.playback.clone());
-            state.set_control(cp)
-        }
-        Err(e) => {
-            stop_sinks(sinks, &shutdown, Instant::now() + Duration::from_secs(2)).await;
-            return Err(e.into());
-        }
-    }
     tokio::spawn(ingress::headroom::monitor(
         state.headroom.clone(),
         state.cfg.headroom,
@@ -174,6 +178,7 @@ pub async fn start(cfg: Config) -> Result<AppHandle, AppError> {
     Ok(AppHandle {
         addr,
         state,
+        control,
         sinks,
         uploader,
         server,
@@ -220,9 +225,7 @@ impl AppHandle {
 
     /// The Call Automation control plane (call registry, ACS client, policy).
     pub fn control(&self) -> &Arc<ControlPlane> {
-        self.state
-            .control()
-            .expect("app::start attaches the control plane")
+        &self.control
     }
 
     /// Open media connections.

@@ -4,7 +4,14 @@
 //! Unknown keys are errors (a typo must not silently fall back to a default), and
 //! [`Config::validate`] reports every problem at once, before any port is bound.
 
+pub use crate::control::config::{
+    AcsConfig, AcsJwtConfig, ControlConfig, PlaneConfig, DEFAULT_ACS_API_VERSION,
+    DEFAULT_CALL_TOKEN_TTL_SECS,
+};
 use crate::control::policy::AnswerConfig;
+use crate::pipeline::silence::SilenceConfig;
+use crate::pipeline::timeline::TimelineConfig;
+use crate::pipeline::PipelineConfig;
 use crate::sinks::SinkConfig;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -22,7 +29,7 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
 pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// Default largest HTTP request body (bytes) of the routes that take one (the Event Grid webhook
 /// and ACS callbacks; Event Grid delivers batches of at most 1 MB). Routes without a body take none.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_MAX_BODY_BYTES: usize = crate::control::http::MAX_BODY_BYTES;
 /// Default time allowed to receive a whole HTTP request body once its head has arrived (ms).
 pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 10_000;
 /// Default time a media connection may stay silent (no message at all) before it is closed (ms).
@@ -37,21 +44,10 @@ pub const DEFAULT_SHED_LAG_MS: u64 = 50;
 /// control messages of call set-up and tear-down, which a churn of short calls piles up for a
 /// moment without any audio at risk; audio is dropped only at 1.0.
 pub const DEFAULT_SHED_QUEUE_FILL: f64 = 0.8;
-/// Default sample rate assumed for AudioData that arrives before AudioMetadata.
-pub const DEFAULT_SAMPLE_RATE: u32 = 16_000;
-/// Default participants per call (unmixed streams carry up to 4 dominant speakers at a time).
-pub const DEFAULT_MAX_PARTICIPANTS: usize = 16;
-/// Default ring buffer capacity per participant (ms of audio). Its one reader in the gateway is
-/// the mixer of unmixed calls, which reads `mix_latency_ms` (200) behind the newest frame; 500 ms
-/// leaves that plus 300 ms of arrival jitter before a reader overruns (counted). 16 KiB per
-/// participant at 16 kHz, 24 KiB at 24 kHz (2 s took 64 KiB of a stream's memory).
-pub const DEFAULT_RING_CAPACITY_MS: u32 = 500;
-/// Default largest timeline gap filled with silence (ms).
-pub const DEFAULT_MAX_GAP_FILL_MS: u32 = 60_000;
-/// Default `media.gap_fill_slack_ms`.
-pub const DEFAULT_GAP_FILL_SLACK_MS: u32 = 5_000;
-/// Default latency of the unmixed → mixed mixer (ms).
-pub const DEFAULT_MIX_LATENCY_MS: u32 = 200;
+pub use crate::pipeline::{
+    DEFAULT_GAP_FILL_SLACK_MS, DEFAULT_MAX_GAP_FILL_MS, DEFAULT_MAX_PARTICIPANTS,
+    DEFAULT_MIX_LATENCY_MS, DEFAULT_RING_CAPACITY_MS, DEFAULT_SAMPLE_RATE,
+};
 /// Environment variable prefix.
 pub const ENV_PREFIX: &str = "ACS_GATEWAY_";
 
@@ -75,7 +71,7 @@ pub struct Config {
     /// Per-call media pipeline.
     pub media: MediaConfig,
     /// Silence / speech detection.
-    pub silence: SilenceSection,
+    pub silence: SilenceConfig,
     /// Logging.
     pub log: LogConfig,
     /// ACS resource: REST client and JWT checks.
@@ -95,7 +91,7 @@ impl Default for Config {
         Self {
             server: ServerConfig::default(),
             media: MediaConfig::default(),
-            silence: SilenceSection::default(),
+            silence: SilenceConfig::default(),
             log: LogConfig::default(),
             acs: AcsConfig::default(),
             control: ControlConfig::default(),
@@ -202,44 +198,36 @@ pub struct MediaConfig {
 
 impl Default for MediaConfig {
     fn default() -> Self {
+        // the pipeline owns these defaults
+        let p = PipelineConfig::default();
         Self {
-            default_sample_rate: DEFAULT_SAMPLE_RATE,
-            max_participants: DEFAULT_MAX_PARTICIPANTS,
-            ring_capacity_ms: DEFAULT_RING_CAPACITY_MS,
-            max_gap_fill_ms: DEFAULT_MAX_GAP_FILL_MS,
-            gap_fill_slack_ms: DEFAULT_GAP_FILL_SLACK_MS,
-            resync_after_late: 25,
-            mix_unmixed: true,
-            mix_latency_ms: DEFAULT_MIX_LATENCY_MS,
+            default_sample_rate: p.default_sample_rate,
+            max_participants: p.max_participants,
+            ring_capacity_ms: p.ring_capacity_ms,
+            max_gap_fill_ms: p.timeline.max_gap_fill_ms,
+            gap_fill_slack_ms: p.timeline.gap_fill_slack_ms,
+            resync_after_late: p.timeline.resync_after_late,
+            mix_unmixed: p.mix_unmixed,
+            mix_latency_ms: p.mix_latency_ms,
             bidirectional: false,
         }
     }
 }
 
-/// `[silence]`
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct SilenceSection {
-    /// Per-frame speech classifier: `adaptive` (default), `neural` or `energy`.
-    pub detector: crate::pipeline::silence::DetectorKind,
-    /// `energy` detector: frames at or below this RMS level (dBFS) are silence.
-    pub threshold_dbfs: f32,
-    /// Silence needed after speech before speech-end fires (ms).
-    pub hang_ms: u32,
-    /// Voiced audio needed before speech-start fires (ms).
-    pub min_speech_ms: u32,
-    /// Treat frames ACS flags `silent` as silence whatever their level.
-    pub trust_acs_silent: bool,
-}
-
-impl Default for SilenceSection {
-    fn default() -> Self {
+impl From<&Config> for PipelineConfig {
+    fn from(c: &Config) -> Self {
         Self {
-            detector: crate::pipeline::silence::DetectorKind::Adaptive,
-            threshold_dbfs: -45.0,
-            hang_ms: 400,
-            min_speech_ms: 40,
-            trust_acs_silent: true,
+            default_sample_rate: c.media.default_sample_rate,
+            max_participants: c.media.max_participants,
+            ring_capacity_ms: c.media.ring_capacity_ms,
+            timeline: TimelineConfig {
+                max_gap_fill_ms: c.media.max_gap_fill_ms,
+                gap_fill_slack_ms: c.media.gap_fill_slack_ms,
+                resync_after_late: c.media.resync_after_late,
+            },
+            silence: c.silence.clone(),
+            mix_unmixed: c.media.mix_unmixed,
+            mix_latency_ms: c.media.mix_latency_ms,
         }
     }
 }
@@ -259,153 +247,6 @@ impl Default for LogConfig {
         Self {
             level: "info".into(),
             format: "text".into(),
-        }
-    }
-}
-
-/// Default Call Automation `api-version`.
-pub const DEFAULT_ACS_API_VERSION: &str = crate::protocol::rest::CALL_AUTOMATION_API_VERSION;
-/// Default call token lifetime (s): 4 hours.
-pub const DEFAULT_CALL_TOKEN_TTL_SECS: u64 = 4 * 3600;
-
-/// `[acs]`: the ACS resource the gateway answers calls for.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct AcsConfig {
-    /// `endpoint=https://<resource>.communication.azure.com/;accesskey=<base64>`; empty = no
-    /// ACS (the control plane then only validates webhooks and answers 503 elsewhere).
-    pub connection_string: String,
-    /// Call Automation `api-version`.
-    pub api_version: String,
-    /// The ACS immutable resource id (GUID): the audience of ACS's JWTs; also the default
-    /// `resourceId` of Teams Phone extensibility agents.
-    pub resource_id: String,
-    /// Timeout of one ACS REST attempt (ms).
-    pub request_timeout_ms: u64,
-    /// Retries after the first attempt on 429, 5xx, timeouts and connection failures.
-    pub max_retries: u32,
-    /// Longest wait between attempts, whatever `Retry-After` says (ms).
-    pub max_retry_after_ms: u64,
-    /// JWT validation of ACS's media upgrades and callbacks.
-    pub jwt: AcsJwtConfig,
-}
-
-impl Default for AcsConfig {
-    fn default() -> Self {
-        Self {
-            connection_string: String::new(),
-            api_version: DEFAULT_ACS_API_VERSION.into(),
-            resource_id: String::new(),
-            request_timeout_ms: 10_000,
-            max_retries: 3,
-            max_retry_after_ms: 5_000,
-            jwt: AcsJwtConfig::default(),
-        }
-    }
-}
-
-impl AcsConfig {
-    /// A connection string is configured.
-    pub fn configured(&self) -> bool {
-        !self.connection_string.trim().is_empty()
-    }
-
-    /// Whether ACS JWTs are checked: as configured, else on when `resource_id` is set.
-    pub fn jwt_enabled(&self) -> bool {
-        self.jwt
-            .enabled
-            .unwrap_or_else(|| !self.resource_id.trim().is_empty())
-    }
-
-    /// The expected JWT audience: `jwt.audience`, else `resource_id`.
-    pub fn jwt_audience(&self) -> &str {
-        if self.jwt.audience.trim().is_empty() {
-            self.resource_id.trim()
-        } else {
-            self.jwt.audience.trim()
-        }
-    }
-}
-
-/// `[acs.jwt]`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct AcsJwtConfig {
-    /// Check ACS's bearer tokens; unset = on when `acs.resource_id` is set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
-    /// Expected issuer.
-    pub issuer: String,
-    /// Expected audience; empty = `acs.resource_id`.
-    pub audience: String,
-    /// Where the signing keys are.
-    pub jwks_url: String,
-    /// Clock skew allowed on `exp` / `nbf` (s).
-    pub leeway_secs: u64,
-}
-
-impl Default for AcsJwtConfig {
-    fn default() -> Self {
-        Self {
-            enabled: None,
-            issuer: crate::control::jwt::ACS_ISSUER.into(),
-            audience: String::new(),
-            jwks_url: crate::control::jwt::ACS_JWKS_URL.into(),
-            leeway_secs: 60,
-        }
-    }
-}
-
-/// `[control]`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ControlConfig {
-    /// The gateway's public `https://` base (callbacks); empty = `http://<listen address>`.
-    pub public_base_url: String,
-    /// The public `wss://` base of the media endpoint; empty = derived from `public_base_url`.
-    pub public_media_url: String,
-    /// Secret of the call tokens (at least 16 bytes); empty = random at start (tokens then do
-    /// not survive a restart).
-    pub call_token_secret: String,
-    /// Call token lifetime (s).
-    pub call_token_ttl_secs: u64,
-    /// Media connections need a valid call token (`/ws/{token}`) of a live call; unset = true
-    /// when `acs.connection_string` is set, false otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub require_call_token: Option<bool>,
-    /// Bearer key of the operator API (`/api/calls…`); empty = operator API disabled.
-    pub operator_api_key: String,
-    /// Shared secret the Event Grid webhook requires (`?secret=` or `X-Webhook-Secret`);
-    /// empty = none.
-    pub eventgrid_secret: String,
-    /// Calls the registry holds.
-    pub registry_max_calls: usize,
-    /// How long ended calls stay in the registry (s).
-    pub ended_call_ttl_secs: u64,
-    /// Microsoft Graph base URL (resource account lookup).
-    pub graph_base_url: String,
-    /// Microsoft Graph bearer token; empty = the request must send `X-Graph-Token`.
-    pub graph_token: String,
-    /// Directory `POST /api/calls/{id}/play` may read WAV files from (`{"file":"<relative
-    /// path>"}`); empty = file playback refused.
-    pub playback_dir: String,
-}
-
-impl Default for ControlConfig {
-    fn default() -> Self {
-        Self {
-            public_base_url: String::new(),
-            public_media_url: String::new(),
-            call_token_secret: String::new(),
-            call_token_ttl_secs: DEFAULT_CALL_TOKEN_TTL_SECS,
-            require_call_token: None,
-            operator_api_key: String::new(),
-            eventgrid_secret: String::new(),
-            registry_max_calls: 10_000,
-            ended_call_ttl_secs: 3_600,
-            graph_base_url: "https://graph.microsoft.com".into(),
-            graph_token: String::new(),
-            playback_dir: String::new(),
         }
     }
 }
@@ -467,9 +308,18 @@ fn url_problem(p: &mut Vec<String>, name: &str, v: &str, schemes: &[&str]) {
 impl Config {
     /// Whether media connections must carry a call token (see `control.require_call_token`).
     pub fn require_call_token(&self) -> bool {
-        self.control
-            .require_call_token
-            .unwrap_or_else(|| self.acs.configured())
+        self.control_plane().require_call_token()
+    }
+
+    /// What the control plane is built from (the `[acs]`, `[control]` and `[answer]` sections and
+    /// `server.max_body_bytes`).
+    pub fn control_plane(&self) -> PlaneConfig {
+        PlaneConfig {
+            acs: self.acs.clone(),
+            control: self.control.clone(),
+            answer: self.answer.clone(),
+            max_body_bytes: self.server.max_body_bytes,
+        }
     }
 
     /// Media connections need no credential at all: no call token is required and ACS's JWTs
@@ -864,17 +714,6 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
-
-    /// The silence detector settings.
-    pub fn silence_config(&self) -> crate::pipeline::silence::SilenceConfig {
-        crate::pipeline::silence::SilenceConfig {
-            detector: self.silence.detector,
-            threshold_dbfs: self.silence.threshold_dbfs,
-            hang_ms: self.silence.hang_ms,
-            min_speech_ms: self.silence.min_speech_ms,
-            trust_acs_silent: self.silence.trust_acs_silent,
-        }
-    }
 }
 
 fn range(p: &mut Vec<String>, name: &str, v: u64, lo: u64, hi: u64) {
@@ -1002,11 +841,17 @@ mod tests {
             jail.clear_env();
             let c = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(c.silence.detector, DetectorKind::Adaptive);
-            assert_eq!(c.silence_config().detector, DetectorKind::Adaptive);
+            assert_eq!(
+                PipelineConfig::from(&c).silence.detector,
+                DetectorKind::Adaptive
+            );
             jail.create_file("n.toml", "[silence]\ndetector = \"neural\"\n")?;
             let c = Config::load(Some(Path::new("n.toml")), &Overrides::default())
                 .map_err(|e| e.to_string())?;
-            assert_eq!(c.silence_config().detector, DetectorKind::Neural);
+            assert_eq!(
+                PipelineConfig::from(&c).silence.detector,
+                DetectorKind::Neural
+            );
             jail.set_env("ACS_GATEWAY_SILENCE__DETECTOR", "energy");
             let c = Config::load(Some(Path::new("n.toml")), &Overrides::default())
                 .map_err(|e| e.to_string())?;

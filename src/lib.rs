@@ -14,11 +14,30 @@
 //! | [`control`] | EDGE: health/readiness/metrics routes, Event Grid webhook, answer policy, ACS REST client, callbacks and call registry, operator API, JWT and call-token admission |
 //! | [`upload`] | recordings to Azure Blob Storage: the queue of finalised call folders of the WAV sinks, upload workers with retries, the `[upload]` settings |
 //! | [`app`] | wiring: builds everything from [`config::Config`]; [`app::AppHandle`] |
-//! | [`config`], [`metrics`], [`shutdown`] | leaves: configuration tree, Prometheus registry, shutdown phases |
+//! | [`config`] | the configuration tree: loads, validates, and embeds or builds each module's own settings type |
+//! | [`metrics`], [`shutdown`] | leaves: Prometheus registry, shutdown phases |
 //!
-//! Dependency direction: `main → app → {ingress, control} → pipeline → protocol`;
-//! `app → sinks → pipeline` (sinks reach calls for playback only through
-//! [`pipeline::playback::PlaybackTarget`]). The emulator, `acs-sim`, is a separate crate
+//! # Dependency line
+//!
+//! A module uses only the modules listed after its arrow, so the graph has no cycle
+//! (`tests/module_graph.rs` reads this list and checks every `crate::` path in `src/` outside
+//! test modules against it):
+//!
+//! - `app` → `config`, `ingress`, `control`, `sinks`, `upload`, `pipeline`, `metrics`, `shutdown`
+//! - `config` → `control`, `sinks`, `upload`, `pipeline`
+//! - `upload` → `sinks`, `metrics`
+//! - `ingress` → `control`, `pipeline`, `metrics`, `shutdown`
+//! - `control` → `metrics`, `shutdown`
+//! - `sinks` → `pipeline`, `metrics`
+//! - `pipeline` → `metrics`
+//! - `metrics` → (none)
+//! - `shutdown` → (none)
+//!
+//! Every module may use [`protocol`]. Each module owns its settings type (`control::config`,
+//! [`pipeline::PipelineConfig`], [`sinks::SinkConfig`]); [`config`] embeds or builds them, never
+//! the other way. The control plane is built before the listener's state, which is handed it.
+//! [`pipeline`] reads no clock: its callers hand it `now`. Sinks reach calls for playback only
+//! through [`pipeline::playback::PlaybackTarget`]. The emulator, `acs-sim`, is a separate crate
 //! (`crates/acs-sim`) that uses `acs-protocol` for every message it sends or checks and is never
 //! part of the gateway's build; the gateway's tests use it as a dev-dependency. Test doubles
 //! (`control::mock`, `pipeline::sink::contract`, `sinks::forward::echo`) exist only with the

@@ -268,6 +268,10 @@ async fn returned_audio_for_a_call_without_bidirectional_media_is_counted_not_pl
     assert!(pb.stop_times(9).is_empty());
     assert!(bot.texts("barge_in").is_empty());
     assert_eq!(bot.texts("speech_started").len(), 1);
+    // call events use the one wire shape (participantRawId, shared with the NATS sink)
+    let speech = &bot.texts("speech_started")[0].1;
+    assert!(speech.get("participantRawId").is_some(), "{speech}");
+    assert!(speech.get("participant").is_none(), "{speech}");
     finish(w).await;
 }
 

@@ -116,6 +116,8 @@ async fn every_frame_reaches_a_nats_consumer_in_order_with_headers_and_events() 
         let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
         if v["type"] == "dtmf" {
             assert_eq!(v["tone"], "7");
+            // the one wire shape of call events (shared with the forward sink)
+            assert!(v.get("participantRawId").is_some(), "{v}");
         }
         types.push(v["type"].as_str().unwrap().to_string());
     }

@@ -94,7 +94,7 @@ fn count_allocs(rate: u32, participants: &[Option<&str>], toggle: bool) -> (u64,
         FanOut::new(handles),
         metrics.clone(),
     );
-    let mut call = pipeline.start_call(Some("alloc-test".into()), None, None);
+    let mut call = pipeline.start_call(Some("alloc-test".into()), None, None, 1_700_000_000_000);
     call.handle(inbound_audio_metadata_json(rate, "sub").as_bytes())
         .unwrap();
     let msgs = frames(rate, participants, 300, toggle);

@@ -278,9 +278,9 @@ impl Bench {
     /// Feeds `b` to a fresh call (after AudioMetadata) and checks the outcome is the documented
     /// one for what the parser made of it, counted under exactly its reason.
     fn check(&self, b: &[u8], seen: &mut Vec<Seen>) -> Result<(), TestCaseError> {
-        let mut call = self
-            .pipeline
-            .start_call(Some("proptest".into()), None, None);
+        let mut call =
+            self.pipeline
+                .start_call(Some("proptest".into()), None, None, 1_700_000_000_000);
         call.handle(inbound_audio_metadata_json(16_000, "sub").as_bytes())
             .map_err(|e| TestCaseError::fail(format!("metadata: {e}")))?;
         check_handle(&mut call, &self.metrics, b, seen).map(|_| ())
@@ -1769,7 +1769,7 @@ fn run_scenario(sc: &Scenario, metrics: &Arc<Metrics>, tally: &Tally) -> Result<
         sink_metrics.audio_drops.get(),
     );
     let pipeline = Pipeline::new(cfg, FanOut::new(vec![handle]), metrics.clone());
-    let mut call = pipeline.start_call(Some("proptest".into()), None, None);
+    let mut call = pipeline.start_call(Some("proptest".into()), None, None, 1_700_000_000_000);
     let call_id = call.call().id;
 
     let before = Counts::of(metrics);

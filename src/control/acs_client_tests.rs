@@ -319,7 +319,7 @@ async fn get_and_put_are_signed_without_and_with_a_body() {
     let acs: Arc<dyn AcsApi> = Arc::new(HttpAcsClient::new(
         AcsClientConfig {
             connection,
-            api_version: crate::config::AcsConfig::default().api_version,
+            api_version: crate::control::config::AcsConfig::default().api_version,
             request_timeout: Duration::from_millis(2_000),
             max_retries: 0,
             max_retry_after: Duration::from_millis(50),

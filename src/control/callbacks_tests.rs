@@ -157,7 +157,7 @@ async fn jwks() -> TestServer {
     TestServer::start(move |_, _| Reply::json(200, &jwks)).await
 }
 
-fn jwt_cfg(server: &TestServer) -> crate::config::Config {
+fn jwt_cfg(server: &TestServer) -> crate::control::PlaneConfig {
     let mut c = cfg();
     c.acs.jwt.enabled = None; // on because acs.resource_id is set
     c.acs.resource_id = AUD.into();

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 /// Default largest request body of the webhook and callbacks (`server.max_body_bytes`; Event
 /// Grid batches are at most 1 MB).
-pub const MAX_BODY_BYTES: usize = crate::config::DEFAULT_MAX_BODY_BYTES;
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Largest request body of the operator API (also capped by `server.max_body_bytes`).
 pub const MAX_OPERATOR_BODY: usize = 64 * 1024;
 

@@ -4,7 +4,8 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`plane`] | [`ControlPlane`]: shared state built from the config, the `/api/*` router |
+//! | [`config`] | its configuration: `[acs]`, `[control]` ([`config::PlaneConfig`] is what the plane is built from) |
+//! | [`plane`] | [`ControlPlane`]: shared state built from a [`config::PlaneConfig`], the `/api/*` router |
 //! | [`webhook`] | `POST`/`OPTIONS /api/incomingCall`: Event Grid validation, IncomingCall intake, dedupe |
 //! | [`answer`] | answering / rejecting / redirecting one call on its own task |
 //! | [`policy`] | `[answer]` config, rules, streaming profiles, the decision |
@@ -30,6 +31,7 @@ pub mod acs_client;
 pub mod answer;
 mod api;
 pub mod callbacks;
+pub mod config;
 pub mod dedupe;
 pub mod gate;
 pub mod graph;
@@ -51,6 +53,7 @@ pub mod tokens;
 pub mod urls;
 pub mod webhook;
 
+pub use config::PlaneConfig;
 pub use plane::{ControlError, ControlPlane};
 
 use crate::metrics::Metrics;

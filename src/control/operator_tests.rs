@@ -10,7 +10,7 @@ use crate::control::testserver::{Reply, TestServer};
 use crate::protocol::rest::AcsError;
 
 /// A plane with one answered call `call-1` (callConnectionId `conn-1`).
-fn with_call(c: &crate::config::Config, mock: Option<Arc<MockAcs>>) -> Arc<ControlPlane> {
+fn with_call(c: &crate::control::PlaneConfig, mock: Option<Arc<MockAcs>>) -> Arc<ControlPlane> {
     let cp = plane(c, mock);
     let now = now_ms();
     let (token, expires) = cp.tokens.issue("call-1", now / 1000).unwrap();

@@ -10,6 +10,7 @@
 //! | `/api/calls…`, `/api/agents/token`, `/api/resource-accounts`, `/api/teams-extension/…` | [`super::operator`] |
 
 use super::acs_client::{AcsApi, AcsClientConfig, HttpAcsClient};
+use super::config::PlaneConfig;
 use super::dedupe::{self, Dedupe};
 use super::graph::GraphClient;
 use super::jwt::{JwksLimits, JwtSettings, JwtValidator};
@@ -18,7 +19,6 @@ use super::registry::CallRegistry;
 use super::tokens::CallTokens;
 use super::urls::PublicUrls;
 use super::{error_response, HttpResponse};
-use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::protocol::auth::{ConnectionString, ConnectionStringError};
 use crate::protocol::token::TokenError;
@@ -100,7 +100,7 @@ impl ControlPlane {
 
     /// Builds the control plane for a gateway bound to `bound`, with the real ACS client.
     pub fn from_config(
-        cfg: &Config,
+        cfg: &PlaneConfig,
         metrics: Arc<Metrics>,
         bound: SocketAddr,
     ) -> Result<Arc<Self>, ControlError> {
@@ -130,7 +130,7 @@ impl ControlPlane {
 
     /// Builds the control plane with a given ACS implementation (tests: a mock).
     pub fn with_acs(
-        cfg: &Config,
+        cfg: &PlaneConfig,
         metrics: Arc<Metrics>,
         bound: SocketAddr,
         acs: Option<Arc<dyn AcsApi>>,
@@ -143,7 +143,7 @@ impl ControlPlane {
     }
 
     fn build(
-        cfg: &Config,
+        cfg: &PlaneConfig,
         metrics: Arc<Metrics>,
         bound: SocketAddr,
         acs: Option<Arc<dyn AcsApi>>,
@@ -188,8 +188,8 @@ impl ControlPlane {
                 http,
             ),
             resource_id: non_empty(&cfg.acs.resource_id),
-            max_body_bytes: cfg.server.max_body_bytes,
-            playback_dir: non_empty(&c.playback_dir).map(std::path::PathBuf::from),
+            max_body_bytes: cfg.max_body_bytes,
+            playback_dir: non_empty(&cfg.control.playback_dir).map(std::path::PathBuf::from),
             player: std::sync::OnceLock::new(),
             metrics,
         };

@@ -2,10 +2,10 @@
 //! a [`ControlPlane`] over a [`MockAcs`], request builders and response readers. Socket-free
 //! (handlers are driven with in-memory bodies).
 
+use super::config::PlaneConfig;
 use super::mock::MockAcs;
 use super::plane::ControlPlane;
 use super::HttpResponse;
-use crate::config::Config;
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -23,8 +23,8 @@ pub const BASE: &str = "https://gw.contoso.test";
 
 /// A configuration with ACS "configured" (the mock stands in), an operator key, a fixed token
 /// secret and public URLs.
-pub fn cfg() -> Config {
-    let mut c = Config::default();
+pub fn cfg() -> PlaneConfig {
+    let mut c = PlaneConfig::default();
     c.acs.connection_string =
         "endpoint=https://contoso.communication.azure.com/;accesskey=dGVzdC1rZXk=".into();
     c.acs.resource_id = "11111111-2222-3333-4444-555555555555".into();
@@ -36,7 +36,7 @@ pub fn cfg() -> Config {
 }
 
 /// A control plane over `mock` (or no ACS when `None`).
-pub fn plane(cfg: &Config, mock: Option<Arc<MockAcs>>) -> Arc<ControlPlane> {
+pub fn plane(cfg: &PlaneConfig, mock: Option<Arc<MockAcs>>) -> Arc<ControlPlane> {
     let acs = mock.map(|m| m as Arc<dyn super::acs_client::AcsApi>);
     ControlPlane::with_acs(cfg, Metrics::new(), "127.0.0.1:8080".parse().unwrap(), acs).unwrap()
 }

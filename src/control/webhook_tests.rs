@@ -179,7 +179,7 @@ async fn cloud_events_incoming_call_and_duplicates_answered_once() {
     assert_eq!(cp.registry.len(), 1);
 }
 
-fn policy_cfg() -> crate::config::Config {
+fn policy_cfg() -> crate::control::PlaneConfig {
     let mut c = cfg();
     c.answer.profiles.insert(
         "tpe".into(),

@@ -413,7 +413,14 @@ where
             // tungstenite answers pings itself; pongs and raw frames carry nothing for us
             _ => continue,
         };
-        match call.handle(payload) {
+        let started = std::time::Instant::now();
+        let handled = call.handle(payload);
+        if let Ok(h) = handled {
+            if h.was_audio_data() {
+                call.record_frame_time(started.elapsed());
+            }
+        }
+        match handled {
             Ok(Handled::Metadata) => {
                 if let Some(pb) = pb {
                     pb.set_rate(call.sample_rate());
@@ -480,7 +487,7 @@ mod tests {
                 max_connections: 4,
                 max_frame_bytes,
                 handshake_timeout: Duration::from_secs(1),
-                max_body_bytes: crate::config::DEFAULT_MAX_BODY_BYTES,
+                max_body_bytes: crate::control::http::MAX_BODY_BYTES,
                 body_timeout: Duration::from_secs(1),
                 idle_timeout: idle,
                 bidirectional: false,
@@ -490,6 +497,7 @@ mod tests {
             metrics.clone(),
             Shutdown::new(),
             crate::ingress::playback::PlaybackHub::new(metrics),
+            None,
         );
         (st, samples, w)
     }
@@ -504,7 +512,9 @@ mod tests {
         assert!(st.try_reserve_media());
         st.metrics.connections_active.inc();
         let slot = MediaSlot(st.clone());
-        let call = st.pipeline.start_call(Some("duplex".into()), None, None);
+        let call = st
+            .pipeline
+            .start_call(Some("duplex".into()), None, None, 1_700_000_000_000);
         let task = tokio::spawn(run(server_io, call, st.clone(), slot, false));
         let client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
         (client, task)

@@ -2,7 +2,7 @@
 //! `/api/*` via [`crate::control`], and upgrades `GET /ws` and `GET /ws/{token}` to the ACS media
 //! WebSocket (tokio-tungstenite on the upgraded stream), one task per connection ([`connection`]).
 //!
-//! With a control plane ([`IngressState::set_control`]), every upgrade is admitted by
+//! With a control plane (given to [`IngressState::new`]), every upgrade is admitted by
 //! [`ControlPlane::authorize_media`](crate::control::ControlPlane::authorize_media) first (call
 //! token of a live call when `control.require_call_token`, ACS's JWT when validation is on):
 //! a refusal is HTTP 401 (503 if ACS's signing keys cannot be fetched) with a JSON body before
@@ -90,20 +90,23 @@ pub struct IngressState {
     pub playback: Arc<playback::PlaybackHub>,
     /// Whether there is room for another call ([`headroom::monitor`] keeps it current).
     pub headroom: Arc<headroom::Headroom>,
-    control: std::sync::OnceLock<Arc<ControlPlane>>,
+    control: Option<Arc<ControlPlane>>,
     media: AtomicUsize,
     http: Arc<HttpConns>,
     idle: Notify,
 }
 
 impl IngressState {
-    /// Shared state for one listener.
+    /// Shared state for one listener. With `control` (the Call Automation control plane) it
+    /// serves the `/api/*` routes and admits upgrades through it; without, it serves no `/api/*`
+    /// route and admits every upgrade.
     pub fn new(
         cfg: IngressConfig,
         pipeline: Arc<Pipeline>,
         metrics: Arc<Metrics>,
         shutdown: Shutdown,
         playback: Arc<playback::PlaybackHub>,
+        control: Option<Arc<ControlPlane>>,
     ) -> Arc<Self> {
         let http = HttpConns::new(cfg.max_connections + SOCKET_HEADROOM, metrics.clone());
         Arc::new(Self {
@@ -113,22 +116,16 @@ impl IngressState {
             shutdown,
             playback,
             headroom: headroom::Headroom::new(),
-            control: std::sync::OnceLock::new(),
+            control,
             media: AtomicUsize::new(0),
             http,
             idle: Notify::new(),
         })
     }
 
-    /// Attaches the Call Automation control plane (`/api/*` routes, upgrade admission). At
-    /// most once; without it the listener serves no `/api/*` route and admits every upgrade.
-    pub fn set_control(&self, control: Arc<ControlPlane>) {
-        let _ = self.control.set(control);
-    }
-
-    /// The control plane, if attached.
+    /// The control plane, if the listener has one.
     pub fn control(&self) -> Option<&Arc<ControlPlane>> {
-        self.control.get()
+        self.control.as_ref()
     }
 
     /// Open media connections.
@@ -456,9 +453,12 @@ async fn upgrade(
     st.metrics.connections_total.inc();
     let slot = MediaSlot(st.clone());
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let call = st
-        .pipeline
-        .start_call(conn_id, corr_id, token.filter(|t| !t.is_empty()));
+    let call = st.pipeline.start_call(
+        conn_id,
+        corr_id,
+        token.filter(|t| !t.is_empty()),
+        chrono::Utc::now().timestamp_millis(),
+    );
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {

@@ -279,7 +279,9 @@ pub enum CallEvent {
     PlaybackCancelled(PlaybackReport),
 }
 
-/// What [`CallEvent::PlaybackCompleted`] / [`CallEvent::PlaybackCancelled`] report.
+/// What [`CallEvent::PlaybackCompleted`] / [`CallEvent::PlaybackCancelled`] report (written by
+/// sinks as `{"type":"playback_completed"|"playback_cancelled","id","frames","source"}`, see
+/// `pipeline::event_json`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlaybackReport {
     /// The playback's id (also its mark id on the wire).
@@ -288,19 +290,6 @@ pub struct PlaybackReport {
     pub frames: u64,
     /// Who said so: `"acs"` (ACS's `MarkData`) or `"gateway"` (the gateway's own queue).
     pub source: &'static str,
-}
-
-impl PlaybackReport {
-    /// The event as sinks write it: `{"type":"playback_completed"|"playback_cancelled","id",
-    /// "frames","source"}`.
-    pub fn to_json(&self, completed: bool) -> serde_json::Value {
-        let kind = if completed {
-            "playback_completed"
-        } else {
-            "playback_cancelled"
-        };
-        serde_json::json!({"type": kind, "id": self.id, "frames": self.frames, "source": self.source})
-    }
 }
 
 /// One transcription result.

@@ -9,6 +9,7 @@
 //! unmixed calls the [`mixer`] adds a mixed stream aligned on the call timeline. The steady-state
 //! AudioData path does not allocate.
 
+pub mod event_json;
 pub mod frame;
 pub mod mixer;
 pub mod pcm;
@@ -25,7 +26,6 @@ pub use frame::{
 };
 pub use sink::{FanOut, Sink, SinkError, SinkHandle};
 
-use crate::config::Config;
 use crate::metrics::{BadFrame, Metrics};
 use crate::protocol::b64::decode_base64_in;
 use crate::protocol::error::ProtocolError;
@@ -39,120 +39,12 @@ use ring::{Cursor, Ring};
 use silence::{SilenceConfig, SilenceDetector, VoiceEdge};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 use timeline::{Placement, Timeline, TimelineConfig};
+pub use timeline::{DEFAULT_GAP_FILL_SLACK_MS, DEFAULT_MAX_GAP_FILL_MS};
 
-/// Shared frame slots allocated when a call starts. A slot comes back as soon as every sink has
-/// written it (sink workers take a batch every few ms, and a stream sends one frame per 20 ms), so
-/// a real-time call keeps one or two in flight; the pool grows only while a sink lags. Each slot is
-/// about 2 KiB, so this is most of a call's fixed memory.
-pub const FRAME_POOL_INITIAL: usize = 4;
-/// Most shared frame slots one call may have in flight to its sinks (about 80 s of one
-/// participant's audio); beyond that the sinks are far behind and frames are dropped and counted.
-pub const FRAME_POOL_MAX: usize = 4096;
-
-/// Frames a call counts locally before adding its counts to the shared metrics (and at the end of
-/// the call): one second of a real-time stream.
-pub const METRICS_FLUSH_FRAMES: u32 = 50;
-
-/// Longest accepted participant id, in bytes.
-pub const MAX_PARTICIPANT_ID_LEN: usize = 512;
-/// Longest accepted decoded payload of one AudioData: one second of audio.
-pub const MAX_PAYLOAD_MS: usize = 1000;
-
-/// Settings of the pipeline (from [`Config`]).
-#[derive(Clone, Debug, PartialEq)]
-pub struct PipelineConfig {
-    /// Rate used before AudioMetadata.
-    pub default_sample_rate: u32,
-    /// Participants per call.
-    pub max_participants: usize,
-    /// Ring capacity per participant (ms).
-    pub ring_capacity_ms: u32,
-    /// Timeline settings.
-    pub timeline: TimelineConfig,
-    /// Silence detector settings.
-    pub silence: SilenceConfig,
-    /// Mix unmixed calls.
-    pub mix_unmixed: bool,
-    /// Mixer latency (ms).
-    pub mix_latency_ms: u32,
-}
-
-impl Default for PipelineConfig {
-    fn default() -> Self {
-        Self::from(&Config::default())
-    }
-}
-
-impl From<&Config> for PipelineConfig {
-    fn from(c: &Config) -> Self {
-        Self {
-            default_sample_rate: c.media.default_sample_rate,
-            max_participants: c.media.max_participants,
-            ring_capacity_ms: c.media.ring_capacity_ms,
-            timeline: TimelineConfig {
-                max_gap_fill_ms: c.media.max_gap_fill_ms,
-                gap_fill_slack_ms: c.media.gap_fill_slack_ms,
-                resync_after_late: c.media.resync_after_late,
-            },
-            silence: c.silence_config(),
-            mix_unmixed: c.media.mix_unmixed,
-            mix_latency_ms: c.media.mix_latency_ms,
-        }
-    }
-}
-
-/// A message that ends the connection: the close code and reason to send.
-#[derive(Debug, thiserror::Error)]
-pub enum FrameError {
-    /// Not a protocol message at all (not UTF-8, not JSON, no kind): close 1007.
-    #[error("{0}")]
-    Protocol(#[from] ProtocolError),
-    /// AudioMetadata announcing a format the gateway cannot take: close 1003.
-    #[error("unsupported audio format: {0}")]
-    UnsupportedFormat(String),
-}
-
-impl FrameError {
-    /// The WebSocket close code.
-    pub fn close_code(&self) -> u16 {
-        match self {
-            FrameError::Protocol(_) => 1007,
-            FrameError::UnsupportedFormat(_) => 1003,
-        }
-    }
-
-    /// The close reason (≤ 123 bytes, cut on a char boundary).
-    pub fn close_reason(&self) -> String {
-        let mut s = self.to_string();
-        if s.len() > 120 {
-            let mut cut = 120;
-            while !s.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            s.truncate(cut);
-        }
-        s
-    }
-}
-
-/// What [`CallPipeline::handle`] did with a message that did not end the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handled {
-    /// Audio placed and fanned out.
-    Audio,
-    /// Audio dropped as late or duplicate (counted).
-    Dropped,
-    /// Audio refused for a reason (counted).
-    Refused(BadFrame),
-    /// AudioMetadata applied.
-    Metadata,
-    /// DTMF, transcription or mark event delivered.
-    Event,
-    /// Unknown kind (counted, skipped).
-    Unknown,
-}
+pub mod config;
+pub use config::*;
 
 /// Shared by every connection: settings, sinks, metrics, id counters.
 #[derive(Debug)]
@@ -186,15 +78,17 @@ impl Pipeline {
         &self.metrics
     }
 
-    /// State for a new call (one media connection).
+    /// State for a new call (one media connection) opened at `now_unix_ms` (wall clock, ms since
+    /// the Unix epoch: the caller reads the clock, the pipeline reads none).
     pub fn start_call(
         self: &Arc<Self>,
         call_connection_id: Option<String>,
         correlation_id: Option<String>,
         token: Option<String>,
+        now_unix_ms: i64,
     ) -> CallPipeline {
         let id = self.next_call.fetch_add(1, Ordering::Relaxed);
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = now_unix_ms;
         let call = Arc::new(CallInfo::new(
             id,
             call_connection_id,
@@ -288,6 +182,8 @@ struct LocalCounts {
     silent_acs: u64,
     silent_detected: u64,
     frame_seconds: prometheus::local::LocalHistogram,
+    /// Frame times observed since the last flush.
+    timed: bool,
 }
 
 impl LocalCounts {
@@ -300,11 +196,12 @@ impl LocalCounts {
             silent_acs: 0,
             silent_detected: 0,
             frame_seconds: m.frame_seconds.local(),
+            timed: false,
         }
     }
 
     fn flush(&mut self, m: &Metrics) {
-        if self.pending == 0 && self.frame_bytes == 0 {
+        if self.pending == 0 && self.frame_bytes == 0 && !self.timed {
             return;
         }
         m.frame_bytes.inc_by(std::mem::take(&mut self.frame_bytes));
@@ -315,6 +212,7 @@ impl LocalCounts {
         m.silent_frames_detected
             .inc_by(std::mem::take(&mut self.silent_detected));
         self.frame_seconds.flush();
+        self.timed = false;
         self.pending = 0;
     }
 }
@@ -390,8 +288,10 @@ impl CallPipeline {
 
     /// Takes one WebSocket message (text or binary payload). `Err` means: close the connection
     /// with [`FrameError::close_code`]; everything already received is kept.
+    ///
+    /// The pipeline reads no clock: a caller that measures the time this took reports it with
+    /// [`CallPipeline::record_frame_time`].
     pub fn handle(&mut self, frame: &[u8]) -> Result<Handled, FrameError> {
-        let started = Instant::now();
         self.local.frame_bytes += frame.len() as u64;
         let msg = match parse_inbound(frame) {
             Ok(msg) => msg,
@@ -405,7 +305,6 @@ impl CallPipeline {
             let r = self.audio(a);
             let local = &mut self.local;
             local.audio_data += 1;
-            local.frame_seconds.observe(started.elapsed().as_secs_f64());
             local.pending += 1;
             if local.pending >= METRICS_FLUSH_FRAMES {
                 local.flush(&self.shared.metrics);
@@ -804,6 +703,14 @@ impl CallPipeline {
             }
         }
         self.call_origin_ms = None;
+    }
+
+    /// Records how long [`CallPipeline::handle`] took for one AudioData frame (the
+    /// `frame_processing_seconds` histogram; batched with the other per-frame counts).
+    #[inline]
+    pub fn record_frame_time(&mut self, took: Duration) {
+        self.local.frame_seconds.observe(took.as_secs_f64());
+        self.local.timed = true;
     }
 
     /// Adds the per-frame counts this call has batched so far to the shared metrics (the

@@ -60,18 +60,20 @@ impl DetectorKind {
     }
 }
 
-/// Silence detector settings.
-#[derive(Clone, Debug, PartialEq)]
+/// Silence detector settings: the `[silence]` section of the configuration (the defaults here
+/// are the configuration's defaults).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct SilenceConfig {
-    /// The per-frame speech classifier. Default [`DetectorKind::Adaptive`].
+    /// Per-frame speech classifier: `adaptive` (default), `neural` or `energy`.
     pub detector: DetectorKind,
-    /// `energy` detector: a frame louder than this (RMS, dBFS) is voiced. Default -45.0.
+    /// `energy` detector: frames at or below this RMS level (dBFS) are silence. Default -45.0.
     pub threshold_dbfs: f32,
-    /// Unvoiced audio needed to end a speech segment, in ms. Default 400.
+    /// Silence (unvoiced audio) needed after speech before speech-end fires (ms). Default 400.
     pub hang_ms: u32,
-    /// Voiced audio needed (in one uninterrupted run) to start a speech segment, in ms. Default 40.
+    /// Voiced audio needed (in one uninterrupted run) before speech-start fires (ms). Default 40.
     pub min_speech_ms: u32,
-    /// Treat frames ACS flags as `silent` as unvoiced whatever their level. Default true.
+    /// Treat frames ACS flags `silent` as silence whatever their level. Default true.
     pub trust_acs_silent: bool,
 }
 

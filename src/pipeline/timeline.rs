@@ -52,11 +52,16 @@ pub struct TimelineConfig {
     pub resync_after_late: u32,
 }
 
+/// Default largest timeline gap filled with silence (ms).
+pub const DEFAULT_MAX_GAP_FILL_MS: u32 = 60_000;
+/// Default `media.gap_fill_slack_ms`.
+pub const DEFAULT_GAP_FILL_SLACK_MS: u32 = 5_000;
+
 impl Default for TimelineConfig {
     fn default() -> Self {
         Self {
-            max_gap_fill_ms: 60_000,
-            gap_fill_slack_ms: 5_000,
+            max_gap_fill_ms: DEFAULT_MAX_GAP_FILL_MS,
+            gap_fill_slack_ms: DEFAULT_GAP_FILL_SLACK_MS,
             resync_after_late: 25,
         }
     }

@@ -62,12 +62,16 @@
 //!    object above), `stream_close` (`stream` id, `frames`, `samples`, `gapsFilled`,
 //!    `lateFrames`, `duplicateFrames`), `format` (`encoding`, `sampleRate`, `channels`: the
 //!    audio that follows changed rate), `gap` (`stream`, `samples` of silence not sent),
-//!    `participant_joined` / `participant_left` (`stream`, `participant`), `speech_started`
-//!    (`stream`, `participant`, `pos`), `speech_ended` (`stream`, `participant`, `start`,
-//!    `end`), `dtmf` (`tone`, `participant`, `time`; in `acs` mode an ACS `DtmfData` instead),
-//!    `transcription` (`text`, `participant`, `final`, `confidence`, `offsetTicks`,
-//!    `durationTicks`), `transcription_started` (`locale`, `subscriptionId`), `mark` (`id`,
-//!    `status`), and `barge_in` (`stream`, `participant`, `pos`) — sent ahead of queued audio.
+//!    the call events in their one wire shape
+//!    ([`event_json`](crate::pipeline::event_json), shared with the NATS sink):
+//!    `participant_joined` / `participant_left` (`stream`, `participantRawId`),
+//!    `speech_started` (`stream`, `participantRawId`, `pos`), `speech_ended` (`stream`,
+//!    `participantRawId`, `start`, `end`), `dtmf` (`tone`, `participantRawId`, `time`; in `acs`
+//!    mode an ACS `DtmfData` instead), `transcription` (`text`, `participantRawId`, `final`,
+//!    `confidence`, `offsetTicks`, `durationTicks`), `transcription_started` (`locale`,
+//!    `subscriptionId`), `mark` (`id`, `status`); and `barge_in` (`stream`, `participant`,
+//!    `pos`) — sent ahead of queued audio. (Changed: call events named the participant
+//!    `participant` before; they now use ACS's `participantRawId` like the NATS sink.)
 //!    Positions are in samples of the stream. Per participant, stream events go to that stream's
 //!    connection and call-wide events (DTMF, transcription, marks) to every connection of the call.
 //! 5. `{"type":"end","reason":"peer closed"|"disconnected"|"gateway shutdown"|"stream closed"|…}`,

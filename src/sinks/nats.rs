@@ -13,6 +13,7 @@
 //! errors.
 
 use super::names::sanitize_no_dots;
+use crate::pipeline::event_json::EventJson;
 use crate::pipeline::frame::{
     AudioFrame, CallEvent, CallId, CallInfo, EndReason, StreamId, StreamInfo, StreamKind,
     StreamStats,
@@ -279,46 +280,20 @@ impl Sink for NatsSink {
     }
 
     fn event(&mut self, call: &Arc<CallInfo>, event: &CallEvent) -> Result<(), SinkError> {
-        let body = match event {
-            CallEvent::ParticipantJoined {
-                stream,
-                participant,
-            } => {
-                json!({"type": "participant_joined", "stream": stream, "participantRawId": participant.as_deref()})
+        let stream = match event {
+            CallEvent::SpeechStarted { stream, .. } | CallEvent::SpeechEnded { stream, .. } => {
+                Some(*stream)
             }
-            CallEvent::ParticipantLeft {
-                stream,
-                participant,
-            } => {
-                json!({"type": "participant_left", "stream": stream, "participantRawId": participant.as_deref()})
-            }
-            CallEvent::SpeechStarted { stream, pos } => {
-                json!({"type": "speech_started", "stream": stream, "pos": pos})
-            }
-            CallEvent::SpeechEnded { stream, start, end } => {
-                json!({"type": "speech_ended", "stream": stream, "start": start, "end": end})
-            }
-            CallEvent::Dtmf {
-                tone,
-                participant,
-                unix_ms,
-            } => {
-                json!({"type": "dtmf", "tone": tone, "participantRawId": participant, "time": unix_ms.map(ts)})
-            }
-            CallEvent::Transcription(t) => {
-                json!({"type": "transcription", "text": t.text, "participantRawId": t.participant,
-                "final": t.is_final, "confidence": t.confidence, "offsetTicks": t.offset_ticks, "durationTicks": t.duration_ticks})
-            }
-            CallEvent::TranscriptionStarted {
-                locale,
-                subscription_id,
-            } => {
-                json!({"type": "transcription_started", "locale": locale, "subscriptionId": subscription_id})
-            }
-            CallEvent::Mark { id, status } => json!({"type": "mark", "id": id, "status": status}),
-            CallEvent::PlaybackCompleted(p) => p.to_json(true),
-            CallEvent::PlaybackCancelled(p) => p.to_json(false),
+            _ => None,
         };
+        let speaker = stream
+            .and_then(|s| self.streams.get(&s))
+            .and_then(|r| r.info.participant.as_deref());
+        let body = serde_json::to_value(EventJson {
+            event,
+            stream_participant: speaker,
+        })
+        .map_err(|e| SinkError::Other(format!("event JSON: {e}")))?;
         self.publish_event(call, body)
     }
 

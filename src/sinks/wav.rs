@@ -72,7 +72,7 @@ pub type FailureHook = Arc<dyn Fn(&'static str) + Send + Sync>;
 /// Called with a call's folder once it is final: the call ended (or the sink shut down), every
 /// file of the call is finalised and its last `call.json` is on disk; nothing in the folder
 /// changes after it (a `call.json` that could not be written at the end calls it when a later
-/// flush writes it). The recordings uploader ([`crate::upload`]) hangs here; the hook runs on
+/// flush writes it). The recordings uploader (the gateway's `upload` module) hangs here; the hook runs on
 /// the sink's worker thread and must not block.
 pub type FolderHook = Arc<dyn Fn(&Path) + Send + Sync>;
 
@@ -714,8 +714,10 @@ impl Sink for WavSink {
                     .marks
                     .push(json!({"id": id, "status": status}));
             }
-            CallEvent::PlaybackCompleted(p) => self.call_rec(call)?.marks.push(p.to_json(true)),
-            CallEvent::PlaybackCancelled(p) => self.call_rec(call)?.marks.push(p.to_json(false)),
+            CallEvent::PlaybackCompleted(_) | CallEvent::PlaybackCancelled(_) => {
+                let v = serde_json::to_value(event).unwrap_or_default();
+                self.call_rec(call)?.marks.push(v)
+            }
             _ => {}
         }
         Ok(())

@@ -5,6 +5,7 @@
 //! module.
 
 use super::{Encoding, ForwardMode, Per};
+use crate::pipeline::event_json::EventJson;
 use crate::pipeline::frame::{CallEvent, CallInfo, StreamId, StreamInfo, StreamKind, StreamStats};
 use crate::protocol::error::ProtocolError;
 use crate::protocol::media::{parse_outbound, Outbound};
@@ -216,61 +217,37 @@ pub fn event_message(
     event: &CallEvent,
     participant: impl Fn(StreamId) -> Option<Arc<str>>,
 ) -> String {
-    let v = match event {
-        CallEvent::ParticipantJoined {
-            stream,
-            participant,
-        } => {
-            json!({"type": "participant_joined", "stream": stream, "participant": participant.as_deref()})
-        }
-        CallEvent::ParticipantLeft {
-            stream,
-            participant,
-        } => {
-            json!({"type": "participant_left", "stream": stream, "participant": participant.as_deref()})
-        }
-        CallEvent::SpeechStarted { stream, pos } => {
-            json!({"type": "speech_started", "stream": stream, "participant": participant(*stream).as_deref(), "pos": pos})
-        }
-        CallEvent::SpeechEnded { stream, start, end } => {
-            json!({"type": "speech_ended", "stream": stream, "participant": participant(*stream).as_deref(),
-                   "start": start, "end": end})
-        }
+    if let (
+        ForwardMode::Acs,
         CallEvent::Dtmf {
             tone,
             participant,
             unix_ms,
-        } => match mode {
-            ForwardMode::Acs => {
-                let mut d = serde_json::Map::new();
-                d.insert("data".into(), json!(tone));
-                if let Some(ms) = unix_ms {
-                    d.insert("timestamp".into(), json!(ts(*ms)));
-                }
-                if let Some(p) = participant {
-                    d.insert("participantRawID".into(), json!(p));
-                }
-                json!({"kind": "DtmfData", "dtmfData": d})
-            }
-            ForwardMode::Pcm => {
-                json!({"type": "dtmf", "tone": tone, "participant": participant, "time": unix_ms.map(ts)})
-            }
         },
-        CallEvent::Transcription(t) => {
-            json!({"type": "transcription", "text": t.text, "participant": t.participant, "final": t.is_final,
-                   "confidence": t.confidence, "offsetTicks": t.offset_ticks, "durationTicks": t.duration_ticks})
+    ) = (mode, event)
+    {
+        let mut d = serde_json::Map::new();
+        d.insert("data".into(), json!(tone));
+        if let Some(ms) = unix_ms {
+            d.insert("timestamp".into(), json!(ts(*ms)));
         }
-        CallEvent::TranscriptionStarted {
-            locale,
-            subscription_id,
-        } => {
-            json!({"type": "transcription_started", "locale": locale, "subscriptionId": subscription_id})
+        if let Some(p) = participant {
+            d.insert("participantRawID".into(), json!(p));
         }
-        CallEvent::Mark { id, status } => json!({"type": "mark", "id": id, "status": status}),
-        CallEvent::PlaybackCompleted(p) => p.to_json(true),
-        CallEvent::PlaybackCancelled(p) => p.to_json(false),
+        return json!({"kind": "DtmfData", "dtmfData": d}).to_string();
+    }
+    let speaker = match event {
+        CallEvent::SpeechStarted { stream, .. } | CallEvent::SpeechEnded { stream, .. } => {
+            participant(*stream)
+        }
+        _ => None,
     };
-    v.to_string()
+    // the one wire shape of call events (shared with the NATS sink)
+    serde_json::to_string(&EventJson {
+        event,
+        stream_participant: speaker.as_deref(),
+    })
+    .unwrap_or_default()
 }
 
 /// ISO-8601 time of sample `pos` of `stream` (ACS `AudioData.timestamp`): the stream's start time
@@ -484,7 +461,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             v,
-            json!({"type": "speech_started", "stream": 4, "participant": "8:acs:bob", "pos": 640})
+            json!({"type": "speech_started", "stream": 4, "participantRawId": "8:acs:bob", "pos": 640})
         );
         let dtmf = CallEvent::Dtmf {
             tone: "5".into(),
@@ -494,7 +471,7 @@ mod tests {
         let v: Value = serde_json::from_str(&event_message(ForwardMode::Pcm, &dtmf, p)).unwrap();
         assert_eq!(
             v,
-            json!({"type": "dtmf", "tone": "5", "participant": "8:acs:bob", "time": "2024-11-15T19:16:12.925Z"})
+            json!({"type": "dtmf", "tone": "5", "participantRawId": "8:acs:bob", "time": "2024-11-15T19:16:12.925Z"})
         );
         // acs mode: what ACS itself sends, which the inbound parser reads back
         let text = event_message(ForwardMode::Acs, &dtmf, p);
