@@ -355,9 +355,11 @@ async fn answer_posts_callbacks_in_order_and_streams_media() {
             other => panic!("{other:?}"),
         }
     }
-    // Real time: 9 frames took about 160 ms or more after the first.
+    // Real time, not a flood: frames 1..9 are 8 periods of 20 ms apart on the sender's schedule
+    // (160 ms); a late first frame lets the next ones catch up with the schedule, so on a loaded
+    // box the span can be shorter, but never near the ~0 ms of a flood.
     let span = c.texts[9].0 - c.texts[1].0;
-    assert!(span >= Duration::from_millis(140), "{span:?}");
+    assert!(span >= Duration::from_millis(100), "{span:?}");
 
     // The gateway hangs up: 204, the socket closes with 1000, then MediaStreamingStopped and
     // CallDisconnected.
