@@ -2,7 +2,7 @@
 //! under `<dir>/<YYYY-MM-DD>/<call>/`, with a `call.json` beside them.
 //!
 //! Files are written by the bulk writer in [`writer`] (16-bit mono PCM, one buffer per file of
-//! [`FILE_BUFFER_BYTES`]). Every file's header is brought up to date on each [`Sink::flush`] (at
+//! `buffer_kib`, [`DEFAULT_BUFFER_KIB`]). Every file's header is brought up to date on each [`Sink::flush`] (at
 //! least once a second), so a killed process leaves playable files; files are finalised when
 //! their stream closes and at shutdown. Folder and file names come from [`super::names`]:
 //! sanitised, bounded and distinct, never a Windows device name, and never one of the sink's own

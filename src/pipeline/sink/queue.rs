@@ -35,7 +35,7 @@ pub struct QueueConfig {
     /// Extra room only control messages may use; past it, control messages wait (counted)
     /// rather than being lost.
     pub control_reserve: usize,
-    /// How often the worker calls [`Sink::flush`].
+    /// How often the worker calls [`Sink::flush`](super::Sink::flush).
     pub flush_interval: Duration,
     /// How long a busy worker lets a batch gather after draining its queue. While messages keep
     /// coming the worker sleeps this long between rounds instead of blocking on the channel, so a

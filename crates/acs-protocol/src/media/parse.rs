@@ -5,7 +5,7 @@ use super::*;
 
 /// Parses one inbound WebSocket frame (text or binary frame bytes, UTF-8 JSON).
 ///
-/// See the [module docs](self) for the accepted shapes. Errors: [`ProtocolError::NotUtf8`],
+/// See the [module docs](crate::media) for the accepted shapes. Errors: [`ProtocolError::NotUtf8`],
 /// [`ProtocolError::Json`] (syntax, wrong field type, missing `data`),
 /// [`ProtocolError::MissingKind`], [`ProtocolError::MissingPayload`].
 pub fn parse_inbound(frame: &[u8]) -> Result<Inbound<'_>, ProtocolError> {
