@@ -1,6 +1,7 @@
 //! The whole per-frame path — parse → base64 decode → timeline → ring → silence → (mixer) →
 //! fan-out to no-op sinks — at 16 and 24 kHz, mixed and 4-participant unmixed. One iteration is
-//! one AudioData message. Budget (DESIGN.md): under 1 µs per frame on one core.
+//! one AudioData message. Budget (DESIGN.md): under 1 µs per frame on one core. `many_calls` runs
+//! the same path over 400 open calls in turn, so each frame meets its call's state cold.
 //!
 //! The null sinks are drained by hand between timed batches of 16 frames, so the figure is the
 //! ingress task's own cost on one core; with sink threads running alongside on a 2-core machine
@@ -167,5 +168,75 @@ fn fan_out(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, per_frame, fan_out);
+/// Calls served at once by `many_calls`: the real-time load `acs-sim load --calls 400` offers.
+const MANY: usize = 400;
+
+/// The same path with [`MANY`] calls open, each getting one frame in turn (as ACS sends them: one
+/// frame per call every 20 ms), so every frame finds its call's state — participant, timeline,
+/// detector, frame pool, buffers — as cold as it is in the server, 399 other calls later. The
+/// single-call groups above keep that state in L1 and show the instructions; this one shows what
+/// a frame costs when the working set is hundreds of calls.
+fn many_calls(c: &mut Criterion) {
+    let mut g = c.benchmark_group("many_calls");
+    g.throughput(Throughput::Elements(1));
+    for (name, rate) in [
+        ("mixed_16k_400_calls", 16_000u32),
+        ("mixed_24k_400_calls", 24_000),
+    ] {
+        let metrics = Metrics::new();
+        let (handles, mut manual) = null_sinks(&metrics, 1);
+        let pipeline = Pipeline::new(
+            PipelineConfig::default(),
+            FanOut::new(handles),
+            metrics.clone(),
+        );
+        let msgs = messages(rate, &[None], 500);
+        let start = |k: usize| {
+            let mut call =
+                pipeline.start_call(Some(format!("bench-{k}")), None, None, 1_700_000_000_000);
+            call.handle(inbound_audio_metadata_json(rate, "sub").as_bytes())
+                .unwrap();
+            call
+        };
+        let mut calls: Vec<_> = (0..MANY).map(|k| (start(k), 0usize)).collect();
+        // one reused receive buffer, as the socket read fills the connection's buffer right
+        // before the frame is parsed
+        let mut rx = Vec::with_capacity(4096);
+        let mut next = 0usize;
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let (call, i) = &mut calls[next];
+                    if *i == msgs.len() {
+                        *call = start(next); // timestamps stay contiguous
+                        *i = 0;
+                    }
+                    rx.clear();
+                    rx.extend_from_slice(msgs[*i].as_bytes());
+                    let t = Instant::now();
+                    black_box(call.handle(black_box(&rx)).ok());
+                    total += t.elapsed();
+                    *i += 1;
+                    next = (next + 1) % MANY;
+                    if next.is_multiple_of(16) {
+                        for s in &mut manual {
+                            s.drain();
+                        }
+                    }
+                }
+                total
+            })
+        });
+        drop(calls);
+        for s in &mut manual {
+            s.drain();
+        }
+        let lost = metrics.sink("null").audio_drops.get() + metrics.frame_pool_exhausted.get();
+        assert_eq!(lost, 0, "{name}: every frame reached the sink");
+    }
+    g.finish();
+}
+
+criterion_group!(benches, per_frame, fan_out, many_calls);
 criterion_main!(benches);
