@@ -43,6 +43,8 @@
 //! (`control::mock`, `pipeline::sink::contract`, `sinks::forward::echo`) exist only with the
 //! `testkit` feature, which only test, bench and example builds turn on.
 
+#![deny(missing_docs)]
+
 pub mod app;
 pub mod config;
 pub mod control;

@@ -138,22 +138,6 @@ async fn stream_call(gw: &Gw, id: &str) -> Ws {
     ws
 }
 
-/// Waits until `series` reaches `want` (bounded).
-async fn wait_metric(gw: &Gw, series: &str, want: f64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let v = gw.metric(series).await;
-        if v >= want {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{series} = {v}, want {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The call folders under a recordings root.
 fn call_folders(root: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(root)
@@ -209,12 +193,8 @@ async fn finalised_calls_become_blobs_with_the_files_bytes_also_when_the_drain_f
     // one call ends while running, one is finalised by the shutdown drain
     let ws = stream_call(&gw, "blob-call-1").await;
     close_normally(ws).await;
-    wait_metric(
-        &gw,
-        "acs_gateway_recording_uploads_total{outcome=\"ok\"}",
-        1.0,
-    )
-    .await;
+    gw.wait_metric("acs_gateway_recording_uploads_total{outcome=\"ok\"}", 1.0)
+        .await;
     let _open = stream_call(&gw, "blob-call-2").await;
     let bytes_before = gw.metric("acs_gateway_recording_upload_bytes_total").await;
     assert!(
@@ -278,12 +258,8 @@ async fn delete_after_upload_removes_the_local_folder() {
     .await;
     let ws = stream_call(&gw, "blob-del-1").await;
     close_normally(ws).await;
-    wait_metric(
-        &gw,
-        "acs_gateway_recording_uploads_total{outcome=\"ok\"}",
-        1.0,
-    )
-    .await;
+    gw.wait_metric("acs_gateway_recording_uploads_total{outcome=\"ok\"}", 1.0)
+        .await;
     assert!(gw.shutdown().await.clean());
     assert!(
         call_folders(gw.dir.path()).is_empty(),
@@ -345,8 +321,7 @@ async fn an_unreachable_store_gives_retries_then_failed_and_the_next_start_uploa
     .await;
     let ws = stream_call(&gw, "blob-fail-1").await;
     close_normally(ws).await;
-    wait_metric(
-        &gw,
+    gw.wait_metric(
         "acs_gateway_recording_uploads_total{outcome=\"failed\"}",
         1.0,
     )
@@ -376,12 +351,8 @@ async fn an_unreachable_store_gives_retries_then_failed_and_the_next_start_uploa
         c.upload = upload_to(&c2);
     })
     .await;
-    wait_metric(
-        &gw,
-        "acs_gateway_recording_uploads_total{outcome=\"ok\"}",
-        1.0,
-    )
-    .await;
+    gw.wait_metric("acs_gateway_recording_uploads_total{outcome=\"ok\"}", 1.0)
+        .await;
     assert!(gw.shutdown().await.clean());
     let store = reader(&container);
     let names = assert_uploaded(&store, &folders[0]).await;

@@ -11,15 +11,13 @@ mod common;
 
 use acs_media_gateway::control::jwt::REFETCH_BURST;
 use acs_sim::acs::{
-    AfterAudio, AudioInput, AudioSource, CallAudio, FakeAcs, FakeAcsConfig, FakeAcsHandle,
-    IncomingCallSpec,
+    AfterAudio, AudioInput, AudioSource, CallAudio, FakeAcsConfig, FakeAcsHandle, IncomingCallSpec,
 };
 use acs_sim::eventgrid::{self, EventGridTarget, Schema};
 use acs_sim::jwt::{AcsSigner, SigningKeySource};
 use acs_sim::Pacing;
-use common::{read_wav, Gw, STEP};
+use common::{eventually, read_wav, Gw, LONG, STEP};
 use serde_json::{json, Value};
-use std::path::Path;
 use std::time::Duration;
 
 const OPERATOR_KEY: &str = "fake-acs-operator-key-0123";
@@ -37,25 +35,20 @@ async fn fake_acs_ringing(ring_time: Duration) -> FakeAcsHandle {
 
 /// The fake ACS with more settings.
 async fn fake_acs_with(tweak: impl FnOnce(&mut FakeAcsConfig)) -> FakeAcsHandle {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let pem = std::fs::read_to_string(root.join("fixtures/keys/jwt_test_key_1.pem")).unwrap();
-    let mut cfg = FakeAcsConfig {
-        signing_key: SigningKeySource::Pem(pem),
-        kid: Some("test-key-1".into()),
-        pacing: Pacing::Realtime,
-        audio: CallAudio {
+    common::fake_acs(|cfg| {
+        cfg.pacing = Pacing::Realtime;
+        cfg.audio = CallAudio {
             sources: vec![AudioSource {
                 raw_id: None,
-                input: AudioInput::Wav(root.join("fixtures/audio/speaker_a_16k.wav")),
+                input: AudioInput::Wav(common::fixture_path("audio/speaker_a_16k.wav")),
             }],
             after: AfterAudio::Silence,
             silent_threshold_dbfs: -50.0,
-        },
-        max_stream_duration: Duration::from_secs(60),
-        ..FakeAcsConfig::default()
-    };
-    tweak(&mut cfg);
-    FakeAcs::start(cfg).await.expect("fake ACS starts")
+        };
+        cfg.max_stream_duration = Duration::from_secs(60);
+        tweak(cfg);
+    })
+    .await
 }
 
 async fn gateway(acs: &FakeAcsHandle) -> Gw {
@@ -67,17 +60,7 @@ async fn gateway_with(
     acs: &FakeAcsHandle,
     tweak: impl FnOnce(&mut acs_media_gateway::config::Config),
 ) -> Gw {
-    let (cs, aud, iss, jwks) = (
-        acs.connection_string(),
-        acs.audience.clone(),
-        acs.issuer.clone(),
-        acs.jwks_url.clone(),
-    );
-    Gw::start(move |c| {
-        c.acs.connection_string = cs;
-        c.acs.resource_id = aud;
-        c.acs.jwt.issuer = iss;
-        c.acs.jwt.jwks_url = jwks;
+    Gw::start_with_acs(acs, move |c| {
         c.control.operator_api_key = OPERATOR_KEY.into();
         c.control.eventgrid_secret = SECRET.into();
         tweak(c);
@@ -108,28 +91,6 @@ async fn operator_status(
     let status = r.status().as_u16();
     let v: Value = r.json().await.unwrap_or(Value::Null);
     (status, v)
-}
-
-async fn wait_call(gw: &Gw, id: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + STEP;
-    loop {
-        let r = reqwest::Client::new()
-            .get(format!("http://{}/api/calls/{id}", gw.addr))
-            .bearer_auth(OPERATOR_KEY)
-            .timeout(STEP)
-            .send()
-            .await
-            .unwrap();
-        let v: Value = r.json().await.unwrap_or(Value::Null);
-        if f(&v) {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "call never {what}: {v:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn callback(acs: &FakeAcsHandle, conn: &str, event: &str) {
@@ -185,10 +146,11 @@ async fn a_whole_call_and_every_operator_operation_through_the_fake_acs() {
         .expect("answered");
     let conn = call.call_connection_id.clone();
     callback(&acs, &conn, "MediaStreamingStarted").await;
-    let v = wait_call(&gw, &conn, "streaming", |v| {
-        v["state"] == "streaming" && v["mediaConnection"]["connected"] == true
-    })
-    .await;
+    let v = gw
+        .wait_call(OPERATOR_KEY, &conn, "streaming", |v| {
+            v["state"] == "streaming" && v["mediaConnection"]["connected"] == true
+        })
+        .await;
     let id = v["id"].as_str().unwrap().to_owned();
     assert_eq!(v["to"], format!("28:orgid:{RESOURCE_ACCOUNT}"));
     assert_eq!(acs.requests_of("answer_call").len(), 1, "answered once");
@@ -204,7 +166,7 @@ async fn a_whole_call_and_every_operator_operation_through_the_fake_acs() {
     )
     .await;
     callback(&acs, &conn, "RecordingStateChanged").await;
-    wait_call(&gw, &id, "recording", |v| {
+    gw.wait_call(OPERATOR_KEY, &id, "recording", |v| {
         v["recording"]["state"] == "active"
     })
     .await;
@@ -217,7 +179,7 @@ async fn a_whole_call_and_every_operator_operation_through_the_fake_acs() {
     )
     .await;
     callback(&acs, &conn, "AddParticipantSucceeded").await;
-    wait_call(&gw, &id, "with the PSTN participant", |v| {
+    gw.wait_call(OPERATOR_KEY, &id, "with the PSTN participant", |v| {
         v["participants"]
             .as_array()
             .is_some_and(|p| p.iter().any(|p| p["rawId"] == "4:+14255550199"))
@@ -246,7 +208,10 @@ async fn a_whole_call_and_every_operator_operation_through_the_fake_acs() {
     )
     .await;
     callback(&acs, &conn, "MediaStreamingStopped").await;
-    wait_call(&gw, &id, "connected again", |v| v["state"] == "connected").await;
+    gw.wait_call(OPERATOR_KEY, &id, "connected again", |v| {
+        v["state"] == "connected"
+    })
+    .await;
     operator(
         &gw,
         post.clone(),
@@ -254,7 +219,7 @@ async fn a_whole_call_and_every_operator_operation_through_the_fake_acs() {
         json!({}),
     )
     .await;
-    wait_call(&gw, &id, "streaming again", |v| {
+    gw.wait_call(OPERATOR_KEY, &id, "streaming again", |v| {
         v["state"] == "streaming" && v["mediaConnection"]["connected"] == true
     })
     .await;
@@ -283,7 +248,11 @@ async fn a_whole_call_and_every_operator_operation_through_the_fake_acs() {
     )
     .await;
     callback(&acs, &conn, "CallDisconnected").await;
-    let v = wait_call(&gw, &id, "disconnected", |v| v["state"] == "disconnected").await;
+    let v = gw
+        .wait_call(OPERATOR_KEY, &id, "disconnected", |v| {
+            v["state"] == "disconnected"
+        })
+        .await;
     assert_eq!(v["mediaConnection"]["connections"], 2);
 
     // A second call, transferred away.
@@ -308,7 +277,7 @@ async fn a_whole_call_and_every_operator_operation_through_the_fake_acs() {
     )
     .await;
     callback(&acs, &conn2, "CallDisconnected").await;
-    wait_call(&gw, &conn2, "transferred away", |v| {
+    gw.wait_call(OPERATOR_KEY, &conn2, "transferred away", |v| {
         v["state"] == "disconnected"
     })
     .await;
@@ -375,19 +344,17 @@ async fn a_signing_key_rotation_mid_call_is_picked_up_at_once() {
         .expect("answered");
     let conn = call.call_connection_id.clone();
     callback(&acs, &conn, "MediaStreamingStarted").await;
-    let v = wait_call(&gw, &conn, "streaming", |v| {
-        v["state"] == "streaming" && v["mediaConnection"]["connected"] == true
-    })
-    .await;
+    let v = gw
+        .wait_call(OPERATOR_KEY, &conn, "streaming", |v| {
+            v["state"] == "streaming" && v["mediaConnection"]["connected"] == true
+        })
+        .await;
     let id = v["id"].as_str().unwrap().to_owned();
     let fetches = "acs_gateway_jwks_fetches_total{result=\"ok\"}";
     assert_eq!(gw.metric(fetches).await, 1.0, "key A fetched once");
 
     // ACS rotates to key B mid-call.
-    let pem = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/jwt_test_key_2.pem"),
-    )
-    .unwrap();
+    let pem = common::fixture_text("keys/jwt_test_key_2.pem");
     let b = AcsSigner::new(
         &SigningKeySource::Pem(pem),
         Some("test-key-2".into()),
@@ -410,7 +377,10 @@ async fn a_signing_key_rotation_mid_call_is_picked_up_at_once() {
     )
     .await;
     callback(&acs, &conn, "MediaStreamingStopped").await;
-    wait_call(&gw, &id, "connected again", |v| v["state"] == "connected").await;
+    gw.wait_call(OPERATOR_KEY, &id, "connected again", |v| {
+        v["state"] == "connected"
+    })
+    .await;
     operator(
         &gw,
         post.clone(),
@@ -418,10 +388,11 @@ async fn a_signing_key_rotation_mid_call_is_picked_up_at_once() {
         json!({}),
     )
     .await;
-    let v = wait_call(&gw, &id, "streaming with key B", |v| {
-        v["state"] == "streaming" && v["mediaConnection"]["connected"] == true
-    })
-    .await;
+    let v = gw
+        .wait_call(OPERATOR_KEY, &id, "streaming with key B", |v| {
+            v["state"] == "streaming" && v["mediaConnection"]["connected"] == true
+        })
+        .await;
     assert_eq!(v["mediaConnection"]["connections"], 2, "{v:#}");
     assert_eq!(gw.metric(fetches).await, 2.0, "one extra download");
     let unknown_kid = "acs_gateway_auth_rejections_total{reason=\"unknown_kid\"}";
@@ -499,7 +470,11 @@ async fn get_put_hold_dtmf_mute_cancel_and_recording_pause_through_the_fake_acs(
         .expect("answered")
         .call_connection_id;
     callback(&acs, &conn, "MediaStreamingStarted").await;
-    let id = wait_call(&gw, &conn, "streaming", |v| v["state"] == "streaming").await["id"]
+    let id = gw
+        .wait_call(OPERATOR_KEY, &conn, "streaming", |v| {
+            v["state"] == "streaming"
+        })
+        .await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -533,7 +508,7 @@ async fn get_put_hold_dtmf_mute_cancel_and_recording_pause_through_the_fake_acs(
     // Mute: ParticipantsUpdated says so.
     let caller = format!("{base}/participants/4%3A%2B14255550123");
     operator(&gw, post.clone(), &format!("{caller}/mute"), json!({})).await;
-    wait_call(&gw, &id, "with the caller muted", |v| {
+    gw.wait_call(OPERATOR_KEY, &id, "with the caller muted", |v| {
         v["participants"].as_array().is_some_and(|p| {
             p.iter()
                 .any(|p| p["rawId"] == CALLER && p["isMuted"] == true)
@@ -550,7 +525,7 @@ async fn get_put_hold_dtmf_mute_cancel_and_recording_pause_through_the_fake_acs(
     )
     .await;
     callback(&acs, &conn, "HoldAudioStarted").await;
-    wait_call(&gw, &id, "with the caller on hold", |v| {
+    gw.wait_call(OPERATOR_KEY, &id, "with the caller on hold", |v| {
         v["participants"].as_array().is_some_and(|p| {
             p.iter()
                 .any(|p| p["rawId"] == CALLER && p["isOnHold"] == true)
@@ -559,7 +534,7 @@ async fn get_put_hold_dtmf_mute_cancel_and_recording_pause_through_the_fake_acs(
     .await;
     operator(&gw, post.clone(), &format!("{caller}/unhold"), json!({})).await;
     callback(&acs, &conn, "HoldAudioCompleted").await;
-    wait_call(&gw, &id, "with the caller off hold", |v| {
+    gw.wait_call(OPERATOR_KEY, &id, "with the caller off hold", |v| {
         v["participants"].as_array().is_some_and(|p| {
             p.iter()
                 .any(|p| p["rawId"] == CALLER && p["isOnHold"] == false)
@@ -585,7 +560,7 @@ async fn get_put_hold_dtmf_mute_cancel_and_recording_pause_through_the_fake_acs(
     )
     .await;
     assert!(acs.press_dtmf(&conn, CALLER, "4#2"));
-    wait_call(&gw, &id, "with the pressed keys", |v| {
+    gw.wait_call(OPERATOR_KEY, &id, "with the pressed keys", |v| {
         v["dtmf"]["tones"] == "4#2" && v["dtmf"]["recognition"] == "active"
     })
     .await;
@@ -597,7 +572,7 @@ async fn get_put_hold_dtmf_mute_cancel_and_recording_pause_through_the_fake_acs(
     )
     .await;
     callback(&acs, &conn, "ContinuousDtmfRecognitionStopped").await;
-    wait_call(&gw, &id, "with recognition stopped", |v| {
+    gw.wait_call(OPERATOR_KEY, &id, "with recognition stopped", |v| {
         v["dtmf"]["recognition"] == "stopped"
     })
     .await;
@@ -637,7 +612,7 @@ async fn get_put_hold_dtmf_mute_cancel_and_recording_pause_through_the_fake_acs(
     )
     .await;
     callback(&acs, &conn, "HoldFailed").await;
-    wait_call(&gw, &id, "with HoldFailed as last error", |v| {
+    gw.wait_call(OPERATOR_KEY, &id, "with HoldFailed as last error", |v| {
         v["lastError"]["source"] == "HoldFailed"
     })
     .await;
@@ -671,7 +646,7 @@ async fn get_put_hold_dtmf_mute_cancel_and_recording_pause_through_the_fake_acs(
         json!({}),
     )
     .await;
-    wait_call(&gw, &id, "recording", |v| {
+    gw.wait_call(OPERATOR_KEY, &id, "recording", |v| {
         v["recording"]["state"] == "active"
     })
     .await;
@@ -682,7 +657,7 @@ async fn get_put_hold_dtmf_mute_cancel_and_recording_pause_through_the_fake_acs(
         json!({}),
     )
     .await;
-    wait_call(&gw, &id, "recording paused", |v| {
+    gw.wait_call(OPERATOR_KEY, &id, "recording paused", |v| {
         v["recording"]["state"] == "inactive"
     })
     .await;
@@ -693,7 +668,7 @@ async fn get_put_hold_dtmf_mute_cancel_and_recording_pause_through_the_fake_acs(
         json!({}),
     )
     .await;
-    wait_call(&gw, &id, "recording resumed", |v| {
+    gw.wait_call(OPERATOR_KEY, &id, "recording resumed", |v| {
         v["recording"]["state"] == "active"
     })
     .await;
@@ -860,24 +835,16 @@ fn wav_bytes(rate: u32, samples: &[i16]) -> Vec<u8> {
 
 /// Waits until playback `pid` of call `id` is in `state`; its record.
 async fn wait_playback(gw: &Gw, id: &str, pid: &str, state: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, v) = operator_status(
-            gw,
-            reqwest::Method::GET,
-            &format!("/api/calls/{id}/playbacks/{pid}"),
-            Value::Null,
-        )
-        .await;
+    let path = format!("/api/calls/{id}/playbacks/{pid}");
+    eventually(&format!("playback {pid} {state}"), LONG, || async {
+        let (status, v) = operator_status(gw, reqwest::Method::GET, &path, Value::Null).await;
         if status == 200 && v["state"] == state {
-            return v;
+            Ok(v)
+        } else {
+            Err((status, v))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "playback {pid} never {state}: {status} {v:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 /// Operator playback end to end: a WAV at the call's rate, a WAV file at 24 kHz from
@@ -915,10 +882,11 @@ async fn play_stop_audio_and_playback_status_through_the_fake_acs() {
         .expect("answered")
         .call_connection_id;
     callback(&acs, &conn, "MediaStreamingStarted").await;
-    let v = wait_call(&gw, &conn, "streaming", |v| {
-        v["state"] == "streaming" && v["mediaConnection"]["connected"] == true
-    })
-    .await;
+    let v = gw
+        .wait_call(OPERATOR_KEY, &conn, "streaming", |v| {
+            v["state"] == "streaming" && v["mediaConnection"]["connected"] == true
+        })
+        .await;
     let id = v["id"].as_str().unwrap().to_owned();
     let base = format!("/api/calls/{id}");
 
@@ -998,9 +966,7 @@ async fn play_stop_audio_and_playback_status_through_the_fake_acs() {
     // Three playbacks, queued at once: WAV at the call's rate, a 24 kHz file, raw PCM.
     let (rate, tone16) = common::fixture("tone_1k_16k.wav");
     assert_eq!(rate, 16_000);
-    let wav =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/audio/tone_1k_16k.wav"))
-            .unwrap();
+    let wav = common::fixture_bytes("audio/tone_1k_16k.wav");
     let (s, p1) = post_bytes(&gw, &format!("{base}/play"), "audio/wav", wav).await;
     assert_eq!(s, 202, "{p1}");
     let (s, p2) = operator_status(

@@ -10,7 +10,6 @@ mod common;
 use common::*;
 use rustix::mount::{MountFlags, UnmountFlags};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// A tmpfs mounted on a fresh temporary folder, unmounted when dropped (a failing test too).
 struct Tmpfs {
@@ -107,15 +106,6 @@ fn assert_no_litter_and_true_headers(root: &Path) {
     }
 }
 
-/// Polls `cond` (generously: a loaded machine) and fails with `what` if it never holds.
-async fn wait_for(what: &str, mut cond: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !cond().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn read_json(p: &Path) -> Option<serde_json::Value> {
     serde_json::from_slice(&std::fs::read(p).ok()?).ok()
 }
@@ -146,7 +136,7 @@ async fn a_full_disk_keeps_true_headers_leaves_no_litter_and_recording_resumes_w
     let mut msgs = vec![metadata(16_000)];
     msgs.extend((0..50).map(|k| audio(&ramp(k), k as i64, None, false)));
     send_all(&mut ws, msgs).await;
-    wait_for("call.json of the first call", async || {
+    wait_until("call.json of the first call", LONG, || async {
         call_dir(&root, "call-fills-disk").is_some_and(|d| d.join("call.json").exists())
     })
     .await;
@@ -156,7 +146,7 @@ async fn a_full_disk_keeps_true_headers_leaves_no_litter_and_recording_resumes_w
     )
     .await;
     close_normally(ws).await;
-    wait_for("the first recording fails", async || {
+    wait_until("the first recording fails", LONG, || async {
         gw.metric(FAILED).await >= 1.0
     })
     .await;
@@ -167,7 +157,7 @@ async fn a_full_disk_keeps_true_headers_leaves_no_litter_and_recording_resumes_w
     msgs.extend((0..25).map(|k| audio(&ramp(k), k as i64, None, false)));
     send_all(&mut ws, msgs).await;
     close_normally(ws).await;
-    wait_for("the second recording fails", async || {
+    wait_until("the second recording fails", LONG, || async {
         gw.metric(FAILED).await >= 2.0
     })
     .await;
@@ -206,7 +196,7 @@ async fn a_full_disk_keeps_true_headers_leaves_no_litter_and_recording_resumes_w
         docs("call-on-full-disk"),
         docs("call-after-space-returns"),
     );
-    wait_for("every call's final call.json", async || {
+    wait_until("every call's final call.json", LONG, || async {
         [doc1(), doc2(), doc3()].iter().all(|d| {
             d.as_ref()
                 .is_some_and(|d| d["call"]["endReason"].is_string())

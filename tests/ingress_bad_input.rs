@@ -148,11 +148,7 @@ async fn bad_audio_is_dropped_and_counted_and_the_call_goes_on() {
     let (_, tone) = fixture("tone_1k_16k.wav");
     let odd = audio_bytes(&[1, 2, 3], 3, None, false);
     let bad_b64 = audio(&tone[..320], 3, None, false).replace("\"data\":\"", "\"data\":\"!!");
-    let docs_truncated = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/vectors/ws_inbound_audio_data_docs_truncated.json"
-    ))
-    .unwrap();
+    let docs_truncated = fixture_text("vectors/ws_inbound_audio_data_docs_truncated.json");
     let empty = audio_bytes(&[], 3, None, false);
     let unknown = r#"{"kind":"FutureKind","futureKind":{"x":1}}"#.to_string();
     // 100 samples instead of 320: whole samples, accepted and counted as a length mismatch

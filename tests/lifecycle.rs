@@ -37,15 +37,8 @@ async fn shutdown_closes_streams_with_1001_then_drains_and_finalises_in_order() 
     )
     .await;
     // make sure the gateway has read them before shutting down
-    let deadline = tokio::time::Instant::now() + STEP;
-    while gw
-        .metric("acs_gateway_frames_total{kind=\"audio_data\"}")
-        .await
-        < 80.0
-    {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    gw.wait_metric("acs_gateway_frames_total{kind=\"audio_data\"}", 80.0)
+        .await;
     let token = gw.app().shutdown_token().clone();
     let app = gw.app.take().unwrap();
     let shutting = tokio::spawn(app.shutdown());
@@ -126,18 +119,11 @@ async fn slow_handshake_is_cut_and_counted_and_bad_upgrades_get_json_errors() {
         .expect("closed in time");
     let text = String::from_utf8_lossy(&buf[..n.unwrap_or(0)]).to_string();
     assert!(text.is_empty() || text.contains("408"), "{text}");
-    let deadline = tokio::time::Instant::now() + STEP;
-    while gw
-        .metric("acs_gateway_ws_connections_rejected_total{reason=\"handshake_timeout\"}")
-        .await
-        < 1.0
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "handshake timeout counted"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    gw.wait_metric(
+        "acs_gateway_ws_connections_rejected_total{reason=\"handshake_timeout\"}",
+        1.0,
+    )
+    .await;
     // a plain GET on the media path is told what it is
     let (status, body) = gw.get("/ws").await;
     assert_eq!(status, 426);

@@ -8,12 +8,10 @@
 mod common;
 
 use acs_media_gateway::config::{Config, Overrides};
-use acs_sim::acs::{CallAudio, FakeAcs, FakeAcsConfig};
 use acs_sim::eventgrid::EventGridTarget;
-use acs_sim::jwt::SigningKeySource;
 use acs_sim::scenario::{run_call, summary, CallScenario};
 use acs_sim::scrape::scrape_value;
-use common::{read_response, Gw};
+use common::{fake_acs, read_response, Gw};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -122,23 +120,8 @@ async fn every_metric_the_dashboard_and_alerts_use_exists_on_a_running_gateway()
     assert!(in_dashboard.len() >= 25, "{in_dashboard:?}");
     assert!(in_rules.len() >= 10, "{in_rules:?}");
 
-    let acs = FakeAcs::start(FakeAcsConfig {
-        signing_key: SigningKeySource::Pem(
-            std::fs::read_to_string(root().join("fixtures/keys/jwt_test_key_1.pem")).unwrap(),
-        ),
-        kid: Some("test-key-1".into()),
-        audio: CallAudio::wavs([root().join("fixtures/audio/speech_16k.wav")]),
-        ..FakeAcsConfig::default()
-    })
-    .await
-    .unwrap();
-    let mut gw = Gw::start(|cfg| {
-        cfg.acs.connection_string = acs.connection_string();
-        cfg.acs.resource_id = acs.audience.clone();
-        cfg.acs.jwt.issuer = acs.issuer.clone();
-        cfg.acs.jwt.jwks_url = acs.jwks_url.clone();
-    })
-    .await;
+    let acs = fake_acs(|_| {}).await;
+    let mut gw = Gw::start_with_acs(&acs, |_| {}).await;
 
     // One short call: answered, streamed, called back, hung up.
     let scenario = CallScenario {

@@ -1,6 +1,9 @@
 //! Bidirectional playback over a real media WebSocket: audio queued for a call leaves as
 //! outbound `AudioData` 20 ms frames paced at real time (small bounded lead), equal to what was
 //! queued; `stop` flushes the queue and sends `StopAudio` at once; reading never waits on writing.
+//! Timing bounds here are loose (wall clock, real sockets, a loaded test machine); the exact
+//! 20 ms pacing and the immediate `StopAudio` are asserted on tokio's paused clock in
+//! `tests/playback_paced.rs`.
 
 mod common;
 use acs_media_gateway::pipeline::playback::{Enqueued, PlaybackTarget};
@@ -52,14 +55,10 @@ async fn queued_audio_is_paced_out_as_acs_frames_and_stop_flushes_at_once() {
     )
     .await;
     let hub = gw.app().playback().clone();
-    let deadline = Instant::now() + STEP;
-    let call = loop {
-        if let Some(c) = hub.calls().first().copied() {
-            break c;
-        }
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let call = eventually("the call registers for playback", STEP, || async {
+        hub.calls().first().copied().ok_or("no call")
+    })
+    .await;
     assert!(hub.is_bidirectional(call));
     assert_eq!(hub.sample_rate(call), Some(16_000));
 
@@ -74,9 +73,9 @@ async fn queued_audio_is_paced_out_as_acs_frames_and_stop_flushes_at_once() {
         .collect();
     assert_eq!(got, tone, "outbound audio equals the queued audio");
     assert!(frames.iter().all(|(_, a)| a.as_ref().unwrap().len() == 320));
-    // 50 frames, one every 20 ms after the first: about 49 × 20 ms
+    // 50 frames, one every 20 ms after the first: about 49 × 20 ms (paced, not a flood)
     assert!(
-        elapsed >= Duration::from_millis(900) && elapsed <= Duration::from_millis(1100),
+        elapsed >= Duration::from_millis(800) && elapsed <= Duration::from_millis(2000),
         "{elapsed:?}"
     );
     let gaps: Vec<f64> = frames
@@ -85,11 +84,11 @@ async fn queued_audio_is_paced_out_as_acs_frames_and_stop_flushes_at_once() {
         .map(|w| (w[1].0 - w[0].0).as_secs_f64() * 1000.0)
         .collect();
     let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
-    assert!((mean - 20.0).abs() < 1.5, "mean interval {mean:.2} ms");
-    let within = gaps.iter().filter(|g| (**g - 20.0).abs() <= 5.0).count();
+    assert!((mean - 20.0).abs() < 5.0, "mean interval {mean:.2} ms");
+    let within = gaps.iter().filter(|g| (**g - 20.0).abs() <= 10.0).count();
     assert!(
-        within * 10 >= gaps.len() * 9,
-        "90% of frames within 20±5 ms: {gaps:?}"
+        within * 10 >= gaps.len() * 8,
+        "80% of frames within 20±10 ms: {gaps:?}"
     );
 
     // stop: queued audio is flushed and StopAudio follows immediately
@@ -101,8 +100,8 @@ async fn queued_audio_is_paced_out_as_acs_frames_and_stop_flushes_at_once() {
     let (t_last, last) = rest.last().unwrap();
     assert!(last.is_none(), "ends with StopAudio");
     assert!(
-        t_last.duration_since(t_stop) < Duration::from_millis(50),
-        "StopAudio within 50 ms"
+        t_last.duration_since(t_stop) < Duration::from_millis(250),
+        "StopAudio soon after the stop"
     );
     assert!(
         rest.len() < 15,

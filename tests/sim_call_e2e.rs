@@ -4,49 +4,25 @@
 //! gateway's `transportUrl` with its RS256 token → callbacks accepted → the far end hangs up →
 //! CallDisconnected → the gateway's recording holds every frame that was streamed.
 
-use std::path::Path;
+mod common;
+
 use std::time::Duration;
 
-use acs_media_gateway::app;
-use acs_media_gateway::config::Config;
-use acs_sim::acs::{CallAudio, CallEnd, FakeAcs, FakeAcsConfig};
+use acs_sim::acs::CallEnd;
 use acs_sim::eventgrid::EventGridTarget;
-use acs_sim::jwt::SigningKeySource;
 use acs_sim::scenario::{run_call, summary, CallScenario};
+use common::{fake_acs, read_wav, Gw, LONG};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acs_sim_call_drives_a_whole_call_through_the_gateway() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let acs = FakeAcs::start(FakeAcsConfig {
-        signing_key: SigningKeySource::Pem(
-            std::fs::read_to_string(root.join("fixtures/keys/jwt_test_key_1.pem")).unwrap(),
-        ),
-        kid: Some("test-key-1".into()),
-        audio: CallAudio::wavs([root.join("fixtures/audio/speech_16k.wav")]),
-        ..FakeAcsConfig::default()
-    })
-    .await
-    .unwrap();
-
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = Config::default();
-    cfg.server.listen = "127.0.0.1:0".into();
-    // timing-based load shedding is tested on its own (tests/overload.rs)
-    cfg.server.shed_lag_ms = 0;
-    for s in &mut cfg.sinks {
-        s.set_recordings_dir(dir.path());
-    }
-    cfg.acs.connection_string = acs.connection_string();
-    cfg.acs.resource_id = acs.audience.clone();
-    cfg.acs.jwt.issuer = acs.issuer.clone();
-    cfg.acs.jwt.jwks_url = acs.jwks_url.clone();
-    let gw = app::start(cfg).await.expect("gateway starts");
+    let acs = fake_acs(|_| {}).await;
+    let mut gw = Gw::start_with_acs(&acs, |_| {}).await;
 
     let scenario = CallScenario {
         hangup_after: Duration::from_secs(2),
         ..CallScenario::new(EventGridTarget::new(format!(
             "http://{}/api/incomingCall",
-            gw.addr()
+            gw.addr
         )))
     };
     let report = tokio::time::timeout(Duration::from_secs(60), run_call(&acs, &scenario))
@@ -78,18 +54,11 @@ async fn acs_sim_call_drives_a_whole_call_through_the_gateway() {
 
     // After a drain, the gateway's recording of the call holds every frame that was streamed.
     let id = report.call_connection_id.clone().unwrap();
-    tokio::time::timeout(Duration::from_secs(30), gw.shutdown())
+    tokio::time::timeout(LONG, gw.shutdown())
         .await
         .expect("gateway drains");
-    let day = std::fs::read_dir(dir.path())
-        .unwrap()
-        .next()
-        .expect("a date folder")
-        .unwrap()
-        .path();
-    let wav = day.join(&id).join("mixed.wav");
-    let reader = hound::WavReader::open(&wav).unwrap_or_else(|e| panic!("{}: {e}", wav.display()));
-    assert_eq!(reader.spec().sample_rate, 16_000);
-    assert_eq!(u64::from(reader.len()), media.audio_frames_sent * 320);
+    let (rate, samples) = read_wav(&gw.call_dir(&id).join("mixed.wav"));
+    assert_eq!(rate, 16_000);
+    assert_eq!(samples.len() as u64, media.audio_frames_sent * 320);
     acs.shutdown().await;
 }

@@ -764,3 +764,6 @@ fn emit_edge(fan: &FanOut, call: &Arc<CallInfo>, stream: StreamId, edge: VoiceEd
         event: Arc::new(event),
     });
 }
+
+#[cfg(test)]
+mod tests;

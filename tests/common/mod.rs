@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: start a gateway on 127.0.0.1:0 with its recordings
-//! in a temporary folder, speak the ACS media protocol to it, read back WAVs, call.json and
-//! /metrics. Everything is loopback with timeouts.
+//! in a temporary folder, the one fake ACS the tests use (acs-sim's, [`fake_acs`]) and a gateway
+//! pointed at it ([`Gw::start_with_acs`]), speak the ACS media protocol to it, read back WAVs,
+//! call.json and /metrics, load committed fixtures ([`fixture_path`]) and wait for conditions
+//! ([`wait`]). Everything is loopback with timeouts.
 #![allow(dead_code)]
 
 use acs_media_gateway::app::{self, AppHandle, ShutdownReport};
@@ -8,6 +10,8 @@ use acs_media_gateway::config::Config;
 use acs_media_gateway::protocol::media::{inbound_audio_data_json, inbound_audio_metadata_json};
 use acs_media_gateway::protocol::timestamp::format_timestamp;
 use acs_media_gateway::sinks::SinkConfig;
+use acs_sim::acs::{CallAudio, FakeAcs, FakeAcsConfig, FakeAcsHandle};
+use acs_sim::jwt::SigningKeySource;
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
@@ -20,6 +24,10 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod wait;
+#[allow(unused_imports)]
+pub use wait::{eventually, until, wait_until};
+
 /// A client connection.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -27,6 +35,8 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub const T0: i64 = 1_731_698_172_925;
 /// Generous bound for any single network step.
 pub const STEP: Duration = Duration::from_secs(10);
+/// Generous bound for what takes many steps (uploads, disk flushes on a loaded machine).
+pub const LONG: Duration = Duration::from_secs(30);
 
 /// A running gateway and its recordings folder.
 pub struct Gw {
@@ -57,6 +67,25 @@ impl Gw {
             app: Some(app),
             dir,
         }
+    }
+
+    /// Starts a gateway whose ACS endpoint, JWKS and token issuer/audience are the fake `acs`,
+    /// then applies `tweak`.
+    pub async fn start_with_acs(acs: &FakeAcsHandle, tweak: impl FnOnce(&mut Config)) -> Gw {
+        let (cs, aud, iss, jwks) = (
+            acs.connection_string(),
+            acs.audience.clone(),
+            acs.issuer.clone(),
+            acs.jwks_url.clone(),
+        );
+        Gw::start(move |cfg| {
+            cfg.acs.connection_string = cs;
+            cfg.acs.resource_id = aud;
+            cfg.acs.jwt.issuer = iss;
+            cfg.acs.jwt.jwks_url = jwks;
+            tweak(cfg);
+        })
+        .await
     }
 
     /// The app.
@@ -90,14 +119,25 @@ impl Gw {
 
     /// Waits until no media connection is open.
     pub async fn wait_no_connections(&self) {
-        let deadline = tokio::time::Instant::now() + STEP;
-        while self.app().media_connections() > 0 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "connections did not end"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let app = self.app();
+        wait_until("connections end", STEP, || async {
+            app.media_connections() == 0
+        })
+        .await;
+    }
+
+    /// Waits until the /metrics series `series` reaches at least `want`; panics after [`LONG`]
+    /// with the last value.
+    pub async fn wait_metric(&self, series: &str, want: f64) {
+        eventually(&format!("{series} >= {want}"), LONG, || async {
+            let v = self.metric(series).await;
+            if v >= want {
+                Ok(())
+            } else {
+                Err(v)
+            }
+        })
+        .await
     }
 
     /// Graceful shutdown (finalises every recording).
@@ -117,6 +157,35 @@ impl Gw {
             .unwrap()
             .path();
         day.join(label)
+    }
+
+    /// Waits until the operator API's record of call `id` (`GET /api/calls/{id}` with the
+    /// operator key `key`) satisfies `f`, and returns it; panics after [`STEP`] with the last
+    /// record, saying the call never got `what`.
+    pub async fn wait_call(
+        &self,
+        key: &str,
+        id: &str,
+        what: &str,
+        f: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let url = format!("http://{}/api/calls/{id}", self.addr);
+        eventually(&format!("call {id} {what}"), STEP, || async {
+            let r = reqwest::Client::new()
+                .get(&url)
+                .bearer_auth(key)
+                .timeout(STEP)
+                .send()
+                .await
+                .unwrap();
+            let v: serde_json::Value = r.json().await.unwrap_or_default();
+            if f(&v) {
+                Ok(v)
+            } else {
+                Err(v)
+            }
+        })
+        .await
     }
 
     /// GET a path, returning status and body.
@@ -223,13 +292,46 @@ pub async fn wait_closed(s: &mut TcpStream) {
         .expect("connection closed in time");
 }
 
-/// Samples of a committed fixture WAV.
+/// The path of a committed fixture: `rel` under the repository's `fixtures/` folder.
+pub fn fixture_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
+}
+
+/// The bytes of a committed fixture (`rel` under `fixtures/`).
+pub fn fixture_bytes(rel: &str) -> Vec<u8> {
+    let p = fixture_path(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The text of a committed fixture (`rel` under `fixtures/`).
+pub fn fixture_text(rel: &str) -> String {
+    String::from_utf8(fixture_bytes(rel)).expect("UTF-8 fixture")
+}
+
+/// Samples of a committed fixture WAV (`name` under `fixtures/audio/`).
 pub fn fixture(name: &str) -> (u32, Vec<i16>) {
-    read_wav(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/audio")
-            .join(name),
-    )
+    read_wav(&fixture_path(&format!("audio/{name}")))
+}
+
+/// The committed RS256 test key (kid `test-key-1` in `fixtures/keys/jwt_test_jwks.json`).
+pub fn test_signing_key() -> SigningKeySource {
+    SigningKeySource::Pem(fixture_text("keys/jwt_test_key_1.pem"))
+}
+
+/// The one fake ACS of the tests: acs-sim's (Call Automation REST with signature checks,
+/// callbacks, JWKS, media streams), signing with [`test_signing_key`] and streaming
+/// `fixtures/audio/speech_16k.wav` to each answered call, `tweak` applied.
+pub async fn fake_acs(tweak: impl FnOnce(&mut FakeAcsConfig)) -> FakeAcsHandle {
+    let mut cfg = FakeAcsConfig {
+        signing_key: test_signing_key(),
+        kid: Some("test-key-1".into()),
+        audio: CallAudio::wavs([fixture_path("audio/speech_16k.wav")]),
+        ..FakeAcsConfig::default()
+    };
+    tweak(&mut cfg);
+    FakeAcs::start(cfg).await.expect("fake ACS starts")
 }
 
 /// Rate and samples of a mono 16-bit WAV.

@@ -13,6 +13,10 @@ use acs_media_gateway::sinks::{SinkConfig, SinkContext};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "../common/wait.rs"]
+mod wait;
+pub use wait::until;
+
 /// Generous bound for any single step.
 pub const STEP: Duration = Duration::from_secs(10);
 
@@ -108,19 +112,5 @@ pub fn ended(call: &Arc<CallInfo>) -> SinkMsg {
     SinkMsg::CallEnded {
         call: call.clone(),
         reason: EndReason::PeerClosed,
-    }
-}
-
-/// Polls `cond` every 2 ms until it holds or `timeout` passes; returns whether it held.
-pub async fn until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }

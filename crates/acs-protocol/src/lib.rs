@@ -30,6 +30,37 @@
 //!
 //! The inbound hot path (`parse_inbound` on an `AudioData` frame, then `decode_base64_into`)
 //! allocates nothing when the JSON strings contain no escapes and the PCM buffer is reused.
+//!
+//! # Example
+//!
+//! Parse an `AudioData` message as ACS sends it, decode its audio, and write the gateway's
+//! outbound `AudioData` back:
+//!
+//! ```
+//! use acs_protocol::{
+//!     decode_base64_into, parse_inbound, parse_outbound, write_outbound_audio, Inbound, Outbound,
+//! };
+//!
+//! let frame = br#"{"kind":"AudioData","audioData":{"timestamp":"2024-11-15T19:16:12.925Z","participantRawID":"4:+14255550123","data":"AQACAA==","silent":false}}"#;
+//! let Ok(Inbound::AudioData(audio)) = parse_inbound(frame) else {
+//!     panic!("not AudioData")
+//! };
+//! assert_eq!(audio.participant(), Some("4:+14255550123"));
+//! assert!(!audio.silent);
+//! let mut pcm = Vec::new();
+//! let n = decode_base64_into(audio.data.as_bytes(), &mut pcm).unwrap();
+//! assert_eq!(&pcm[..n], &[1, 0, 2, 0]); // two 16-bit little-endian samples: 1 and 2
+//!
+//! let mut out = String::new();
+//! write_outbound_audio(&mut out, &pcm[..n]);
+//! assert!(matches!(parse_outbound(out.as_bytes()), Ok(Outbound::AudioData { .. })));
+//!
+//! // bad input is an error with a metric-label reason, never a panic
+//! let err = parse_inbound(br#"{"kind":"AudioData","audioData":"#).unwrap_err();
+//! assert!(!err.reason().is_empty());
+//! ```
+
+#![deny(missing_docs)]
 
 pub mod auth;
 pub mod b64;

@@ -52,7 +52,8 @@ fn parse_rate(s: &str) -> Result<u32, String> {
     }
 }
 
-fn parse_secs(s: &str) -> Result<f64, String> {
+/// A clap value parser for seconds: a finite number from 0 to 86400 (one day).
+pub(crate) fn parse_secs(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
     if v.is_finite() && (0.0..=86_400.0).contains(&v) {
         Ok(v)

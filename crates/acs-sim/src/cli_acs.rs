@@ -15,6 +15,7 @@ use super::acs::{
     connection_string, random_bytes, AfterAudio, CallAudio, FakeAcs, FakeAcsConfig, FakeAcsHandle,
     Fault, IncomingCallSpec,
 };
+use super::cli::parse_secs;
 use super::error::SimError;
 use super::eventgrid::{
     deliver_incoming_call, validate_subscription, DeliveryReport, EventGridTarget, Schema,
@@ -24,8 +25,8 @@ use super::jwt::{SigningKeySource, ACS_ISSUER};
 use super::play::Pacing;
 use super::scenario::{run_call, summary, CallScenario};
 use acs_protocol::events::IncomingCallEventData;
+use acs_protocol::parse_raw_id;
 use acs_protocol::rest::CustomCallingContext;
-use acs_protocol::{parse_raw_id, CommunicationIdentifierModel, IdentifierKind};
 
 /// The access key `acs-sim acs` and `acs-sim call` use unless told otherwise, so a gateway can
 /// be configured before the fake starts. For local demos only: it is printed everywhere.
@@ -77,15 +78,6 @@ fn parse_delays(s: &str) -> Result<Delays, String> {
         .map(|v| v.trim().parse::<u64>().map_err(|e| format!("{v:?}: {e}")))
         .collect::<Result<Vec<_>, _>>()
         .map(Delays)
-}
-
-fn parse_secs(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
-    if v.is_finite() && (0.0..=86_400.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err("seconds between 0 and 86400".into())
-    }
 }
 
 /// Options of the fake ACS (shared by `acs` and `call`).
@@ -510,15 +502,7 @@ pub async fn run_acs(a: AcsArgs) -> Result<bool, SimError> {
 /// IncomingCall data for a context no fake ACS issued (answering it fails as stale).
 fn unregistered_call(spec: &IncomingCallSpec) -> IncomingCallEventData {
     let mut rng = SimRng::from_entropy();
-    let to = if spec.to_as_unknown {
-        CommunicationIdentifierModel {
-            kind: Some(IdentifierKind::Unknown),
-            raw_id: Some(spec.to.raw_id()),
-            ..Default::default()
-        }
-    } else {
-        (&spec.to).into()
-    };
+    let to = spec.to_model();
     IncomingCallEventData {
         to,
         from: (&spec.from).into(),
@@ -689,6 +673,7 @@ pub async fn run_call_cmd(a: CallArgs) -> Result<bool, SimError> {
 mod tests {
     use super::super::cli::{Cli, Command};
     use super::*;
+    use acs_protocol::IdentifierKind;
     use clap::Parser;
     use std::path::Path;
 

@@ -27,12 +27,12 @@ use super::audio::{frame_dbfs, pcm_le_bytes, samples_per_frame, ACS_RATES, FRAME
 use super::engine::{run_sharded, EngineParams};
 use super::error::SimError;
 use super::ids::SimRng;
-use super::plan::{Delivery, PlannedFrame, PlannedKind, MAX_PARTICIPANTS};
+use super::plan::{plan_audio_frame, AudioSlot, PlannedFrame, PlannedKind, MAX_PARTICIPANTS};
 use super::play::{acs_headers, play_observed, Pacing, PlayObserver, SentFrame, StreamEnd};
 use super::procstat::{self, CpuTimes};
 use super::scrape::{scrape_gateway, GatewayFigures};
 use super::wsraw::WsUrl;
-use acs_protocol::{format_timestamp, inbound_audio_data_json, inbound_audio_metadata_json};
+use acs_protocol::inbound_audio_metadata_json;
 
 /// Highest lag the histograms track exactly (60 s, in µs); larger values are clamped.
 pub(crate) const MAX_LAG_US: u64 = 60_000_000;
@@ -196,25 +196,23 @@ impl Iterator for LiveFrames {
         }
         let (slot, p) = (self.slot, self.p);
         let (b64, silent) = &self.src.frames[(self.offsets[p] + slot as usize) % self.src.len()];
-        let mut ts = String::with_capacity(24);
-        format_timestamp(self.start_unix_ms + (slot * FRAME_MS) as i64, &mut ts);
-        let mut text = String::with_capacity(b64.len() + 160);
-        inbound_audio_data_json(&mut text, b64, &ts, self.ids[p].as_deref(), *silent);
         self.p += 1;
         if self.p == self.ids.len() {
             self.p = 0;
             self.slot += 1;
         }
-        Some(PlannedFrame {
-            at: Duration::from_millis(slot * FRAME_MS),
-            kind: PlannedKind::Audio {
-                participant: p,
-                frame: slot + 1,
-                delivery: Delivery::Normal,
-                pcm_bytes: self.src.pcm_bytes,
-            },
-            text,
-        })
+        let at = AudioSlot {
+            slot,
+            participant: p,
+            pcm_bytes: self.src.pcm_bytes,
+        };
+        Some(plan_audio_frame(
+            self.start_unix_ms,
+            at,
+            b64,
+            self.ids[p].as_deref(),
+            *silent,
+        ))
     }
 }
 

@@ -260,6 +260,58 @@ pub struct PlannedFrame {
     pub text: String,
 }
 
+/// The `AudioData` message of frame `slot + 1`: timestamp `start_unix_ms + slot · 20 ms`, the
+/// base64 payload `b64`, the participant's raw id (`None` for the mixed stream) and the silent
+/// flag. The one place every planner (this module's [`plan_frames`], the fake ACS's media
+/// streams, `load`) writes an audio frame's text.
+pub fn audio_data_text(
+    start_unix_ms: i64,
+    slot: u64,
+    b64: &str,
+    raw_id: Option<&str>,
+    silent: bool,
+) -> String {
+    let mut ts = String::with_capacity(24);
+    format_timestamp(start_unix_ms + (slot * FRAME_MS) as i64, &mut ts);
+    let mut text = String::with_capacity(b64.len() + 160);
+    inbound_audio_data_json(&mut text, b64, &ts, raw_id, silent);
+    text
+}
+
+/// Where an audio frame stands in a live stream: its slot (frame `slot + 1`), the participant's
+/// index and the PCM bytes it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioSlot {
+    /// 0-based slot; the frame is sent at `slot · 20 ms`.
+    pub slot: u64,
+    /// Index of the participant (0 for the mixed stream).
+    pub participant: usize,
+    /// PCM bytes carried (640 at 16 kHz, 960 at 24 kHz).
+    pub pcm_bytes: u32,
+}
+
+/// One audio frame delivered normally in its own slot: the [`PlannedFrame`] live planners (the
+/// fake ACS's media streams, `load`) emit for each slot and participant, its text from
+/// [`audio_data_text`].
+pub fn plan_audio_frame(
+    start_unix_ms: i64,
+    at: AudioSlot,
+    b64: &str,
+    raw_id: Option<&str>,
+    silent: bool,
+) -> PlannedFrame {
+    PlannedFrame {
+        at: Duration::from_millis(at.slot * FRAME_MS),
+        kind: PlannedKind::Audio {
+            participant: at.participant,
+            frame: at.slot + 1,
+            delivery: Delivery::Normal,
+            pcm_bytes: at.pcm_bytes,
+        },
+        text: audio_data_text(start_unix_ms, at.slot, b64, raw_id, silent),
+    }
+}
+
 /// Ordering groups within a slot.
 const G_META: u8 = 0;
 const G_TMETA: u8 = 1;
@@ -330,15 +382,13 @@ pub fn plan_frames(plan: &StreamPlan) -> Result<Vec<PlannedFrame>, SimError> {
             frame_buf.fill(0);
             frame_buf[..end - start].copy_from_slice(&part.pcm[start..end]);
             let silent = frame_dbfs(&frame_buf) < plan.silent_threshold_dbfs;
-            let mut out = String::with_capacity(spf * 3 + 160);
-            inbound_audio_data_json(
-                &mut out,
+            audio_data_text(
+                plan.start_unix_ms,
+                n - 1,
                 &b64.encode(pcm_le_bytes(&frame_buf)),
-                &ts(n - 1),
                 part.raw_id.as_deref(),
                 silent,
-            );
-            out
+            )
         };
         let gap = |n: u64| every(n, f.gap_every);
         for n in 1..=total {

@@ -444,3 +444,53 @@ fn invalid_plans_are_refused() {
     p.participants[1].raw_id = p.participants[0].raw_id.clone();
     assert!(plan_frames(&p).is_err(), "duplicate ids");
 }
+
+#[test]
+fn plan_audio_frame_is_the_frame_plan_frames_writes() {
+    // the live planners (fake ACS media, load) and plan_frames write a slot's AudioData alike
+    let rate = 16_000;
+    let plan = plan(
+        rate,
+        vec![Participant {
+            raw_id: Some("4:+14255550123".into()),
+            pcm: loud(320 * 3),
+        }],
+    );
+    let planned = plan_frames(&plan).unwrap();
+    let third = planned
+        .iter()
+        .find(|f| matches!(f.kind, PlannedKind::Audio { frame: 3, .. }))
+        .unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(
+        loud(320)
+            .iter()
+            .flat_map(|s| s.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    );
+    let at = AudioSlot {
+        slot: 2,
+        participant: 0,
+        pcm_bytes: 640,
+    };
+    let live = plan_audio_frame(START, at, &b64, Some("4:+14255550123"), false);
+    assert_eq!(&live, third);
+    assert_eq!(live.at, Duration::from_millis(40));
+    let Ok(Inbound::AudioData(a)) = parse_inbound(live.text.as_bytes()) else {
+        panic!("not AudioData: {}", live.text)
+    };
+    assert_eq!(
+        parse_timestamp(a.timestamp.as_deref().unwrap())
+            .unwrap()
+            .unix_ms,
+        START + 40
+    );
+    assert_eq!(a.participant_raw_id.as_deref(), Some("4:+14255550123"));
+    assert!(!a.silent);
+    // the mixed stream omits the participant
+    let mixed = plan_audio_frame(START, at, &b64, None, true);
+    let Ok(Inbound::AudioData(a)) = parse_inbound(mixed.text.as_bytes()) else {
+        panic!("not AudioData: {}", mixed.text)
+    };
+    assert_eq!(a.participant_raw_id, None);
+    assert!(a.silent);
+}

@@ -23,13 +23,10 @@ use crate::audio::{
 };
 use crate::error::SimError;
 use crate::jwt::WEBSOCKET_TOKEN_LIFETIME;
-use crate::plan::{Delivery, PlannedFrame, PlannedKind};
+use crate::plan::{plan_audio_frame, AudioSlot, PlannedFrame, PlannedKind};
 use crate::play::{acs_headers, play_observed, Pacing, PlayObserver, SentFrame};
 use acs_protocol::mark::{mark_data_json, outbound_mark_id, MARK_COMPLETED};
-use acs_protocol::{
-    format_timestamp, inbound_audio_data_json, inbound_audio_metadata_json, parse_outbound,
-    Outbound,
-};
+use acs_protocol::{inbound_audio_metadata_json, parse_outbound, Outbound};
 use std::collections::VecDeque;
 
 /// Silent frames before a voiced one that make it a speech onset (200 ms).
@@ -400,25 +397,23 @@ impl Iterator for CallFrames {
             }
             self.quiet[p] = 0;
         }
-        let mut ts = String::with_capacity(24);
-        format_timestamp(self.start_unix_ms + (slot * FRAME_MS) as i64, &mut ts);
-        let mut text = String::with_capacity(b64.len() + 160);
-        inbound_audio_data_json(&mut text, b64, &ts, stream.raw_id.as_deref(), silent);
         self.p += 1;
         if self.p == self.streams.len() {
             self.p = 0;
             self.slot += 1;
         }
-        Some(PlannedFrame {
-            at: Duration::from_millis(slot * FRAME_MS),
-            kind: PlannedKind::Audio {
-                participant: p,
-                frame: slot + 1,
-                delivery: Delivery::Normal,
-                pcm_bytes: self.pcm_bytes,
-            },
-            text,
-        })
+        let at = AudioSlot {
+            slot,
+            participant: p,
+            pcm_bytes: self.pcm_bytes,
+        };
+        Some(plan_audio_frame(
+            self.start_unix_ms,
+            at,
+            b64,
+            stream.raw_id.as_deref(),
+            silent,
+        ))
     }
 }
 

@@ -192,6 +192,20 @@ impl Default for IncomingCallSpec {
 }
 
 impl IncomingCallSpec {
+    /// The callee as the IncomingCall event carries it: `{"kind":"unknown","rawId":…}` with
+    /// [`IncomingCallSpec::to_as_unknown`], else the full identifier model.
+    pub fn to_model(&self) -> acs_protocol::CommunicationIdentifierModel {
+        if self.to_as_unknown {
+            acs_protocol::CommunicationIdentifierModel {
+                kind: Some(acs_protocol::IdentifierKind::Unknown),
+                raw_id: Some(self.to.raw_id()),
+                ..Default::default()
+            }
+        } else {
+            (&self.to).into()
+        }
+    }
+
     /// A PSTN call from `from` to the number `to` (both E.164).
     pub fn phone(from: &str, to: &str) -> Self {
         IncomingCallSpec {

@@ -20,7 +20,7 @@ use crate::error::SimError;
 use crate::ids::SimRng;
 use crate::jwt::{unix_now, AcsSigner};
 use acs_protocol::events::IncomingCallEventData;
-use acs_protocol::{CommunicationIdentifierModel, IdentifierKind};
+use acs_protocol::CommunicationIdentifierModel;
 
 /// Requests kept in the log (older ones are dropped).
 const MAX_LOGGED_REQUESTS: usize = 10_000;
@@ -274,15 +274,7 @@ impl Shared {
     pub fn issue_incoming_call(&self, spec: IncomingCallSpec) -> IncomingCallEventData {
         let mut rng = SimRng::from_entropy();
         let context = format!("acs-sim.{}", URL_SAFE_NO_PAD.encode(random_bytes(48)));
-        let to = if spec.to_as_unknown {
-            CommunicationIdentifierModel {
-                kind: Some(IdentifierKind::Unknown),
-                raw_id: Some(spec.to.raw_id()),
-                ..Default::default()
-            }
-        } else {
-            (&spec.to).into()
-        };
+        let to = spec.to_model();
         let server_call_id = STANDARD.encode(format!(
             "https://acs-sim.invalid/conv/{}?i={}",
             rng.uuid_like(),
