@@ -84,6 +84,8 @@ pub struct Config {
     pub sinks: Vec<SinkConfig>,
     /// Recordings to Azure Blob Storage (the type lives in its module).
     pub upload: crate::upload::UploadConfig,
+    /// Cluster mode on NATS JetStream (the type lives in its module; off by default).
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 impl Default for Config {
@@ -98,6 +100,7 @@ impl Default for Config {
             answer: AnswerConfig::default(),
             sinks: vec![SinkConfig::default_wav()],
             upload: Default::default(),
+            cluster: Default::default(),
         }
     }
 }
@@ -700,6 +703,14 @@ impl Config {
                 .into_iter()
                 .map(|e| format!("upload: {e}")),
         );
+        if let Err(e) = self.cluster.validate() {
+            p.push(e);
+        }
+        if self.cluster.enabled() && self.control.call_token_secret.trim().is_empty() {
+            p.push(
+                "cluster mode needs control.call_token_secret, the same on every replica".into(),
+            );
+        }
         if self.upload.enabled && !self.sinks.iter().any(|s| s.recordings_dir().is_some()) {
             p.push("upload.enabled needs a wav sink (nothing else writes recordings)".into());
         }
