@@ -752,6 +752,36 @@ mod tests {
     }
 
     #[test]
+    fn cluster_mode_from_env_needs_a_shared_call_token_secret() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("ACS_GATEWAY_CLUSTER__NATS_URL", "nats://nats:4222");
+            jail.set_env("ACS_GATEWAY_CLUSTER__REPLICA_ID", "gw-0");
+            let e = Config::load(None, &Overrides::default())
+                .and_then(|c| c.validate().map(|_| c))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("cluster mode needs control.call_token_secret"),
+                "{e}"
+            );
+            jail.set_env("ACS_GATEWAY_CONTROL__CALL_TOKEN_SECRET", "x".repeat(40));
+            let c = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            c.validate().map_err(|e| e.to_string())?;
+            assert!(c.cluster.enabled());
+            assert_eq!(c.cluster.resolved_replica_id(), "gw-0");
+            assert_eq!(c.cluster.bucket_prefix, "acs-gw");
+            jail.set_env("ACS_GATEWAY_CLUSTER__REPLICA_ID", "gw.0");
+            let c = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(
+                c.validate().is_err(),
+                "a dot would split the routing subject"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn file_then_env_then_flags_and_print_round_trips() {
         Jail::expect_with(|jail| {
             jail.clear_env(); // hermetic: no ACS_GATEWAY_* from the machine running the tests
