@@ -10,10 +10,18 @@
 - .dockerignore keeps target/ and recordings/ out of the context;
 - deploy/grafana/acs-media-gateway.json parses, has a uid, unique panel ids, and every panel
   (rows aside) has at least one target with a query.
+- deploy/k8s: every manifest passes `kubernetes-validate --strict` (the Kubernetes OpenAPI
+  schemas, unknown fields refused; skipped with a message when the tool is absent, fatal under
+  CI=1), kustomization.yaml lists every manifest it should, and the fleet topology holds: the
+  Ingress routes /api and /ws, the Secret carries the connection string and call_token_secret
+  and the Deployment takes it, a PodDisruptionBudget selects the gateway, a preStop delay and a
+  terminationGracePeriodSeconds longer than preStop + shutdown_grace_ms, cluster mode pointed at
+  a NATS StatefulSet started with JetStream, an HPA on CPU and the active-streams metric.
 Prometheus's own files are checked by promtool in .ci/run.
 """
 import json
 import pathlib
+import os
 import re
 import sys
 
@@ -124,8 +132,75 @@ for p in panels:
     exprs = [t.get("expr", "").strip() for t in p.get("targets", [])]
     check(exprs and all(exprs), f"dashboard panel {p.get('title')!r}: no target with a query")
 
+# --- Kubernetes manifests ----------------------------------------------------------------------
+K8S = DEPLOY / "k8s"
+manifests = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+try:
+    import kubernetes_validate
+except ImportError:
+    kubernetes_validate = None
+if kubernetes_validate is None:
+    if os.environ.get("CI"):
+        errors.append("kubernetes-validate not installed (pip install kubernetes-validate)")
+    else:
+        print("check_deploy: SKIPPED the strict schema check: kubernetes-validate not installed",
+              file=sys.stderr)
+docs = {}
+for p in manifests:
+    for d in yaml.safe_load_all(p.read_text()):
+        if not d:
+            continue
+        docs[(d["kind"], d["metadata"]["name"])] = d
+        if kubernetes_validate is not None:
+            try:
+                kubernetes_validate.validate(d, kubernetes_validate.latest_version(), strict=True)
+            except Exception as e:  # ValidationError and friends: one line per object
+                errors.append(f"{p.relative_to(ROOT)} {d['kind']}/{d['metadata']['name']}: "
+                              f"kubernetes-validate --strict: {str(e).splitlines()[0]}")
+kust = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+for p in manifests:
+    if p.name != "prometheus-adapter-rules.yaml":
+        check(p.name in kust.get("resources", []), f"kustomization.yaml does not list {p.name}")
+ing = docs.get(("Ingress", "acs-media-gateway"), {})
+paths = {pp["path"] for r in ing.get("spec", {}).get("rules", []) for pp in r["http"]["paths"]}
+check({"/api", "/ws"} <= paths, f"Ingress routes {sorted(paths)}, not /api and /ws")
+secret = docs.get(("Secret", "acs-media-gateway-env"), {})
+for k in ("ACS_GATEWAY_ACS__CONNECTION_STRING", "ACS_GATEWAY_CONTROL__CALL_TOKEN_SECRET",
+          "ACS_GATEWAY_CONTROL__OPERATOR_API_KEY", "ACS_GATEWAY_UPLOAD__CONNECTION_STRING"):
+    check(k in secret.get("stringData", {}), f"Secret acs-media-gateway-env has no {k}")
+dep = docs.get(("Deployment", "acs-media-gateway"), {})
+pod = dep.get("spec", {}).get("template", {}).get("spec", {})
+gw = next((c for c in pod.get("containers", []) if c["name"] == "gateway"), {})
+check({"secretRef": {"name": "acs-media-gateway-env"}} in gw.get("envFrom", []),
+      "Deployment does not take the Secret acs-media-gateway-env")
+env = {e["name"]: e for e in gw.get("env", [])}
+nats_url = env.get("ACS_GATEWAY_CLUSTER__NATS_URL", {}).get("value", "")
+check(nats_url.startswith("nats://nats:"), f"Deployment: cluster mode not pointed at the nats Service ({nats_url!r})")
+pre = gw.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+check(pre > 0, "Deployment: no preStop drain delay")
+grace_ms = int(re.search(r"shutdown_grace_ms\s*=\s*(\d+)", (DEPLOY / "gateway.toml").read_text()).group(1))
+tgp = pod.get("terminationGracePeriodSeconds", 30)
+check(tgp > pre + grace_ms / 1000,
+      f"terminationGracePeriodSeconds {tgp} is not longer than preStop {pre} s + shutdown_grace_ms {grace_ms}")
+pdb = docs.get(("PodDisruptionBudget", "acs-media-gateway"), {})
+check(pdb.get("spec", {}).get("selector", {}).get("matchLabels") ==
+      dep.get("spec", {}).get("selector", {}).get("matchLabels"),
+      "PodDisruptionBudget does not select the gateway's pods")
+sts = docs.get(("StatefulSet", "nats"), {})
+nats_c = (sts.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}])[0]
+check("-js" in nats_c.get("args", []) or "--jetstream" in nats_c.get("args", []),
+      "NATS StatefulSet without JetStream (-js)")
+check(pinned(nats_c.get("image", "")), f"NATS image {nats_c.get('image')!r} is not pinned")
+check(("Service", "nats") in docs, "no nats Service")
+hpa = docs.get(("HorizontalPodAutoscaler", "acs-media-gateway"), {})
+kinds = {(m["type"], (m.get("resource") or m.get("pods", {}).get("metric", {})).get("name"))
+         for m in hpa.get("spec", {}).get("metrics", [])}
+check(("Resource", "cpu") in kinds and ("Pods", "acs_gateway_ws_connections_active") in kinds,
+      f"HPA metrics {sorted(kinds)}: want CPU and acs_gateway_ws_connections_active")
+
 if errors:
     for e in errors:
         print(f"check_deploy: {e}", file=sys.stderr)
     sys.exit(1)
-print(f"check_deploy: ok ({len(services)} compose services, {len(panels)} dashboard panels)")
+print(f"check_deploy: ok ({len(services)} compose services, {len(panels)} dashboard panels, "
+      f"{len(docs)} Kubernetes objects)")

@@ -39,6 +39,9 @@ pub enum AppError {
     /// The recordings uploader could not start.
     #[error(transparent)]
     Upload(#[from] UploadError),
+    /// Cluster mode could not start (NATS unreachable, JetStream off).
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// A sink could not start.
     #[error("sink {kind} cannot start: {source}")]
     Sink {
@@ -76,6 +79,7 @@ pub struct AppHandle {
     control: Arc<ControlPlane>,
     sinks: Vec<SinkWorkers>,
     uploader: Option<Uploader>,
+    cluster: Option<crate::cluster::ClusterHandle>,
     server: JoinHandle<()>,
     grace: Duration,
 }
@@ -145,6 +149,18 @@ pub async fn start(cfg: Config) -> Result<AppHandle, AppError> {
             return Err(e.into());
         }
     };
+    // cluster mode: shared call state on NATS JetStream before any request is served
+    let cluster = if cfg.cluster.enabled() {
+        match crate::cluster::start(&cfg.cluster, &control, addr).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                stop_sinks(sinks, &shutdown, Instant::now() + Duration::from_secs(2)).await;
+                return Err(e.into());
+            }
+        }
+    } else {
+        None
+    };
     let state = IngressState::new(
         IngressConfig {
             max_connections: cfg.server.max_connections,
@@ -181,6 +197,7 @@ pub async fn start(cfg: Config) -> Result<AppHandle, AppError> {
         control,
         sinks,
         uploader,
+        cluster,
         server,
         grace: Duration::from_millis(cfg.server.shutdown_grace_ms),
     })
@@ -257,6 +274,9 @@ impl AppHandle {
                 .max(Duration::from_secs(1));
             uploads_left = u.drain(tokio::time::Instant::now() + remaining).await;
             sd.record(Step::UploadsDone { left: uploads_left });
+        }
+        if let Some(c) = self.cluster {
+            c.stop().await;
         }
         sd.set(Phase::Stopped);
         let report = ShutdownReport {

@@ -84,6 +84,8 @@ pub struct Config {
     pub sinks: Vec<SinkConfig>,
     /// Recordings to Azure Blob Storage (the type lives in its module).
     pub upload: crate::upload::UploadConfig,
+    /// Cluster mode on NATS JetStream (the type lives in its module; off by default).
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 impl Default for Config {
@@ -98,6 +100,7 @@ impl Default for Config {
             answer: AnswerConfig::default(),
             sinks: vec![SinkConfig::default_wav()],
             upload: Default::default(),
+            cluster: Default::default(),
         }
     }
 }
@@ -700,6 +703,14 @@ impl Config {
                 .into_iter()
                 .map(|e| format!("upload: {e}")),
         );
+        if let Err(e) = self.cluster.validate() {
+            p.push(e);
+        }
+        if self.cluster.enabled() && self.control.call_token_secret.trim().is_empty() {
+            p.push(
+                "cluster mode needs control.call_token_secret, the same on every replica".into(),
+            );
+        }
         if self.upload.enabled && !self.sinks.iter().any(|s| s.recordings_dir().is_some()) {
             p.push("upload.enabled needs a wav sink (nothing else writes recordings)".into());
         }
@@ -738,6 +749,36 @@ mod tests {
             [SinkConfig::Wav(w)] => assert_eq!(w.dir, PathBuf::from("./recordings")),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn cluster_mode_from_env_needs_a_shared_call_token_secret() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("ACS_GATEWAY_CLUSTER__NATS_URL", "nats://nats:4222");
+            jail.set_env("ACS_GATEWAY_CLUSTER__REPLICA_ID", "gw-0");
+            let e = Config::load(None, &Overrides::default())
+                .and_then(|c| c.validate().map(|_| c))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("cluster mode needs control.call_token_secret"),
+                "{e}"
+            );
+            jail.set_env("ACS_GATEWAY_CONTROL__CALL_TOKEN_SECRET", "x".repeat(40));
+            let c = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            c.validate().map_err(|e| e.to_string())?;
+            assert!(c.cluster.enabled());
+            assert_eq!(c.cluster.resolved_replica_id(), "gw-0");
+            assert_eq!(c.cluster.bucket_prefix, "acs-gw");
+            jail.set_env("ACS_GATEWAY_CLUSTER__REPLICA_ID", "gw.0");
+            let c = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(
+                c.validate().is_err(),
+                "a dot would split the routing subject"
+            );
+            Ok(())
+        });
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! | [`ingress`] | EDGE: HTTP listener, WebSocket upgrade, one task per media connection, the paced playback writer, overload protection (`headroom`: 503 while the runtime lags or sink queues fill) |
 //! | [`control`] | EDGE: health/readiness/metrics routes, Event Grid webhook, answer policy, ACS REST client, callbacks and call registry, operator API, JWT and call-token admission |
 //! | [`upload`] | recordings to Azure Blob Storage: the queue of finalised call folders of the WAV sinks, upload workers with retries, the `[upload]` settings |
+//! | [`cluster`] | cluster mode (`[cluster] nats_url`): the call registry, IncomingCall claims and media-socket routing shared between replicas on NATS JetStream ([`control::shared::ClusterLink`]'s JetStream side), the heartbeat, the `[cluster]` settings |
 //! | [`app`] | wiring: builds everything from [`config::Config`]; [`app::AppHandle`] |
 //! | [`config`] | the configuration tree: loads, validates, and embeds or builds each module's own settings type |
 //! | [`metrics`], [`shutdown`] | leaves: Prometheus registry, shutdown phases |
@@ -23,8 +24,9 @@
 //! (`tests/module_graph.rs` reads this list and checks every `crate::` path in `src/` outside
 //! test modules against it):
 //!
-//! - `app` → `config`, `ingress`, `control`, `sinks`, `upload`, `pipeline`, `metrics`, `shutdown`
-//! - `config` → `control`, `sinks`, `upload`, `pipeline`
+//! - `app` → `config`, `ingress`, `cluster`, `control`, `sinks`, `upload`, `pipeline`, `metrics`, `shutdown`
+//! - `config` → `cluster`, `control`, `sinks`, `upload`, `pipeline`
+//! - `cluster` → `control`, `metrics`
 //! - `upload` → `sinks`, `metrics`
 //! - `ingress` → `control`, `pipeline`, `metrics`, `shutdown`
 //! - `control` → `metrics`, `shutdown`
@@ -46,6 +48,7 @@
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod ingress;

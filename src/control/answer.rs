@@ -50,9 +50,11 @@ pub async fn run(
         Decision::Answer { profile, .. } => {
             let req = answer_request(&cp, &call_id, &token, data.incoming_call_context, &profile);
             // before answering: ACS may open the media WebSocket before our answer returns
-            cp.registry.update(&call_id, now_ms(), |r| {
-                r.bidirectional = profile.enable_bidirectional
-            });
+            let bidi = profile.enable_bidirectional;
+            cp.commit(&call_id, |reg, id| {
+                reg.update(id, now_ms(), |r| r.bidirectional = bidi)
+            })
+            .await;
             match acs.answer_call(&req).await {
                 Ok(props) => {
                     let latency = received.elapsed();
@@ -62,18 +64,21 @@ pub async fn run(
                         .observe(latency.as_secs_f64());
                     cp.metrics.control.incoming("answered");
                     let now = now_ms();
-                    cp.registry.update(&call_id, now, |r| {
-                        if props.call_connection_id.is_some() {
-                            r.call_connection_id.clone_from(&props.call_connection_id);
-                        }
-                        if props.server_call_id.is_some() {
-                            r.server_call_id.clone_from(&props.server_call_id);
-                        }
-                        if props.correlation_id.is_some() {
-                            r.correlation_id.clone_from(&props.correlation_id);
-                        }
-                        r.answered_at = Some(rfc3339(now));
-                    });
+                    cp.commit(&call_id, |reg, id| {
+                        reg.update(id, now, |r| {
+                            if props.call_connection_id.is_some() {
+                                r.call_connection_id.clone_from(&props.call_connection_id);
+                            }
+                            if props.server_call_id.is_some() {
+                                r.server_call_id.clone_from(&props.server_call_id);
+                            }
+                            if props.correlation_id.is_some() {
+                                r.correlation_id.clone_from(&props.correlation_id);
+                            }
+                            r.answered_at = Some(rfc3339(now));
+                        })
+                    })
+                    .await;
                     tracing::info!(
                         call = %call_id,
                         call_connection_id = props.call_connection_id.as_deref().unwrap_or(""),
@@ -81,7 +86,7 @@ pub async fn run(
                         "call answered"
                     );
                 }
-                Err(e) => failed(&cp, &call_id, "answer_call", &e),
+                Err(e) => failed(&cp, &call_id, "answer_call", &e).await,
             }
         }
         Decision::Reject { reason, .. } => {
@@ -92,11 +97,14 @@ pub async fn run(
             match acs.reject_call(&req).await {
                 Ok(_) => {
                     cp.metrics.control.incoming("rejected");
-                    cp.registry
-                        .set_state(&call_id, CallState::Rejected, now_ms());
+                    let now = now_ms();
+                    cp.commit(&call_id, |reg, id| {
+                        reg.set_state(id, CallState::Rejected, now)
+                    })
+                    .await;
                     tracing::info!(call = %call_id, reason = %reason, "call rejected");
                 }
-                Err(e) => failed(&cp, &call_id, "reject_call", &e),
+                Err(e) => failed(&cp, &call_id, "reject_call", &e).await,
             }
         }
         Decision::Redirect { target, .. } => {
@@ -107,17 +115,20 @@ pub async fn run(
             match acs.redirect_call(&req).await {
                 Ok(_) => {
                     cp.metrics.control.incoming("redirected");
-                    cp.registry
-                        .set_state(&call_id, CallState::Redirected, now_ms());
+                    let now = now_ms();
+                    cp.commit(&call_id, |reg, id| {
+                        reg.set_state(id, CallState::Redirected, now)
+                    })
+                    .await;
                     tracing::info!(call = %call_id, target = %target.raw_id(), "call redirected");
                 }
-                Err(e) => failed(&cp, &call_id, "redirect_call", &e),
+                Err(e) => failed(&cp, &call_id, "redirect_call", &e).await,
             }
         }
     }
 }
 
-fn failed(cp: &ControlPlane, call_id: &str, operation: &str, e: &AcsClientError) {
+async fn failed(cp: &ControlPlane, call_id: &str, operation: &str, e: &AcsClientError) {
     let (code, sub_code, message) = e.summary();
     if e.is_stale_incoming_call() {
         cp.metrics.control.incoming("stale");
@@ -132,20 +143,17 @@ fn failed(cp: &ControlPlane, call_id: &str, operation: &str, e: &AcsClientError)
         tracing::warn!(call = %call_id, operation, error = %e, "IncomingCall could not be handled");
     }
     let now = now_ms();
-    cp.registry.set_error(
-        call_id,
-        LastError {
-            source: operation.to_owned(),
-            code,
-            sub_code,
-            message: if e.is_stale_incoming_call() {
-                format!("stale IncomingCall: {message}")
-            } else {
-                message
-            },
-            at: rfc3339(now),
+    let err = LastError {
+        source: operation.to_owned(),
+        code,
+        sub_code,
+        message: if e.is_stale_incoming_call() {
+            format!("stale IncomingCall: {message}")
+        } else {
+            message
         },
-        true,
-        now,
-    );
+        at: rfc3339(now),
+    };
+    cp.commit(call_id, |reg, id| reg.set_error(id, err.clone(), true, now))
+        .await;
 }

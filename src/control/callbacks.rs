@@ -68,7 +68,11 @@ where
     for ev in &events {
         cp.metrics.control.callback(kind_label(&ev.kind));
         log_event(&call_id, ev);
-        match cp.registry.apply_callback(&call_id, ev, now_ms()) {
+        let now = now_ms();
+        match cp
+            .commit(&call_id, |reg, id| reg.apply_callback(id, ev, now))
+            .await
+        {
             Applied::Applied => applied += 1,
             Applied::Duplicate => duplicates += 1,
             Applied::UnknownCall => {}

@@ -74,6 +74,15 @@ impl ControlPlane {
         })
     }
 
+    /// Cluster mode: reads the call a well-signed token names from the shared bucket first.
+    async fn refresh_token_call(&self, token: &str) {
+        if self.link().is_some() {
+            if let Ok(t) = self.tokens.verify(token, now_ms().div_euclid(1000)) {
+                self.refresh(&t.call_id).await;
+            }
+        }
+    }
+
     /// The call id of a valid token of a known call; `media` additionally requires the call
     /// not to have ended.
     fn check_call_token(&self, token: &str, media: bool) -> Result<String, Refusal> {
@@ -105,6 +114,9 @@ impl ControlPlane {
         headers: &HeaderMap,
     ) -> Result<MediaGrant, Refusal> {
         let token = token.filter(|t| !t.is_empty());
+        if let Some(t) = token {
+            self.refresh_token_call(t).await;
+        }
         let call_id = match (token, self.require_call_token) {
             (None, true) => {
                 return Err(Refusal::unauthorized(
@@ -139,6 +151,7 @@ impl ControlPlane {
                 "no call token in the path",
             ));
         }
+        self.refresh_token_call(token).await;
         let id = self.check_call_token(token, false)?;
         self.check_jwt(headers).await?;
         Ok(id)

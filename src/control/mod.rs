@@ -45,6 +45,7 @@ pub mod play_audio;
 pub mod playback;
 pub mod policy;
 pub mod registry;
+pub mod shared;
 #[cfg(test)]
 pub(crate) mod testkit;
 #[cfg(test)]
@@ -85,8 +86,14 @@ pub fn error_response(status: StatusCode, message: impl std::fmt::Display) -> Ht
     )
 }
 
-/// Serves the non-media routes; `None` when the path is not one of them.
-pub fn route<B>(req: &Request<B>, metrics: &Metrics, shutdown: &Shutdown) -> Option<HttpResponse> {
+/// Serves the non-media routes; `None` when the path is not one of them. `cluster` is
+/// `Some(reachable)` in cluster mode: `/readyz` reports NATS and is 503 while it is unreachable.
+pub fn route<B>(
+    req: &Request<B>,
+    metrics: &Metrics,
+    shutdown: &Shutdown,
+    cluster: Option<bool>,
+) -> Option<HttpResponse> {
     let path = req.uri().path();
     let resp = match path {
         "/healthz" | "/readyz" | "/metrics"
@@ -98,9 +105,17 @@ pub fn route<B>(req: &Request<B>, metrics: &Metrics, shutdown: &Shutdown) -> Opt
             )
         }
         "/healthz" => json_response(StatusCode::OK, &json!({"status": "ok"})),
-        "/readyz" => match shutdown.phase() {
-            Phase::Running => json_response(StatusCode::OK, &json!({"status": "ready"})),
-            p => json_response(
+        "/readyz" => match (shutdown.phase(), cluster) {
+            (Phase::Running, None) => json_response(StatusCode::OK, &json!({"status": "ready"})),
+            (Phase::Running, Some(true)) => json_response(
+                StatusCode::OK,
+                &json!({"status": "ready", "nats": "reachable"}),
+            ),
+            (Phase::Running, Some(false)) => json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"status": "nats_unreachable", "nats": "unreachable"}),
+            ),
+            (p, _) => json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &json!({"status": format!("{p:?}").to_lowercase()}),
             ),
@@ -135,9 +150,9 @@ mod tests {
     async fn health_readiness_follow_the_phase_and_metrics_render() {
         let m = Metrics::new();
         let s = Shutdown::new();
-        let r = route(&get("/healthz"), &m, &s).unwrap();
+        let r = route(&get("/healthz"), &m, &s, None).unwrap();
         assert_eq!(r.status(), StatusCode::OK);
-        let r = route(&get("/readyz"), &m, &s).unwrap();
+        let r = route(&get("/readyz"), &m, &s, None).unwrap();
         assert_eq!(
             r.status(),
             StatusCode::SERVICE_UNAVAILABLE,
@@ -145,22 +160,22 @@ mod tests {
         );
         s.set(Phase::Running);
         assert_eq!(
-            route(&get("/readyz"), &m, &s).unwrap().status(),
+            route(&get("/readyz"), &m, &s, None).unwrap().status(),
             StatusCode::OK
         );
         s.set(Phase::Draining);
-        let r = route(&get("/readyz"), &m, &s).unwrap();
+        let r = route(&get("/readyz"), &m, &s, None).unwrap();
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(body(r).await.contains("draining"));
-        let r = route(&get("/metrics"), &m, &s).unwrap();
+        let r = route(&get("/metrics"), &m, &s, None).unwrap();
         assert!(body(r).await.contains("acs_gateway_ws_connections_active"));
-        assert!(route(&get("/nope"), &m, &s).is_none());
+        assert!(route(&get("/nope"), &m, &s, None).is_none());
         let post = Request::builder()
             .method(Method::POST)
             .uri("/metrics")
             .body(())
             .unwrap();
-        let r = route(&post, &m, &s).unwrap();
+        let r = route(&post, &m, &s, None).unwrap();
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
         let v: serde_json::Value = serde_json::from_str(&body(r).await).unwrap();
         assert!(v["error"]["message"].as_str().unwrap().contains("POST"));

@@ -87,6 +87,7 @@ where
     };
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    cp.refresh_for_path(&path).await;
     let query = req.uri().query().map(str::to_owned);
     let graph_token = header_str(req.headers(), HEADER_GRAPH_TOKEN).map(str::to_owned);
     let body = if method == Method::POST || method == Method::PUT {
@@ -444,17 +445,20 @@ async fn start_recording(cp: &Arc<ControlPlane>, id: &str, b: &Body) -> Res<Valu
     };
     let resp = acs.start_recording(&req).await?;
     let now = now_ms();
-    cp.registry.update(&r.id, now, |rec| {
-        // RecordingStateChanged may have arrived before this response: keep its newer state.
-        let known = rec.recording.id.as_deref() == Some(resp.recording_id.as_str())
-            && rec.recording.state.is_some();
-        rec.recording.id = Some(resp.recording_id.clone());
-        if !known {
-            rec.recording.state = resp.recording_state.as_ref().map(|s| s.as_str().to_owned());
-            rec.recording.kind = resp.recording_kind.as_ref().map(|s| s.as_str().to_owned());
-        }
-        rec.recording.updated_at = Some(rfc3339(now));
-    });
+    cp.commit(&r.id, |reg, id| {
+        reg.update(id, now, |rec| {
+            // RecordingStateChanged may have arrived before this response: keep its newer state.
+            let known = rec.recording.id.as_deref() == Some(resp.recording_id.as_str())
+                && rec.recording.state.is_some();
+            rec.recording.id = Some(resp.recording_id.clone());
+            if !known {
+                rec.recording.state = resp.recording_state.as_ref().map(|s| s.as_str().to_owned());
+                rec.recording.kind = resp.recording_kind.as_ref().map(|s| s.as_str().to_owned());
+            }
+            rec.recording.updated_at = Some(rfc3339(now));
+        })
+    })
+    .await;
     tracing::info!(call = %r.id, recording = %resp.recording_id, "operator: start recording");
     Ok(done(&r, &conn, "start_recording", 200, json!(resp)))
 }
@@ -669,10 +673,13 @@ async fn dtmf_recognition(cp: &Arc<ControlPlane>, id: &str, start: bool, b: &Bod
     let status = acs.continuous_dtmf_recognition(&conn, start, &req).await?;
     if start {
         let now = now_ms();
-        cp.registry.update(&r.id, now, |rec| {
-            rec.dtmf.recognition = Some("active".into());
-            rec.dtmf.updated_at = Some(rfc3339(now));
-        });
+        cp.commit(&r.id, |reg, id| {
+            reg.update(id, now, |rec| {
+                rec.dtmf.recognition = Some("active".into());
+                rec.dtmf.updated_at = Some(rfc3339(now));
+            })
+        })
+        .await;
     }
     let op = if start {
         "start_continuous_dtmf_recognition"

@@ -80,6 +80,8 @@ pub struct ControlPlane {
     pub playback_dir: Option<std::path::PathBuf>,
     /// The media side of operator playback (attached by `app`).
     player: std::sync::OnceLock<Arc<dyn super::playback::Player>>,
+    /// Cluster mode: the shared state and routing (attached by `app`; none = single process).
+    link: std::sync::OnceLock<Arc<dyn super::shared::ClusterLink>>,
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -91,6 +93,16 @@ impl ControlPlane {
     /// Attaches the media side of operator playback (once; later calls are ignored).
     pub fn set_player(&self, player: Arc<dyn super::playback::Player>) {
         let _ = self.player.set(player);
+    }
+
+    /// Attaches the cluster link (once; later calls are ignored): cluster mode.
+    pub fn set_link(&self, link: Arc<dyn super::shared::ClusterLink>) {
+        let _ = self.link.set(link);
+    }
+
+    /// The cluster link (`None`: single-process mode).
+    pub fn link(&self) -> Option<&Arc<dyn super::shared::ClusterLink>> {
+        self.link.get()
     }
 
     /// The media side of operator playback, when attached.
@@ -191,6 +203,7 @@ impl ControlPlane {
             max_body_bytes: cfg.max_body_bytes,
             playback_dir: non_empty(&cfg.control.playback_dir).map(std::path::PathBuf::from),
             player: std::sync::OnceLock::new(),
+            link: std::sync::OnceLock::new(),
             metrics,
         };
         plane.log_summary();

@@ -268,6 +268,49 @@ pub fn status(cp: &Arc<ControlPlane>, id: &str, pid: Option<&str>) -> Res<Value>
     }
 }
 
+/// Cluster mode: forwards a playback route of a call whose media socket another replica holds
+/// to that replica (request-reply over the cluster link); gives the request back otherwise.
+async fn route_to_owner<B>(
+    cp: &Arc<ControlPlane>,
+    req: Request<B>,
+    segs: &[&str],
+) -> Result<HttpResponse, Request<B>>
+where
+    B: hyper::body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let id = match segs {
+        ["calls", id, "play" | "stop-audio" | "playbacks"] | ["calls", id, "playbacks", _] => *id,
+        _ => return Err(req),
+    };
+    if cp.link().is_none() || req.headers().contains_key(super::shared::ROUTED_HEADER) {
+        return Err(req);
+    }
+    cp.refresh(id).await;
+    let Some(owner) = cp.registry.get(id).and_then(|r| cp.media_owner(&r)) else {
+        return Err(req);
+    };
+    let method = req.method().to_string();
+    let path = req.uri().path().to_owned();
+    let content_type = header_str(req.headers(), "content-type")
+        .unwrap_or("")
+        .to_owned();
+    let body = match read_body(req.into_body(), MAX_PLAY_BYTES).await {
+        Ok(b) => b,
+        Err(e) => {
+            cp.metrics.control.bad_request("operator", e.reason());
+            return Ok(e.response());
+        }
+    };
+    let fwd = super::shared::Forwarded {
+        method,
+        path,
+        content_type,
+        body,
+    };
+    Ok(cp.forward_media(&owner, fwd).await)
+}
+
 /// Serves the playback routes; gives the request back when it is not one of them. Runs after
 /// the operator API's key check.
 pub async fn route<B>(cp: &Arc<ControlPlane>, req: Request<B>) -> Result<HttpResponse, Request<B>>
@@ -282,6 +325,10 @@ where
         .split('/')
         .collect();
     let method = req.method().clone();
+    let req = match route_to_owner(cp, req, &segs).await {
+        Ok(forwarded) => return Ok(forwarded),
+        Err(req) => req,
+    };
     let res = match (&method, segs.as_slice()) {
         (&Method::POST, ["calls", id, "play"]) => {
             let ct = header_str(req.headers(), "content-type")

@@ -17,7 +17,7 @@
 
 use crate::protocol::events::{CallbackEvent, CallbackKind};
 use prometheus::IntGauge;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -25,7 +25,7 @@ use std::sync::Mutex;
 const SEEN_EVENTS: usize = 64;
 
 /// Where a call is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CallState {
     /// Offered; the answer is in flight or ACS has not confirmed the connection yet.
@@ -66,7 +66,7 @@ impl CallState {
 }
 
 /// `mediaStreaming` of a record: the last MediaStreaming* callback.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MediaStreamingInfo {
     /// `mediaStreamingStatus`.
@@ -80,7 +80,7 @@ pub struct MediaStreamingInfo {
 }
 
 /// `mediaConnection`: the media WebSocket as ingress saw it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MediaConnectionInfo {
     /// A media WebSocket for this call is open now.
@@ -91,10 +91,13 @@ pub struct MediaConnectionInfo {
     pub last_connected_at: Option<String>,
     /// Last close (RFC 3339).
     pub last_disconnected_at: Option<String>,
+    /// Cluster mode: the replica holding the media socket (the last one that opened it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 /// `recording`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordingInfo {
     /// The ACS recording id.
@@ -113,7 +116,7 @@ pub struct RecordingInfo {
 pub const MAX_DTMF_KEYS: usize = 64;
 
 /// `dtmf`: continuous DTMF recognition and the keys it reported.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DtmfInfo {
     /// `active` (started by the operator API) or `stopped` (ContinuousDtmfRecognitionStopped).
@@ -127,7 +130,7 @@ pub struct DtmfInfo {
     pub updated_at: Option<String>,
     /// `sequenceId` → key of the kept tones, to order late arrivals.
     #[serde(skip)]
-    keys: std::collections::BTreeMap<i64, char>,
+    pub(super) keys: std::collections::BTreeMap<i64, char>,
 }
 
 impl DtmfInfo {
@@ -144,7 +147,7 @@ impl DtmfInfo {
 }
 
 /// One participant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantInfo {
     /// rawId.
@@ -158,7 +161,7 @@ pub struct ParticipantInfo {
 }
 
 /// `lastError`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LastError {
     /// What failed: a callback event name or an ACS operation.
@@ -174,7 +177,7 @@ pub struct LastError {
 }
 
 /// One call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallRecord {
     /// The gateway's call id (UUID assigned when the IncomingCall arrived).
@@ -231,15 +234,15 @@ pub struct CallRecord {
     #[serde(skip)]
     pub(crate) token: String,
     #[serde(skip)]
-    token_expires_ms: i64,
+    pub(super) token_expires_ms: i64,
     #[serde(skip)]
-    received_ms: i64,
+    pub(super) received_ms: i64,
     #[serde(skip)]
-    ended_ms: Option<i64>,
+    pub(super) ended_ms: Option<i64>,
     #[serde(skip)]
-    seen_events: VecDeque<String>,
+    pub(super) seen_events: VecDeque<String>,
     #[serde(skip)]
-    participants_seq: Option<i64>,
+    pub(super) participants_seq: Option<i64>,
 }
 
 /// What a new record starts with.
@@ -417,6 +420,29 @@ impl CallRegistry {
         }
     }
 
+    /// Cluster mode: takes `rec` (read from the shared bucket) as the record of its call,
+    /// replacing the local copy; keeps the connection-id index and the active gauge right.
+    pub fn replace(&self, rec: CallRecord) {
+        let mut g = self.lock();
+        let id = rec.id.clone();
+        let was_live = g.calls.get(&id).map(|r| !r.state.is_terminal());
+        if was_live.is_none() && g.calls.len() >= self.max_calls {
+            return; // full: served from the bucket, not cached
+        }
+        match (was_live, !rec.state.is_terminal()) {
+            (Some(true), false) => self.active.dec(),
+            (Some(false) | None, true) => self.active.inc(),
+            _ => {}
+        }
+        if let Some(c) = g.calls.get(&id).and_then(|r| r.call_connection_id.clone()) {
+            g.by_connection.remove(&c);
+        }
+        if let Some(c) = &rec.call_connection_id {
+            g.by_connection.insert(c.clone(), id.clone());
+        }
+        g.calls.insert(id, rec);
+    }
+
     /// Drops what has outlived its TTL.
     pub fn sweep(&self, now: i64) {
         let mut g = self.lock();
@@ -510,11 +536,12 @@ impl CallRegistry {
         });
     }
 
-    /// Ingress opened the call's media WebSocket.
-    pub fn media_connected(&self, id: &str, now: i64) {
+    /// Ingress opened the call's media WebSocket (on `replica`, in cluster mode).
+    pub fn media_connected(&self, id: &str, now: i64, replica: Option<&str>) {
         self.update(id, now, |r| {
             let m = &mut r.media_connection;
             m.connected = true;
+            m.replica = replica.map(str::to_owned);
             m.connections = m.connections.saturating_add(1);
             m.last_connected_at = Some(rfc3339(now));
         });
@@ -917,12 +944,12 @@ mod tests {
     fn media_connection_and_errors() {
         let reg = CallRegistry::new(4, 60, gauge());
         reg.insert(new_call("m"), 0).unwrap();
-        reg.media_connected("m", 5);
+        reg.media_connected("m", 5, None);
         let r = reg.get("m").unwrap();
         assert!(r.media_connection.connected);
         assert_eq!(r.media_connection.connections, 1);
         reg.media_disconnected("m", 6);
-        reg.media_connected("m", 7);
+        reg.media_connected("m", 7, None);
         let r = reg.get("m").unwrap();
         assert_eq!(r.media_connection.connections, 2);
         let v = serde_json::to_value(&r).unwrap();

@@ -94,7 +94,7 @@ where
                 tracing::info!(event = %ev.id, "Event Grid subscription validation");
                 validation = Some(d.response());
             }
-            WebhookPayload::IncomingCall(data) => match intake(cp, &ev.id, *data, received) {
+            WebhookPayload::IncomingCall(data) => match intake(cp, &ev.id, *data, received).await {
                 Intake::Accepted(id) => accepted.push(id),
                 Intake::Duplicate => duplicates += 1,
                 Intake::Refused(why) => refused.push(why),
@@ -139,7 +139,7 @@ fn handshake<B>(req: &Request<B>) -> HttpResponse {
 }
 
 /// Takes one IncomingCall: dedupe, decide, register, answer on a task.
-pub fn intake(
+pub async fn intake(
     cp: &Arc<ControlPlane>,
     event_id: &str,
     data: IncomingCallEventData,
@@ -153,8 +153,8 @@ pub fn intake(
         return Intake::Refused("ACS not configured".into());
     }
     if !cp
-        .dedupe
-        .first_time(event_id, &data.incoming_call_context, Instant::now())
+        .first_incoming(event_id, &data.incoming_call_context)
+        .await
     {
         cp.metrics.control.incoming("duplicate");
         tracing::info!(event = %event_id, %to, %from, "IncomingCall delivered again; answered once");
@@ -188,6 +188,7 @@ pub fn intake(
         tracing::warn!(error = %e, %to, %from, "IncomingCall not answered");
         return Intake::Refused(e.to_string());
     }
+    cp.publish_new(&call_id).await;
     tracing::info!(
         call = %call_id,
         %to,

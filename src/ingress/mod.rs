@@ -294,7 +294,8 @@ async fn handle(req: Request<Incoming>, st: Arc<IngressState>, ctl: Arc<ConnCtl>
 }
 
 async fn route(req: Request<Body>, st: Arc<IngressState>) -> HttpResponse {
-    if let Some(r) = control::route(&req, &st.metrics, &st.shutdown) {
+    let cluster = st.control().and_then(|c| c.cluster_reachable());
+    if let Some(r) = control::route(&req, &st.metrics, &st.shutdown, cluster) {
         return r;
     }
     let path = req.uri().path();
@@ -465,12 +466,23 @@ async fn upgrade(
                 // the registry learns when the call's media connection opens and closes
                 let linked = st.control().cloned().zip(call_id);
                 if let Some((cp, id)) = &linked {
-                    cp.registry.media_connected(id, control::registry::now_ms());
+                    let (now, me) = (control::registry::now_ms(), cp.replica_id());
+                    cp.commit(id, |reg, id| reg.media_connected(id, now, me))
+                        .await;
                 }
                 connection::run(TokioIo::new(upgraded), call, st, slot, bidirectional).await;
                 if let Some((cp, id)) = &linked {
-                    cp.registry
-                        .media_disconnected(id, control::registry::now_ms());
+                    let (now, me) = (control::registry::now_ms(), cp.replica_id());
+                    // another replica may hold a newer connection of the call: leave it be
+                    cp.commit(id, |reg, id| {
+                        let mine = reg
+                            .get(id)
+                            .is_some_and(|r| r.media_connection.replica.as_deref() == me);
+                        if mine {
+                            reg.media_disconnected(id, now);
+                        }
+                    })
+                    .await;
                 }
             }
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),

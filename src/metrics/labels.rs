@@ -155,6 +155,21 @@ pub const HTTP_CLOSE_REASONS: [&str; 2] = ["keepalive_idle", "evicted"];
 /// `reason` label of `acs_gateway_recordings_failed_total` (`sinks::wav::failure_reason`).
 pub const RECORDING_FAILURE_REASONS: [&str; 2] = ["disk_full", "io_error"];
 
+/// `op` label of `acs_gateway_cluster_requests_total`.
+pub const CLUSTER_OPS: [&str; 7] = [
+    "claim",
+    "load",
+    "store",
+    "list",
+    "route",
+    "heartbeat",
+    "other",
+];
+/// `outcome` label of `acs_gateway_cluster_requests_total`.
+pub const CLUSTER_OUTCOMES: [&str; 4] = ["ok", "conflict", "timeout", "error"];
+/// `reason` label of `acs_gateway_cluster_routing_failures_total`.
+pub const CLUSTER_ROUTING_FAILURES: [&str; 3] = ["replica_gone", "timeout", "error"];
+
 /// The `status` label for an ACS response status (bounded: see [`ACS_STATUS_CODES`]).
 pub fn acs_status_label(status: u16) -> &'static str {
     const LABELS: [&str; 15] = [

@@ -8,12 +8,14 @@
 //! forward sink), [`process`] (the `process_*` families and `acs_gateway_build_info`); this file
 //! holds the media and sink metrics and [`Metrics`], which owns them all.
 
+mod cluster;
 mod control;
 mod forward;
 mod labels;
 pub mod process;
 mod register;
 
+pub use cluster::ClusterMetrics;
 pub use control::ControlMetrics;
 pub use forward::ForwardMetrics;
 pub use labels::{
@@ -121,6 +123,8 @@ pub struct Metrics {
     pub control: ControlMetrics,
     /// Forward sink.
     pub forward: ForwardMetrics,
+    /// Cluster mode (shared state on NATS JetStream).
+    pub cluster: ClusterMetrics,
 }
 
 #[derive(Debug)]
@@ -229,6 +233,7 @@ impl Metrics {
         }
         let control = ControlMetrics::new(&reg);
         let forward = ForwardMetrics::new(&reg);
+        let cluster = ClusterMetrics::new(&reg);
 
         Arc::new(Self {
             connections_active: gauge("ws_connections_active", "Open media WebSocket connections."),
@@ -335,6 +340,7 @@ impl Metrics {
             recordings_failed,
             control,
             forward,
+            cluster,
             registry,
         })
     }

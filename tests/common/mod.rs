@@ -458,3 +458,40 @@ pub fn wav_only(cfg: &mut Config) -> &mut acs_media_gateway::sinks::wav::WavSink
         _ => panic!("default config has a wav sink first"),
     }
 }
+
+/// The NATS server of the NATS and cluster tests: `ACS_TEST_NATS_URL`, else 127.0.0.1:4222.
+pub fn nats_url() -> String {
+    std::env::var("ACS_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// A JetStream context on [`nats_url`], or `None`: the test then skips with a visible message
+/// (under `CI` it fails instead). `.ci/run` starts `nats-server -js`.
+pub async fn jetstream() -> Option<async_nats::jetstream::Context> {
+    let url = nats_url();
+    let skip = |why: String| {
+        let msg = format!("SKIPPED: {why} (.ci/run starts nats-server -js; set ACS_TEST_NATS_URL)");
+        if std::env::var_os("CI").is_some() {
+            panic!("{msg}");
+        }
+        eprintln!("{msg}");
+        None
+    };
+    let c = match tokio::time::timeout(Duration::from_secs(2), async_nats::connect(url.as_str()))
+        .await
+    {
+        Ok(Ok(c)) => c,
+        _ => return skip(format!("no nats-server reachable at {url}")),
+    };
+    let js = async_nats::jetstream::new(c);
+    let probe = async_nats::jetstream::stream::Config {
+        name: "acs-gw-test-probe".into(),
+        subjects: vec!["acs-gw-test-probe".into()],
+        ..Default::default()
+    };
+    if let Err(e) = js.get_or_create_stream(probe).await {
+        return skip(format!(
+            "the nats-server at {url} has no JetStream (-js): {e}"
+        ));
+    }
+    Some(js)
+}

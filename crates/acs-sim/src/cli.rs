@@ -41,6 +41,35 @@ pub enum Command {
     Eventgrid(super::cli_acs::EventGridArgs),
     /// Run a whole call through a running gateway (fake ACS + Event Grid in-process).
     Call(Box<super::cli_acs::CallArgs>),
+    /// A round-robin TCP proxy in front of several gateways (a fleet on one machine).
+    Proxy(ProxyArgs),
+}
+
+/// `acs-sim proxy`.
+#[derive(Args, Debug)]
+pub struct ProxyArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// A backend (repeat: each connection goes to the next one in turn).
+    #[arg(long = "backend", required = true)]
+    pub backends: Vec<std::net::SocketAddr>,
+}
+
+async fn run_proxy(a: ProxyArgs) -> Result<bool, SimError> {
+    let p = super::proxy::start(a.listen, a.backends)
+        .await
+        .map_err(|source| SimError::Bind {
+            addr: a.listen.to_string(),
+            source,
+        })?;
+    eprintln!(
+        "acs-sim proxy: {} → {:?} (round robin per connection); Ctrl-C stops",
+        p.addr, p.backends
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    eprintln!("connections per backend: {:?}", p.connections());
+    Ok(true)
 }
 
 fn parse_rate(s: &str) -> Result<u32, String> {
@@ -237,6 +266,7 @@ pub async fn run(cli: Cli) -> Result<bool, SimError> {
         Command::Acs(a) => super::cli_acs::run_acs(a).await,
         Command::Eventgrid(a) => super::cli_acs::run_eventgrid(a).await,
         Command::Call(a) => super::cli_acs::run_call_cmd(*a).await,
+        Command::Proxy(a) => run_proxy(a).await,
     }
 }
 

@@ -20,7 +20,8 @@
 //! | [`jwt`] | the fake ACS's RS256 tokens, JWKS and OpenID document |
 //! | [`eventgrid`] | EDGE: Event Grid handshakes and IncomingCall deliveries with retries and duplicates |
 //! | [`scenario`] | EDGE: one whole call through a running gateway ([`scenario::run_call`]) |
-//! | [`cli`], [`cli_acs`] | the `acs-sim` command line (`stream`, `load`, `churn`; `acs`, `eventgrid`, `call`) |
+//! | [`proxy`] | EDGE: the round-robin TCP proxy in front of a gateway fleet ([`proxy::start`]) |
+//! | [`cli`], [`cli_acs`] | the `acs-sim` command line (`stream`, `load`, `churn`; `acs`, `eventgrid`, `call`; `proxy`) |
 //! | [`error`] | [`SimError`], [`ConnectFailure`] |
 //!
 //! Tests drive a gateway the way ACS would with [`plan_frames`] + [`play()`]:
@@ -51,6 +52,7 @@ pub mod load;
 pub mod plan;
 pub mod play;
 pub mod procstat;
+pub mod proxy;
 pub mod scenario;
 pub mod scrape;
 pub mod wsraw;

@@ -1,0 +1,344 @@
+//! Cluster mode: two gateways in this process share one NATS JetStream (`.ci/run` starts
+//! `nats-server -js`; elsewhere set `ACS_TEST_NATS_URL` or the test says it skipped), driven by
+//! `acs-sim`'s fake ACS. A answers; its public URLs point at B, so ACS's callbacks and media
+//! land on B. Checked: the IncomingCall delivered to both is answered once; callbacks on B move
+//! the record A reads; `/play` on A reaches the media socket B holds (routed by NATS
+//! request-reply); a media operation for a replica that is gone is 503, one for a replica that
+//! does not answer is 504, both clear JSON and counted; `/readyz` reports NATS.
+
+mod common;
+
+use acs_sim::acs::{
+    AfterAudio, AudioInput, AudioSource, CallAudio, FakeAcs, FakeAcsConfig, FakeAcsHandle,
+    IncomingCallSpec,
+};
+use acs_sim::eventgrid::{self, EventGridTarget};
+use acs_sim::jwt::SigningKeySource;
+use acs_sim::Pacing;
+use common::{nats_url, Gw, STEP};
+use futures_util::StreamExt;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+const OPERATOR_KEY: &str = "cluster-operator-key-0123";
+const TOKEN_SECRET: &str = "cluster-call-token-secret-0123456789";
+
+async fn fake_acs() -> FakeAcsHandle {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let pem = std::fs::read_to_string(root.join("fixtures/keys/jwt_test_key_1.pem")).unwrap();
+    FakeAcs::start(FakeAcsConfig {
+        signing_key: SigningKeySource::Pem(pem),
+        kid: Some("test-key-1".into()),
+        pacing: Pacing::Realtime,
+        audio: CallAudio {
+            sources: vec![AudioSource {
+                raw_id: None,
+                input: AudioInput::Wav(root.join("fixtures/audio/speaker_a_16k.wav")),
+            }],
+            after: AfterAudio::Silence,
+            silent_threshold_dbfs: -50.0,
+        },
+        max_stream_duration: Duration::from_secs(60),
+        ..FakeAcsConfig::default()
+    })
+    .await
+    .expect("fake ACS starts")
+}
+
+/// A replica named `name` in the cluster `prefix`; `public` is where ACS sends its callbacks
+/// and media (another replica's address), if given.
+async fn replica(acs: &FakeAcsHandle, prefix: &str, name: &str, public: Option<String>) -> Gw {
+    let (cs, aud, iss, jwks) = (
+        acs.connection_string(),
+        acs.audience.clone(),
+        acs.issuer.clone(),
+        acs.jwks_url.clone(),
+    );
+    let (prefix, name) = (prefix.to_owned(), name.to_owned());
+    Gw::start(move |c| {
+        c.acs.connection_string = cs;
+        c.acs.resource_id = aud;
+        c.acs.jwt.issuer = iss;
+        c.acs.jwt.jwks_url = jwks;
+        c.control.operator_api_key = OPERATOR_KEY.into();
+        c.control.call_token_secret = TOKEN_SECRET.into();
+        if let Some(p) = public {
+            c.control.public_base_url = p;
+        }
+        for p in c.answer.profiles.values_mut() {
+            p.enable_bidirectional = true;
+        }
+        c.cluster.nats_url = nats_url();
+        c.cluster.bucket_prefix = prefix;
+        c.cluster.replica_id = name;
+        c.cluster.heartbeat_secs = 1;
+        c.cluster.request_timeout_ms = 1_000;
+    })
+    .await
+}
+
+async fn operator(
+    gw: &Gw,
+    method: reqwest::Method,
+    path: &str,
+    ct: &str,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .request(method, format!("http://{}{path}", gw.addr))
+        .bearer_auth(OPERATOR_KEY)
+        .header("content-type", ct)
+        .body(body)
+        .timeout(STEP)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn wait_call(gw: &Gw, id: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let (_, v) = operator(
+            gw,
+            reqwest::Method::GET,
+            &format!("/api/calls/{id}"),
+            "",
+            vec![],
+        )
+        .await;
+        if f(&v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "call never {what}: {v:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn target(gw: &Gw) -> EventGridTarget {
+    let mut t = EventGridTarget::new(format!("http://{}/api/incomingCall", gw.addr));
+    t.attempt_timeout = STEP;
+    t.retry_delays = vec![];
+    t
+}
+
+fn wav(rate: u32, ms: u32) -> Vec<u8> {
+    let n = (rate * ms / 1000) as usize;
+    let samples: Vec<i16> = (0..n)
+        .map(|i| (6_000.0 * (i as f64 * 0.3).sin()) as i16)
+        .collect();
+    let mut c = std::io::Cursor::new(Vec::new());
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::new(&mut c, spec).unwrap();
+    for s in samples {
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+    c.into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_calls_answer_once_and_route_media_operations() {
+    let Some(js) = common::jetstream().await else {
+        return;
+    };
+
+    let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+    let acs = fake_acs().await;
+    let b = replica(&acs, &prefix, "b", None).await;
+    let a = replica(&acs, &prefix, "a", Some(format!("http://{}", b.addr))).await;
+    let (s, ready) = common::http_get(a.addr, "/readyz").await;
+    assert_eq!(s, 200, "{ready}");
+    assert!(ready.contains("\"nats\":\"reachable\""), "{ready}");
+
+    // The IncomingCall delivered to both replicas: answered once.
+    let data = acs.incoming_call(IncomingCallSpec::phone("+14255550123", "+18005550100"));
+    for gw in [&a, &b] {
+        let r = eventgrid::deliver_incoming_call(&target(gw), &acs.topic(), &data, 0)
+            .await
+            .unwrap();
+        assert!(r.delivered, "{r:?}");
+    }
+    let conn = acs
+        .wait_for_answer(&data.incoming_call_context, STEP)
+        .await
+        .expect("answered")
+        .call_connection_id;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        acs.requests_of("answer_call").len(),
+        1,
+        "answered exactly once"
+    );
+    assert_eq!(
+        a.metric("acs_gateway_incoming_calls_total{outcome=\"answered\"}")
+            .await,
+        1.0
+    );
+    assert_eq!(
+        b.metric("acs_gateway_incoming_calls_total{outcome=\"duplicate\"}")
+            .await,
+        1.0
+    );
+
+    // Callbacks and media land on B; A sees the shared record move.
+    let v = wait_call(&a, &conn, "streaming with media on b", |v| {
+        v["state"] == "streaming"
+            && v["mediaConnection"]["connected"] == true
+            && v["mediaConnection"]["replica"] == "b"
+    })
+    .await;
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert!(
+        b.metric("acs_gateway_callbacks_total{type=\"CallConnected\"}")
+            .await
+            >= 1.0
+    );
+    assert_eq!(
+        a.metric("acs_gateway_callbacks_total{type=\"CallConnected\"}")
+            .await,
+        0.0
+    );
+    assert_eq!(a.app().media_connections(), 0);
+    assert_eq!(b.app().media_connections(), 1);
+
+    // /play on A: routed to B, which holds the socket and plays it.
+    let (s, p) = operator(
+        &a,
+        reqwest::Method::POST,
+        &format!("/api/calls/{id}/play"),
+        "audio/wav",
+        wav(16_000, 200),
+    )
+    .await;
+    assert_eq!(s, 202, "{p}");
+    let pid = p["playbackId"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let (s, v) = operator(
+            &a,
+            reqwest::Method::GET,
+            &format!("/api/calls/{id}/playbacks/{pid}"),
+            "",
+            vec![],
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        if v["framesSent"].as_u64().unwrap_or(0) >= 10 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "playback never sent on b: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        a.metric("acs_gateway_cluster_requests_total{op=\"route\",outcome=\"ok\"}")
+            .await
+            >= 2.0
+    );
+    let (s, v) = operator(
+        &a,
+        reqwest::Method::POST,
+        &format!("/api/calls/{id}/stop-audio"),
+        "",
+        vec![],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+
+    // The record names a replica that is gone (no heartbeat): 503, clear JSON, counted.
+    let kv = js.get_key_value(format!("{prefix}-calls")).await.unwrap();
+    let set_owner = |owner: &'static str| {
+        let kv = kv.clone();
+        let key = format!("call.{id}");
+        async move {
+            let e = kv.entry(key.as_str()).await.unwrap().unwrap();
+            let mut v: Value = serde_json::from_slice(&e.value).unwrap();
+            v["record"]["mediaConnection"]["replica"] = owner.into();
+            v["record"]["mediaConnection"]["connected"] = true.into();
+            kv.update(
+                key.as_str(),
+                serde_json::to_vec(&v).unwrap().into(),
+                e.revision,
+            )
+            .await
+            .unwrap();
+        }
+    };
+    set_owner("ghost").await;
+    let (s, v) = operator(
+        &a,
+        reqwest::Method::POST,
+        &format!("/api/calls/{id}/stop-audio"),
+        "",
+        vec![],
+    )
+    .await;
+    assert_eq!(s, 503, "{v}");
+    assert_eq!(v["code"], "routing_replica_gone", "{v}");
+    assert_eq!(
+        a.metric("acs_gateway_cluster_routing_failures_total{reason=\"replica_gone\"}")
+            .await,
+        1.0
+    );
+
+    // A replica with a heartbeat that never answers: 504 after request_timeout_ms.
+    let hb = js
+        .get_key_value(format!("{prefix}-replicas"))
+        .await
+        .unwrap();
+    hb.put("mute", "{}".into()).await.unwrap();
+    let client = async_nats::connect(nats_url().as_str()).await.unwrap();
+    let mut mute = client
+        .subscribe(format!("{prefix}.media.mute"))
+        .await
+        .unwrap();
+    set_owner("mute").await;
+    let (s, v) = operator(
+        &a,
+        reqwest::Method::POST,
+        &format!("/api/calls/{id}/stop-audio"),
+        "",
+        vec![],
+    )
+    .await;
+    assert_eq!(s, 504, "{v}");
+    assert_eq!(v["code"], "routing_timeout", "{v}");
+    assert!(
+        tokio::time::timeout(STEP, mute.next())
+            .await
+            .unwrap()
+            .is_some(),
+        "request reached the mute replica"
+    );
+    assert_eq!(
+        a.metric("acs_gateway_cluster_routing_failures_total{reason=\"timeout\"}")
+            .await,
+        1.0
+    );
+    assert!(a.metric("acs_gateway_cluster_replicas").await >= 2.0);
+
+    // Hang up through A: the call ends on ACS, whose CallDisconnected lands on B.
+    let (s, v) = operator(
+        &a,
+        reqwest::Method::POST,
+        &format!("/api/calls/{id}/hangup"),
+        "application/json",
+        b"{\"forEveryone\":true}".to_vec(),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    wait_call(&a, &id, "disconnected", |v| v["state"] == "disconnected").await;
+}

@@ -1,0 +1,370 @@
+//! The fleet: three gateway processes (the real binary) sharing one `nats-server -js`, behind
+//! `acs-sim`'s round-robin TCP proxy, driven through the proxy by `acs-sim`'s fake ACS (its
+//! callbacks and media go to the proxy too, as they would to a load balancer). Checked: the
+//! IncomingCall delivered twice (to different replicas) is answered once; callbacks land on
+//! replicas other than the one that answered; media lands on one replica; a replica holding
+//! no media is SIGKILLed mid-call and the call carries on (operator requests and callbacks
+//! through the proxy still work); the replica holding the media is SIGTERMed and finalises the
+//! call's WAV; the operator hang-up through the proxy (on the last replica) ends the call.
+//! Skips with a message without a JetStream-enabled NATS (`ACS_TEST_NATS_URL`).
+
+mod common;
+
+use acs_sim::acs::{
+    AfterAudio, AudioInput, AudioSource, CallAudio, FakeAcs, FakeAcsConfig, IncomingCallSpec,
+};
+use acs_sim::eventgrid::{self, EventGridTarget};
+use acs_sim::jwt::SigningKeySource;
+use acs_sim::Pacing;
+use common::{nats_url, STEP};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const OPERATOR_KEY: &str = "fleet-operator-key-0123";
+
+struct Replica {
+    name: String,
+    addr: SocketAddr,
+    dir: PathBuf,
+    child: Child,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+async fn http(addr: SocketAddr, method: reqwest::Method, path: &str, body: &str) -> (u16, Value) {
+    // a new connection per request: the proxy balances connections
+    let r = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+        .request(method, format!("http://{addr}{path}"))
+        .bearer_auth(OPERATOR_KEY)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .timeout(STEP)
+        .send()
+        .await;
+    match r {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            (s, r.json().await.unwrap_or(Value::Null))
+        }
+        Err(_) => (0, Value::Null),
+    }
+}
+
+async fn metric(addr: SocketAddr, series: &str) -> f64 {
+    let (_, text) = common::http_get(addr, "/metrics").await;
+    acs_sim::scrape::scrape_value(&text, series).unwrap_or(0.0)
+}
+
+async fn wait_for(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_behind_a_proxy_carry_a_call_through_kill_and_drain() {
+    let Some(_js) = common::jetstream().await else {
+        return;
+    };
+    let started = Instant::now();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let pem = std::fs::read_to_string(root.join("fixtures/keys/jwt_test_key_1.pem")).unwrap();
+    let acs = FakeAcs::start(FakeAcsConfig {
+        signing_key: SigningKeySource::Pem(pem),
+        kid: Some("test-key-1".into()),
+        pacing: Pacing::Realtime,
+        audio: CallAudio {
+            sources: vec![AudioSource {
+                raw_id: None,
+                input: AudioInput::Wav(root.join("fixtures/audio/speaker_a_16k.wav")),
+            }],
+            after: AfterAudio::Silence,
+            silent_threshold_dbfs: -50.0,
+        },
+        max_stream_duration: Duration::from_secs(120),
+        ..FakeAcsConfig::default()
+    })
+    .await
+    .expect("fake ACS starts");
+    let tmp = tempfile::tempdir().unwrap();
+    let addrs: Vec<SocketAddr> = (0..3).map(|_| free_port()).collect();
+    let proxy = acs_sim::proxy::start("127.0.0.1:0".parse().unwrap(), addrs.clone())
+        .await
+        .unwrap();
+    let prefix = format!("f{}", uuid::Uuid::new_v4().simple());
+    let mut replicas = Vec::new();
+    for (i, addr) in addrs.iter().enumerate() {
+        let name = format!("r{i}");
+        let dir = tmp.path().join(&name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let toml = format!(
+            r#"[server]
+listen = "{addr}"
+shed_lag_ms = 0
+shutdown_grace_ms = 10000
+[acs]
+connection_string = "{cs}"
+resource_id = "{aud}"
+[acs.jwt]
+issuer = "{iss}"
+jwks_url = "{jwks}"
+[control]
+public_base_url = "http://{proxy}"
+operator_api_key = "{OPERATOR_KEY}"
+call_token_secret = "fleet-call-token-secret-0123456789abcdef"
+[cluster]
+nats_url = "{nats}"
+replica_id = "{name}"
+bucket_prefix = "{prefix}"
+heartbeat_secs = 1
+request_timeout_ms = 2000
+[[sinks]]
+type = "wav"
+dir = "{dir}"
+"#,
+            cs = acs.connection_string(),
+            aud = acs.audience,
+            iss = acs.issuer,
+            jwks = acs.jwks_url,
+            proxy = proxy.addr,
+            nats = nats_url(),
+            dir = dir.display(),
+        );
+        let cfg = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(&cfg, toml).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_acs-media-gateway"))
+            .arg("--config")
+            .arg(&cfg)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gateway binary starts");
+        replicas.push(Replica {
+            name,
+            addr: *addr,
+            dir,
+            child,
+        });
+    }
+    for r in &replicas {
+        let a = r.addr;
+        wait_for(&format!("{} ready", r.name), async || {
+            tokio::net::TcpStream::connect(a).await.is_ok()
+                && common::http_get(a, "/readyz").await.0 == 200
+        })
+        .await;
+    }
+    let ready = started.elapsed();
+
+    // The IncomingCall, delivered twice through the proxy (two connections: two replicas).
+    let data = acs.incoming_call(IncomingCallSpec::phone("+14255550123", "+18005550100"));
+    let mut t = EventGridTarget::new(format!("http://{}/api/incomingCall", proxy.addr));
+    t.attempt_timeout = STEP;
+    t.retry_delays = vec![];
+    let t0 = Instant::now();
+    for _ in 0..2 {
+        let r = eventgrid::deliver_incoming_call(&t, &acs.topic(), &data, 0)
+            .await
+            .unwrap();
+        assert!(r.delivered, "{r:?}");
+    }
+    let conn = acs
+        .wait_for_answer(&data.incoming_call_context, STEP)
+        .await
+        .expect("answered")
+        .call_connection_id;
+    let answered_in = t0.elapsed();
+    let mut answered_by = None;
+    let mut answers = 0.0;
+    for r in &replicas {
+        let n = metric(
+            r.addr,
+            "acs_gateway_incoming_calls_total{outcome=\"answered\"}",
+        )
+        .await;
+        if n > 0.0 {
+            answered_by = Some(r.name.clone());
+        }
+        answers += n;
+    }
+    assert_eq!(answers, 1.0, "answered once across the fleet");
+    assert_eq!(acs.requests_of("answer_call").len(), 1);
+    let answered_by = answered_by.unwrap();
+
+    // Media lands on one replica; the shared record says which.
+    let mut rec = Value::Null;
+    wait_for("streaming", async || {
+        rec = http(
+            proxy.addr,
+            reqwest::Method::GET,
+            &format!("/api/calls/{conn}"),
+            "",
+        )
+        .await
+        .1;
+        rec["state"] == "streaming" && rec["mediaConnection"]["connected"] == true
+    })
+    .await;
+    let id = rec["id"].as_str().unwrap().to_owned();
+    let holder = rec["mediaConnection"]["replica"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Callbacks went through the proxy: to replicas other than the one that answered.
+    let mut with_callbacks = Vec::new();
+    for r in &replicas {
+        if metric(
+            r.addr,
+            "acs_gateway_callbacks_total{type=\"CallConnected\"}",
+        )
+        .await
+            + metric(
+                r.addr,
+                "acs_gateway_callbacks_total{type=\"MediaStreamingStarted\"}",
+            )
+            .await
+            > 0.0
+        {
+            with_callbacks.push(r.name.clone());
+        }
+    }
+    assert!(
+        with_callbacks.iter().any(|n| *n != answered_by),
+        "callbacks only on the answering replica {answered_by}: {with_callbacks:?}"
+    );
+
+    // SIGKILL a replica that holds no media: the call carries on.
+    let victim = replicas.iter().position(|r| r.name != holder).unwrap();
+    replicas[victim].child.kill().unwrap();
+    replicas[victim].child.wait().unwrap();
+    let killed = replicas[victim].name.clone();
+    for _ in 0..3 {
+        let (s, v) = http(
+            proxy.addr,
+            reqwest::Method::GET,
+            &format!("/api/calls/{id}"),
+            "",
+        )
+        .await;
+        assert_eq!(s, 200, "after SIGKILL of {killed}: {v}");
+        assert_eq!(v["state"], "streaming", "{v}");
+    }
+    let (s, v) = http(
+        proxy.addr,
+        reqwest::Method::POST,
+        &format!("/api/calls/{id}/recording/start"),
+        "{}",
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    wait_for("the recording callback applied", async || {
+        let v = http(
+            proxy.addr,
+            reqwest::Method::GET,
+            &format!("/api/calls/{id}"),
+            "",
+        )
+        .await
+        .1;
+        v["recording"]["state"] == "active"
+    })
+    .await;
+
+    // SIGTERM the media holder mid-call: it drains and finalises the call's WAV.
+    let h = replicas.iter().position(|r| r.name == holder).unwrap();
+    let pid = replicas[h].child.id();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let drain = Instant::now();
+    let status = loop {
+        if let Some(s) = replicas[h].child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            drain.elapsed() < Duration::from_secs(30),
+            "{holder} did not exit on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{holder} exit: {status:?}");
+    let wavs: Vec<PathBuf> = walk(&replicas[h].dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
+    assert!(!wavs.is_empty(), "no WAV on {holder}");
+    for w in &wavs {
+        let (rate, samples) = common::read_wav(w);
+        assert_eq!(rate, 16_000);
+        assert!(
+            samples.len() > 16_000 / 2,
+            "{w:?}: {} samples",
+            samples.len()
+        );
+    }
+
+    // Hang up through the proxy: the last replica serves it.
+    let (s, v) = http(
+        proxy.addr,
+        reqwest::Method::POST,
+        &format!("/api/calls/{id}/hangup"),
+        r#"{"forEveryone":true}"#,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    wait_for("disconnected", async || {
+        let v = http(
+            proxy.addr,
+            reqwest::Method::GET,
+            &format!("/api/calls/{id}"),
+            "",
+        )
+        .await
+        .1;
+        v["state"] == "disconnected"
+    })
+    .await;
+    eprintln!(
+        "fleet: 3 replicas ready in {ready:?}; answered in {answered_in:?} by {answered_by}; media on {holder}; \
+         SIGKILLed {killed}; {holder} drained in {:?}; proxy connections {:?}; whole test {:?}",
+        drain.elapsed(),
+        proxy.connections(),
+        started.elapsed()
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
