@@ -1,7 +1,7 @@
 //! The whole per-frame path — parse → base64 decode → timeline → ring → silence → (mixer) →
 //! fan-out to no-op sinks — at 16 and 24 kHz, mixed and 4-participant unmixed. One iteration is
-//! one AudioData message. Budget (DESIGN.md): under 1 µs per frame on one core. `many_calls` runs
-//! the same path over 400 open calls in turn, so each frame meets its call's state cold.
+//! one AudioData message. Budget (README "Performance"): under 1 µs per frame on one core. `many_calls`
+//! runs the same path over 400 open calls in turn, so each frame meets its call's state cold.
 //!
 //! The null sinks are drained by hand between timed batches of 16 frames, so the figure is the
 //! ingress task's own cost on one core; with sink threads running alongside on a 2-core machine

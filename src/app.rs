@@ -190,7 +190,9 @@ pub async fn start(cfg: Config) -> Result<AppHandle, AppError> {
     ));
     let server = tokio::spawn(ingress::serve(listener, state.clone()));
     shutdown.set(Phase::Running);
-    tracing::info!(%addr, "acs-media-gateway listening (media WebSocket at /ws and /ws/{{token}})");
+    for (what, line) in banner(&cfg, addr, &control) {
+        tracing::info!("{what:<10} {line}");
+    }
     Ok(AppHandle {
         addr,
         state,
@@ -201,6 +203,82 @@ pub async fn start(cfg: Config) -> Result<AppHandle, AppError> {
         server,
         grace: Duration::from_millis(cfg.server.shutdown_grace_ms),
     })
+}
+
+/// The startup banner: what a new user needs to find everything, one `(what, line)` pair per
+/// log line — version and commit, the URLs of media, metrics, health and the API (the bound
+/// address; `127.0.0.1` for an unspecified one), the recordings folders, the sinks, whether the
+/// control plane is on, how media is admitted, and uploads.
+pub fn banner(cfg: &Config, addr: SocketAddr, cp: &ControlPlane) -> Vec<(&'static str, String)> {
+    use crate::metrics::process::{COMMIT, VERSION};
+    let host = if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    let http = format!("http://{host}");
+    let dirs: Vec<String> = cfg
+        .sinks
+        .iter()
+        .filter_map(|s| s.recordings_dir())
+        .map(|d| match std::path::absolute(d) {
+            Ok(a) if a != d => format!("{} ({})", d.display(), a.display()),
+            _ => d.display().to_string(),
+        })
+        .collect();
+    let sinks: Vec<&str> = cfg.sinks.iter().map(|s| s.kind()).collect();
+    let control = if cp.acs.is_some() {
+        format!(
+            "on: answering IncomingCall at {http}/api/incomingCall; callbacks to {}, media to {}",
+            cp.urls.base, cp.urls.media
+        )
+    } else {
+        "off (no acs.connection_string): /api/incomingCall only validates Event Grid subscriptions"
+            .to_string()
+    };
+    let admission = match (cp.require_call_token, cp.jwt.is_some()) {
+        (true, true) => "call token (/ws/{token}) and ACS JWT required",
+        (true, false) => "call token (/ws/{token}) required; ACS JWT not checked",
+        (false, true) => "ACS JWT required; no call token needed",
+        (false, false) => "open: every /ws connection is recorded (no call token, no ACS JWT)",
+    };
+    let operator = if cp.operator_api_key.is_some() {
+        format!("{http}/api/calls (bearer control.operator_api_key)")
+    } else {
+        "off (set control.operator_api_key)".to_string()
+    };
+    vec![
+        (
+            "gateway",
+            format!("acs-media-gateway {VERSION} (commit {COMMIT}) listening on {addr}"),
+        ),
+        (
+            "media",
+            format!("ws://{host}/ws/{{token}} and ws://{host}/ws"),
+        ),
+        ("metrics", format!("{http}/metrics")),
+        ("health", format!("{http}/healthz, {http}/readyz")),
+        ("api", format!("{http}/api/ (operator API: {operator})")),
+        (
+            "recordings",
+            if dirs.is_empty() {
+                "none (no wav sink)".to_string()
+            } else {
+                dirs.join(", ")
+            },
+        ),
+        ("sinks", sinks.join(", ")),
+        ("control", control),
+        ("admission", admission.to_string()),
+        (
+            "upload",
+            if cfg.upload.enabled {
+                format!("on: Azure Blob container {}", cfg.upload.container)
+            } else {
+                "off".to_string()
+            },
+        ),
+    ]
 }
 
 async fn stop_sinks(sinks: Vec<SinkWorkers>, shutdown: &Shutdown, deadline: Instant) -> usize {

@@ -54,8 +54,9 @@ pub const ENV_PREFIX: &str = "ACS_GATEWAY_";
 /// Errors loading or validating configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file, environment or flags could not be read into the tree.
-    #[error("configuration could not be loaded: {0}")]
+    /// The file, environment or flags could not be read into the tree; each problem names the
+    /// key and where it came from (the file as given, or the environment variable).
+    #[error("configuration could not be loaded:\n  - {0}")]
     Load(String),
     /// The tree was read but some values are unacceptable; every problem is listed.
     #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
@@ -502,6 +503,53 @@ pub struct Overrides {
     pub log_level: Option<String>,
 }
 
+/// One problem reading the configuration, as the user wrote it: the key
+/// (`server.max_connections`), where it came from (the file path as given on the command line,
+/// or the environment variable) and what is wrong; no figment profile or internal names.
+fn describe_load_error(e: &figment::Error, file: Option<&Path>) -> String {
+    use figment::error::Kind;
+    let mut path = e.path.clone();
+    let what = match &e.kind {
+        Kind::UnknownField(field, expected) => {
+            if path.last() != Some(field) {
+                path.push(field.clone());
+            }
+            format!("unknown key; expected one of: {}", expected.join(", "))
+        }
+        k => k.to_string(),
+    };
+    let source = match &e.metadata {
+        Some(md) => match (&md.source, file) {
+            (Some(figment::Source::File(_)), Some(f)) => f.display().to_string(),
+            (Some(figment::Source::File(p)), None) => p.display().to_string(),
+            _ if md.name.contains("environment") => {
+                format!("environment variable {}", env_var_for(&path))
+            }
+            _ => md.name.to_string(),
+        },
+        None => "the configuration".into(),
+    };
+    if path.is_empty() {
+        format!("{source}: {what}")
+    } else {
+        format!("{} ({source}): {what}", path.join("."))
+    }
+}
+
+/// The `ACS_GATEWAY_*` variable that set `path`: the longest prefix of the key that names a
+/// variable present (`sinks.0.dir` came from `ACS_GATEWAY_SINKS`).
+fn env_var_for(path: &[String]) -> String {
+    let name = |n: usize| {
+        let keys: Vec<String> = path[..n].iter().map(|k| k.to_ascii_uppercase()).collect();
+        format!("{ENV_PREFIX}{}", keys.join("__"))
+    };
+    (1..=path.len())
+        .rev()
+        .map(name)
+        .find(|v| std::env::var_os(v).is_some())
+        .unwrap_or_else(|| name(path.len()))
+}
+
 impl Config {
     /// Loads defaults ← `file` ← process environment (`ACS_GATEWAY_*`) ← `overrides`, then
     /// validates.
@@ -516,13 +564,18 @@ impl Config {
             }
             fig = fig.merge(Toml::file_exact(path));
         }
-        fig = fig.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        // ACS_GATEWAY_CONFIG and ACS_GATEWAY_RECORDINGS_DIR are the flags' variables, not keys
+        fig = fig.merge(
+            Env::prefixed(ENV_PREFIX)
+                .ignore(&["CONFIG", "RECORDINGS_DIR"])
+                .split("__"),
+        );
         let mut cfg: Config = fig.extract().map_err(|e| {
             ConfigError::Load(
                 e.into_iter()
-                    .map(|e| e.to_string())
+                    .map(|e| describe_load_error(&e, file))
                     .collect::<Vec<_>>()
-                    .join("; "),
+                    .join("\n  - "),
             )
         })?;
         if let Some(listen) = &overrides.listen {
@@ -871,6 +924,59 @@ mod tests {
             let e =
                 Config::load(Some(Path::new("missing.toml")), &Overrides::default()).unwrap_err();
             assert!(e.to_string().contains("missing.toml"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn load_errors_name_the_key_and_the_file_or_variable_as_written() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            std::fs::create_dir("conf").map_err(|e| e.to_string())?;
+            jail.create_file("conf/x.toml", "[server]\nmax_conections = 5\n")?;
+            let e = Config::load(
+                Some(Path::new("conf/../conf/x.toml")),
+                &Overrides::default(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("server.max_conections (conf/../conf/x.toml): unknown key; expected one of: listen, max_connections"),
+                "{e}"
+            );
+            assert!(!e.contains("default."), "no figment profile: {e}");
+            jail.create_file("conf/y.toml", "[server]\nmax_connections = \"many\"\n")?;
+            let e = Config::load(Some(Path::new("conf/y.toml")), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(
+                    "server.max_connections (conf/y.toml): invalid type: found string \"many\""
+                ),
+                "{e}"
+            );
+            jail.set_env("ACS_GATEWAY_SERVER__MAX_CONNECTIONS", "lots");
+            let e = Config::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("server.max_connections (environment variable ACS_GATEWAY_SERVER__MAX_CONNECTIONS): invalid type: found string \"lots\""),
+                "{e}"
+            );
+            jail.clear_env();
+            jail.set_env("ACS_GATEWAY_SINKS", "[{type=\"wav\",dri=\"x\"}]");
+            let e = Config::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("(environment variable ACS_GATEWAY_SINKS)"),
+                "{e}"
+            );
+            // the flags' own variables are not configuration keys
+            jail.clear_env();
+            jail.set_env("ACS_GATEWAY_CONFIG", "conf/x.toml");
+            jail.set_env("ACS_GATEWAY_RECORDINGS_DIR", "rec");
+            Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
             Ok(())
         });
     }

@@ -8,28 +8,47 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Media gateway between Azure Communication Services media streaming and your back ends.
+///
+/// Configuration: defaults ← TOML file (--config) ← environment (ACS_GATEWAY_<SECTION>__<KEY>,
+/// e.g. ACS_GATEWAY_SERVER__MAX_CONNECTIONS=2000) ← these flags. Every key, its default and its
+/// variable: README "Configuration", or --print-config for the effective values.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version = VERSION_LINE, about, long_about, after_help = AFTER_HELP)]
 struct Cli {
-    /// TOML configuration file (keys as in `--print-config`).
-    #[arg(long, short = 'c', value_name = "FILE")]
+    /// TOML configuration file (keys as in --print-config) [default: none, embedded defaults]
+    #[arg(long, short = 'c', value_name = "FILE", env = "ACS_GATEWAY_CONFIG")]
     config: Option<PathBuf>,
-    /// Listen address, e.g. 0.0.0.0:8080 (overrides server.listen).
-    #[arg(long, value_name = "ADDR")]
+    /// Listen address of HTTP and the media WebSocket (server.listen)
+    /// [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR", env = "ACS_GATEWAY_SERVER__LISTEN")]
     listen: Option<String>,
-    /// Folder of every wav sink (overrides sinks[].dir).
-    #[arg(long, value_name = "DIR")]
+    /// Folder of every wav sink (sinks[].dir) [default: ./recordings]
+    #[arg(long, value_name = "DIR", env = "ACS_GATEWAY_RECORDINGS_DIR")]
     recordings_dir: Option<PathBuf>,
-    /// Log filter, e.g. info or acs_media_gateway=debug (overrides log.level).
-    #[arg(long, value_name = "FILTER")]
+    /// Log filter, e.g. info or acs_media_gateway=debug (log.level) [default: info]
+    #[arg(long, value_name = "FILTER", env = "ACS_GATEWAY_LOG__LEVEL")]
     log_level: Option<String>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
-    /// Validate the configuration and exit.
+    /// Validate the configuration and exit (status 2 on an error).
     #[arg(long)]
     check_config: bool,
 }
+
+/// `--version`: the crate version and the commit it was built from.
+const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ACS_MEDIA_GATEWAY_GIT_COMMIT"),
+    ")"
+);
+
+const AFTER_HELP: &str = "\
+Endpoints (on --listen): media ws://ADDR/ws/{token} and /ws, metrics /metrics, health /healthz
+and /readyz, API /api/ (Event Grid webhook /api/incomingCall, callbacks, operator /api/calls).
+The startup log lists them with the recordings folder, the sinks, the control plane and the
+admission mode. Docs: README.md, docs/ARCHITECTURE.md, docs/PROTOCOL.md.";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -121,5 +140,44 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acs_media_gateway::config::Config;
+    use clap::CommandFactory;
+
+    #[test]
+    fn help_shows_every_option_with_its_default_and_variable() {
+        let help = Cli::command().render_long_help().to_string();
+        let d = Config::default();
+        for (flag, env, default) in [
+            ("--config", "ACS_GATEWAY_CONFIG", "none".to_string()),
+            (
+                "--listen",
+                "ACS_GATEWAY_SERVER__LISTEN",
+                d.server.listen.clone(),
+            ),
+            (
+                "--recordings-dir",
+                "ACS_GATEWAY_RECORDINGS_DIR",
+                d.sinks[0].recordings_dir().unwrap().display().to_string(),
+            ),
+            ("--log-level", "ACS_GATEWAY_LOG__LEVEL", d.log.level.clone()),
+        ] {
+            let at = help.find(flag).unwrap_or_else(|| panic!("{flag}: {help}"));
+            let end = help[at + 2..]
+                .find("\n  -")
+                .map_or(help.len(), |e| at + 2 + e);
+            let entry = &help[at..end];
+            assert!(entry.contains(&format!("[env: {env}")), "{flag}: {entry}");
+            assert!(
+                entry.contains(&format!("[default: {default}")),
+                "{flag} default {default}: {entry}"
+            );
+        }
+        assert!(help.contains("ACS_GATEWAY_<SECTION>__<KEY>"), "{help}");
     }
 }

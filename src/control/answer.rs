@@ -79,6 +79,12 @@ pub async fn run(
                         })
                     })
                     .await;
+                    super::trace::record_ids(
+                        &tracing::Span::current(),
+                        None,
+                        props.call_connection_id.as_deref(),
+                        props.server_call_id.as_deref(),
+                    );
                     tracing::info!(
                         call = %call_id,
                         call_connection_id = props.call_connection_id.as_deref().unwrap_or(""),

@@ -1,4 +1,4 @@
-//! `POST /api/callbacks/{token}`: Call Automation callback events (PROTOCOL.md §8).
+//! `POST /api/callbacks/{token}`: Call Automation callback events (docs/PROTOCOL.md §8).
 //!
 //! Admission by [`super::gate`] (a valid call token of a call in the registry, and ACS's JWT when
 //! validation is on; 401 otherwise, counted by reason). The body is an array of CloudEvents (or
@@ -16,6 +16,7 @@ use crate::protocol::events::{parse_callbacks, CallbackEvent, CallbackKind};
 use hyper::{Method, Request, StatusCode};
 use serde_json::json;
 use std::sync::Arc;
+use tracing::Instrument;
 
 const EP: &str = "callbacks";
 
@@ -49,6 +50,19 @@ where
             return error_response(r.status, r.message);
         }
     };
+    let span = match cp.registry.get(&call_id) {
+        Some(r) => super::trace::record_span("callback", &r),
+        None => super::trace::call_span("callback", Some(&call_id), None, None),
+    };
+    apply(cp, req, call_id).instrument(span).await
+}
+
+/// Reads and applies one admitted callback delivery (inside the call's span).
+async fn apply<B>(cp: &Arc<ControlPlane>, req: Request<B>, call_id: String) -> HttpResponse
+where
+    B: hyper::body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
     let body = match read_body(req.into_body(), cp.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => {

@@ -43,6 +43,12 @@ pub struct MediaGrant {
     pub call_id: Option<String>,
     /// The call's `callConnectionId` from the registry, when known.
     pub call_connection_id: Option<String>,
+    /// The call's `serverCallId` from the registry, when known.
+    pub server_call_id: Option<String>,
+    /// Caller and callee rawIds from the IncomingCall (registry), when the call is known.
+    pub from: Option<String>,
+    /// See `from`.
+    pub to: Option<String>,
     /// The call was answered with `enableBidirectional` (its connection accepts playback).
     pub bidirectional: bool,
 }
@@ -131,10 +137,21 @@ impl ControlPlane {
         self.check_jwt(headers).await?;
         let record = call_id.as_deref().and_then(|id| self.registry.get(id));
         let bidirectional = record.as_ref().is_some_and(|r| r.bidirectional);
-        let call_connection_id = record.and_then(|r| r.call_connection_id);
+        let (call_connection_id, server_call_id, from, to) = match record {
+            Some(r) => (
+                r.call_connection_id,
+                r.server_call_id,
+                Some(r.from).filter(|s| !s.is_empty()),
+                Some(r.to).filter(|s| !s.is_empty()),
+            ),
+            None => (None, None, None, None),
+        };
         Ok(MediaGrant {
             call_id,
             call_connection_id,
+            server_call_id,
+            from,
+            to,
             bidirectional,
         })
     }

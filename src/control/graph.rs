@@ -1,9 +1,15 @@
-//! The Microsoft Graph lookup of Teams resource accounts (PROTOCOL.md §11):
+//! The Microsoft Graph lookup of Teams resource accounts (docs/PROTOCOL.md §11):
 //! `GET {graph_base_url}/beta/admin/teams/resourceAccounts[?$filter=appId eq '<id>']` with a
 //! delegated bearer token (`TeamsResourceAccount.Read.All`) from the configuration or the
 //! operator's request. The base URL is configurable so tests can point it at a local stub.
 
+use super::api::{object_id, ApiError, Res};
+use super::http::query_param;
+use super::plane::ControlPlane;
 use crate::protocol::rest::ResourceAccountList;
+use hyper::StatusCode;
+use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Path of the list under the Graph base URL.
@@ -102,6 +108,38 @@ impl GraphClient {
         }
         serde_json::from_slice(&body).map_err(|e| GraphError::Transport(format!("bad body: {e}")))
     }
+}
+
+/// `GET /api/resource-accounts[?appId=]` of the operator API.
+pub(super) async fn resource_accounts_route(
+    cp: &Arc<ControlPlane>,
+    query: Option<&str>,
+    graph_token: Option<&str>,
+) -> Res<Value> {
+    let app_id = match query_param(query, "appId") {
+        Some(a) if a.is_empty() => return Err(ApiError::field("appId", "must not be empty")),
+        Some(a) => Some(object_id("appId", &a)?),
+        None => None,
+    };
+    let list = cp
+        .graph
+        .resource_accounts(graph_token, app_id.as_deref())
+        .await
+        .map_err(|e| match e {
+            GraphError::NoToken => ApiError::field("X-Graph-Token", e.to_string()),
+            GraphError::Timeout => ApiError::status(StatusCode::GATEWAY_TIMEOUT, e, "graph"),
+            e => ApiError::status(StatusCode::BAD_GATEWAY, e, "graph"),
+        })?;
+    let accounts: Vec<Value> = list
+        .value
+        .iter()
+        .map(|a| {
+            let mut v = json!(a);
+            v["rawId"] = json!(a.identifier().raw_id());
+            v
+        })
+        .collect();
+    Ok(json!({"value": accounts}))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Validation of the RS256 bearer tokens ACS puts on the media WebSocket upgrade and on every
-//! callback (PROTOCOL.md §3.1, §3.2): signature with a key from the configured JWKS URL, issuer,
+//! callback (docs/PROTOCOL.md §3.1, §3.2): signature with a key from the configured JWKS URL, issuer,
 //! audience (the ACS immutable resource id), expiry and not-before with a leeway.
 //!
 //! Keys are fetched on first use and cached; the cache is downloaded again at once when a token

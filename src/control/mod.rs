@@ -21,6 +21,7 @@
 //! | [`jwt`] | ACS RS256 JWT validation with a cached, refreshed JWKS |
 //! | [`graph`] | Microsoft Graph resource-account lookup |
 //! | [`tokens`] | issuing / checking the gateway's call tokens |
+//! | [`trace`] | the tracing span of each call operation, carrying the call's ids |
 //! | [`urls`] | the public `https://` / `wss://` bases |
 //! | [`dedupe`] | the bounded TTL set of seen IncomingCalls |
 //! | [`http`] | body limits per route, body deadline, query, bearer, JSON field errors |
@@ -51,6 +52,7 @@ pub(crate) mod testkit;
 #[cfg(test)]
 pub(crate) mod testserver;
 pub mod tokens;
+pub mod trace;
 pub mod urls;
 pub mod webhook;
 
@@ -104,7 +106,16 @@ pub fn route<B>(
                 format!("{} is not allowed on {path}", req.method()),
             )
         }
-        "/healthz" => json_response(StatusCode::OK, &json!({"status": "ok"})),
+        // the pid lets tools on the same machine find this process (`acs-sim load
+        // --gateway-pid auto`) when several gateways run
+        "/healthz" => json_response(
+            StatusCode::OK,
+            &json!({
+                "status": "ok",
+                "pid": std::process::id(),
+                "version": crate::metrics::process::VERSION,
+            }),
+        ),
         "/readyz" => match (shutdown.phase(), cluster) {
             (Phase::Running, None) => json_response(StatusCode::OK, &json!({"status": "ready"})),
             (Phase::Running, Some(true)) => json_response(

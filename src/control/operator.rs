@@ -31,8 +31,7 @@
 //! and code; ACS timeouts → 504. Successful operations answer 200
 //! `{"callId","callConnectionId","operation","acsStatus","result"}`.
 
-use super::graph::GraphError;
-use super::http::{bearer, header_str, query_param, read_body, secret_eq};
+use super::http::{bearer, header_str, read_body, secret_eq};
 use super::plane::ControlPlane;
 use super::registry::{now_ms, rfc3339, CallRecord};
 use super::{error_response, json_response, HttpResponse};
@@ -51,6 +50,7 @@ use crate::protocol::rest::{
 use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 use std::sync::Arc;
+use tracing::Instrument;
 
 const EP: &str = "operator";
 use super::api::{e164, object_id, raw_id, ApiError, Body, Res};
@@ -81,6 +81,17 @@ where
             return super::http::with_header(r, "www-authenticate", "Bearer");
         }
     }
+    // an operation on a call runs in the call's span (both ids on every line it logs)
+    let span = super::trace::operator_span(cp, req.uri().path());
+    operate(cp, req).instrument(span).await
+}
+
+/// Serves one authorised operator request.
+async fn operate<B>(cp: &Arc<ControlPlane>, req: Request<B>) -> HttpResponse
+where
+    B: hyper::body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
     let req = match super::playback::route(cp, req).await {
         Ok(answered) => return answered,
         Err(req) => req,
@@ -172,7 +183,9 @@ async fn route(
             teams_assignment(cp, tenant, object, &Body::parse(body)?).await
         }
         (Method::POST, ["agents", "token"]) => agent_token(cp, &Body::parse(body)?).await,
-        (Method::GET, ["resource-accounts"]) => resource_accounts(cp, query, graph_token).await,
+        (Method::GET, ["resource-accounts"]) => {
+            super::graph::resource_accounts_route(cp, query, graph_token).await
+        }
         (_, ["calls"] | ["calls", _] | ["agents", "token"] | ["resource-accounts"])
         | (_, ["calls", _, "hangup" | "participants" | "transfer"])
         | (_, ["calls", _, "participants", _])
@@ -762,37 +775,6 @@ async fn agent_token(cp: &Arc<ControlPlane>, b: &Body) -> Res<Value> {
     let t = acs.exchange_teams_user_token(&req).await?;
     tracing::info!(user = %req.user_id, "operator: Teams user token exchanged");
     Ok(json!(t))
-}
-
-async fn resource_accounts(
-    cp: &Arc<ControlPlane>,
-    query: Option<&str>,
-    graph_token: Option<&str>,
-) -> Res<Value> {
-    let app_id = match query_param(query, "appId") {
-        Some(a) if a.is_empty() => return Err(ApiError::field("appId", "must not be empty")),
-        Some(a) => Some(object_id("appId", &a)?),
-        None => None,
-    };
-    let list = cp
-        .graph
-        .resource_accounts(graph_token, app_id.as_deref())
-        .await
-        .map_err(|e| match e {
-            GraphError::NoToken => ApiError::field("X-Graph-Token", e.to_string()),
-            GraphError::Timeout => ApiError::status(StatusCode::GATEWAY_TIMEOUT, e, "graph"),
-            e => ApiError::status(StatusCode::BAD_GATEWAY, e, "graph"),
-        })?;
-    let accounts: Vec<Value> = list
-        .value
-        .iter()
-        .map(|a| {
-            let mut v = json!(a);
-            v["rawId"] = json!(a.identifier().raw_id());
-            v
-        })
-        .collect();
-    Ok(json!({"value": accounts}))
 }
 
 #[cfg(test)]

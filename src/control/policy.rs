@@ -4,7 +4,7 @@
 //! `transcriptionOptions` a profile turns into.
 //!
 //! Rules are tried in order; the first whose `to` and `from` patterns both match wins. A pattern
-//! is matched against the rawId (PROTOCOL.md §6, e.g. `28:orgid:<id>`, `4:+14255550123`,
+//! is matched against the rawId (docs/PROTOCOL.md §6, e.g. `28:orgid:<id>`, `4:+14255550123`,
 //! `8:acs:…`), ASCII case-insensitively; `*` matches any run of characters and `?` one
 //! character, so `4:+1425*` is a prefix match and a pattern without wildcards is exact. An empty
 //! pattern matches anything.

@@ -1,4 +1,4 @@
-//! `POST /api/incomingCall`: the Event Grid webhook (PROTOCOL.md §3.3, §7).
+//! `POST /api/incomingCall`: the Event Grid webhook (docs/PROTOCOL.md §3.3, §7).
 //!
 //! * Optional shared secret (`control.eventgrid_secret`) in the query (`?secret=`) or the
 //!   `X-Webhook-Secret` header; wrong or missing → 401, counted as outcome `unauthorized` and
@@ -26,6 +26,7 @@ use hyper::{header, Method, Request, Response, StatusCode};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 /// Header alternative to `?secret=`.
 pub const HEADER_WEBHOOK_SECRET: &str = "x-webhook-secret";
@@ -161,6 +162,14 @@ pub async fn intake(
         return Intake::Duplicate;
     }
     let call_id = uuid::Uuid::new_v4().to_string();
+    // the IncomingCall and its answer task: callConnectionId is recorded once ACS answered
+    let span = super::trace::call_span(
+        "incoming_call",
+        Some(&call_id),
+        None,
+        data.server_call_id.as_deref(),
+    );
+    let _entered = span.enter();
     let decision = cp.policy.decide(&to, &from);
     let now = now_ms();
     let (token, expires) = match cp.tokens.issue(&call_id, now.div_euclid(1000)) {
@@ -197,14 +206,10 @@ pub async fn intake(
         rule = decision.rule().unwrap_or("default"),
         "IncomingCall"
     );
-    tokio::spawn(super::answer::run(
-        cp.clone(),
-        call_id.clone(),
-        token,
-        data,
-        decision,
-        received,
-    ));
+    tokio::spawn(
+        super::answer::run(cp.clone(), call_id.clone(), token, data, decision, received)
+            .instrument(span.clone()),
+    );
     Intake::Accepted(call_id)
 }
 

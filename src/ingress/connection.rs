@@ -29,7 +29,8 @@
 
 use super::{IngressState, MediaSlot};
 use crate::metrics::BadFrame;
-use crate::pipeline::{CallPipeline, EndReason};
+use crate::pipeline::{CallInfo, CallPipeline, EndReason};
+use tracing::Instrument;
 
 use super::playback::{run_writer, CallPlayback, WriterCmd};
 use crate::pipeline::Handled;
@@ -62,6 +63,33 @@ pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Longest interval of the connection's one housekeeping timer: it flushes the call's batched
 /// metrics and checks the idle timeout (a quarter of `idle_timeout` when that is shorter).
 pub const TICK: Duration = Duration::from_secs(1);
+
+/// The span of one media connection, entered by its task and its playback writer, so every log
+/// line of the connection carries the call's ids: `call` (the label), `conn` (the gateway's
+/// connection number) and, when known, `call_id` (the gateway call id the control plane gave
+/// the IncomingCall), `call_connection_id` and `server_call_id` — the same field names the
+/// control plane's spans use (`control::trace`).
+pub fn span(call: &CallInfo) -> tracing::Span {
+    let span = tracing::info_span!(
+        "media",
+        call = %call.label,
+        conn = call.id,
+        call_id = tracing::field::Empty,
+        call_connection_id = tracing::field::Empty,
+        server_call_id = tracing::field::Empty,
+    );
+    let fields = [
+        ("call_id", &call.ids.gateway_call_id),
+        ("call_connection_id", &call.call_connection_id),
+        ("server_call_id", &call.ids.server_call_id),
+    ];
+    for (name, v) in fields {
+        if let Some(v) = v {
+            span.record(name, v.as_str());
+        }
+    }
+    span
+}
 
 /// Serves one upgraded media connection to its end.
 ///
@@ -96,12 +124,10 @@ pub async fn run<S>(
             st.pipeline.fanout().clone(),
         );
         let (cmd_tx, cmd_rx) = mpsc::channel(4);
-        let writer = tokio::spawn(run_writer(
-            sink,
-            Some(pb.clone()),
-            cmd_rx,
-            st.metrics.clone(),
-        ));
+        let writer = tokio::spawn(
+            run_writer(sink, Some(pb.clone()), cmd_rx, st.metrics.clone())
+                .instrument(tracing::Span::current()),
+        );
         let mut conn = Conn::new(Io::Split {
             rx: stream,
             writer: cmd_tx,

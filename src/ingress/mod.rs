@@ -31,7 +31,7 @@ pub mod playback_items;
 use crate::control::http::{body_route, check_declared, DeadlineBody};
 use crate::control::{self, error_response, ControlPlane, HttpResponse};
 use crate::metrics::Metrics;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{CallIds, Pipeline};
 use crate::shutdown::{Shutdown, Step};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -46,6 +46,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 /// Plain HTTP connections (not upgraded) allowed beyond `max_connections`: health checks,
 /// scrapes, control-plane requests, upgrades in progress.
@@ -454,13 +455,24 @@ async fn upgrade(
     st.metrics.connections_total.inc();
     let slot = MediaSlot(st.clone());
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let call = st.pipeline.start_call(
+    let ids = grant
+        .map(|g| CallIds {
+            gateway_call_id: g.call_id,
+            server_call_id: g.server_call_id,
+            from: g.from,
+            to: g.to,
+        })
+        .unwrap_or_default();
+    let call = st.pipeline.start_call_with_ids(
         conn_id,
         corr_id,
         token.filter(|t| !t.is_empty()),
+        ids,
         chrono::Utc::now().timestamp_millis(),
     );
-    tokio::spawn(async move {
+    // every log line of the connection (and of its playback writer) carries the call's ids
+    let span = connection::span(call.call());
+    let task = async move {
         match on_upgrade.await {
             Ok(upgraded) => {
                 // the registry learns when the call's media connection opens and closes
@@ -487,7 +499,8 @@ async fn upgrade(
             }
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }
-    });
+    };
+    tokio::spawn(task.instrument(span));
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();

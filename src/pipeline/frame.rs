@@ -83,6 +83,24 @@ pub struct CallInfo {
     pub label: String,
     /// Unix ms when the connection opened.
     pub opened_unix_ms: i64,
+    /// What the control plane knew about the call when it admitted the connection (empty for
+    /// media that came without a call token).
+    pub ids: CallIds,
+}
+
+/// The Call Automation side of a call, as the control plane knew it when the media connection
+/// was admitted with the call's token: handed to the pipeline by the ingress (so `pipeline`
+/// does not depend on `control`), written by sinks into their call metadata (`call.json`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallIds {
+    /// The gateway's call id (the UUID given to the IncomingCall; the registry key).
+    pub gateway_call_id: Option<String>,
+    /// ACS `serverCallId`.
+    pub server_call_id: Option<String>,
+    /// Caller rawId.
+    pub from: Option<String>,
+    /// Callee rawId.
+    pub to: Option<String>,
 }
 
 impl CallInfo {
@@ -107,7 +125,14 @@ impl CallInfo {
             token,
             label,
             opened_unix_ms,
+            ids: CallIds::default(),
         }
+    }
+
+    /// The same info with the control plane's ids of the call.
+    pub fn with_ids(mut self, ids: CallIds) -> Self {
+        self.ids = ids;
+        self
     }
 }
 

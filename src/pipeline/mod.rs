@@ -11,6 +11,7 @@
 
 pub mod event_json;
 pub mod frame;
+pub mod log_limit;
 pub mod mixer;
 pub mod pcm;
 pub mod playback;
@@ -21,7 +22,7 @@ pub mod timeline;
 pub mod vad;
 
 pub use frame::{
-    AudioFrame, CallEvent, CallId, CallInfo, EndReason, PlaybackReport, SinkMsg, StreamId,
+    AudioFrame, CallEvent, CallId, CallIds, CallInfo, EndReason, PlaybackReport, SinkMsg, StreamId,
     StreamInfo, StreamKind, StreamStats,
 };
 pub use sink::{FanOut, Sink, SinkError, SinkHandle};
@@ -87,15 +88,30 @@ impl Pipeline {
         token: Option<String>,
         now_unix_ms: i64,
     ) -> CallPipeline {
-        let id = self.next_call.fetch_add(1, Ordering::Relaxed);
-        let now = now_unix_ms;
-        let call = Arc::new(CallInfo::new(
-            id,
+        self.start_call_with_ids(
             call_connection_id,
             correlation_id,
             token,
-            now,
-        ));
+            CallIds::default(),
+            now_unix_ms,
+        )
+    }
+
+    /// [`Pipeline::start_call`] for a call the control plane admitted: `ids` reach the sinks
+    /// with the call's [`CallInfo`].
+    pub fn start_call_with_ids(
+        self: &Arc<Self>,
+        call_connection_id: Option<String>,
+        correlation_id: Option<String>,
+        token: Option<String>,
+        ids: CallIds,
+        now_unix_ms: i64,
+    ) -> CallPipeline {
+        let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let now = now_unix_ms;
+        let call = Arc::new(
+            CallInfo::new(id, call_connection_id, correlation_id, token, now).with_ids(ids),
+        );
         CallPipeline {
             shared: self.clone(),
             call,

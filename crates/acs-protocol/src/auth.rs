@@ -1,4 +1,4 @@
-//! PURE: HMAC-SHA256 authentication of ACS data-plane REST requests (PROTOCOL.md §5).
+//! PURE: HMAC-SHA256 authentication of ACS data-plane REST requests (docs/PROTOCOL.md §5).
 //!
 //! This module owns the connection string ([`ConnectionString`]), the request signature the
 //! gateway adds to every Call Automation / Identity call ([`sign`]), and its check on the
@@ -35,7 +35,7 @@ pub const HEADER_AUTHORIZATION: &str = "Authorization";
 /// Header the JS Call Automation policy adds when the request URL's host differs from the ACS
 /// resource host that was signed; a verifier signs with this host when it is present.
 pub const HEADER_HOST_OVERRIDE: &str = "x-ms-host";
-/// Idempotency header (UUID) on the POSTs that need it (PROTOCOL.md §4.1, §5).
+/// Idempotency header (UUID) on the POSTs that need it (docs/PROTOCOL.md §4.1, §5).
 pub const HEADER_REPEATABILITY_REQUEST_ID: &str = "Repeatability-Request-ID";
 /// Idempotency header (RFC 1123 date of the first attempt), sent with
 /// [`HEADER_REPEATABILITY_REQUEST_ID`].

@@ -1,4 +1,4 @@
-//! PURE: inbound webhook payloads — Event Grid deliveries (PROTOCOL.md §3.3, §7) and Call
+//! PURE: inbound webhook payloads — Event Grid deliveries (docs/PROTOCOL.md §3.3, §7) and Call
 //! Automation callback CloudEvents (§8).
 //!
 //! This module owns:

@@ -1,4 +1,4 @@
-//! PURE: ACS participant identifiers (PROTOCOL.md §6).
+//! PURE: ACS participant identifiers (docs/PROTOCOL.md §6).
 //!
 //! This module owns:
 //!

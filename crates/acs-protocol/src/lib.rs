@@ -1,4 +1,4 @@
-//! PURE: the ACS Call Automation wire formats — media streaming (PROTOCOL.md §1, §2) and the
+//! PURE: the ACS Call Automation wire formats — media streaming (docs/PROTOCOL.md §1, §2) and the
 //! control plane (§3–§8, §11).
 //!
 //! This crate only turns bytes into values and back. It depends on serde / serde_json, base64,

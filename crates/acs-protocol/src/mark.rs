@@ -1,4 +1,4 @@
-//! Audio marks (preview, PROTOCOL.md §2.4): an outbound `AudioData` that carries a mark, and the
+//! Audio marks (preview, docs/PROTOCOL.md §2.4): an outbound `AudioData` that carries a mark, and the
 //! inbound `MarkData` ACS answers with once the marked audio was played (`Completed`) or flushed
 //! by `StopAudio` (`Cancelled`).
 //!

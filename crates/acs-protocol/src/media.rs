@@ -1,4 +1,4 @@
-//! ACS media-streaming WebSocket messages (PROTOCOL.md §1 inbound, §2 outbound).
+//! ACS media-streaming WebSocket messages (docs/PROTOCOL.md §1 inbound, §2 outbound).
 //!
 //! # Inbound (ACS → us)
 //!

@@ -1,4 +1,4 @@
-//! PURE: the ACS Call Automation REST API bodies and routes (PROTOCOL.md §4, §11).
+//! PURE: the ACS Call Automation REST API bodies and routes (docs/PROTOCOL.md §4, §11).
 //!
 //! This module owns:
 //!

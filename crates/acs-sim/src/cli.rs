@@ -15,7 +15,7 @@ use super::ids::SimRng;
 use super::load::{self, LoadConfig};
 use super::plan::{plan_frames, Faults, Participant, StreamPlan, MAX_PARTICIPANTS};
 use super::play::{acs_headers, play, Pacing, StreamEnd, StreamReport};
-use super::scrape::metrics_url_for;
+use super::scrape::{metrics_url_for, resolve_pid, PidSpec};
 
 /// Simulates Azure Communication Services media streaming against a media WebSocket.
 #[derive(Parser, Debug)]
@@ -194,9 +194,10 @@ pub struct LoadArgs {
     /// Do not scrape gateway metrics.
     #[arg(long)]
     pub no_metrics: bool,
-    /// Gateway process id: report its CPU time per frame (Linux /proc).
-    #[arg(long, value_name = "PID")]
-    pub gateway_pid: Option<u32>,
+    /// Gateway process id: report its CPU time per frame (Linux /proc). `auto`: the pid the
+    /// gateway at --url reports on /healthz (same machine; unambiguous with several gateways).
+    #[arg(long, value_name = "PID|auto")]
+    pub gateway_pid: Option<PidSpec>,
     /// Write the JSON report here.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -242,9 +243,10 @@ pub struct ChurnArgs {
     /// Send `Authorization: Bearer TOKEN`.
     #[arg(long, value_name = "TOKEN")]
     pub bearer: Option<String>,
-    /// Gateway process id: report its open fds and RSS before and after (Linux /proc).
-    #[arg(long, value_name = "PID")]
-    pub gateway_pid: Option<u32>,
+    /// Gateway process id: report its open fds and RSS before and after (Linux /proc). `auto`:
+    /// the pid the gateway at --url reports on /healthz.
+    #[arg(long, value_name = "PID|auto")]
+    pub gateway_pid: Option<PidSpec>,
     /// The gateway's WAV recordings folder: check that every call was finalised.
     #[arg(long, value_name = "DIR")]
     pub recordings_dir: Option<PathBuf>,
@@ -414,7 +416,7 @@ pub async fn run_load(a: LoadArgs) -> Result<bool, SimError> {
         silent_threshold_dbfs: a.silent_threshold_dbfs,
         bearer: a.bearer.clone(),
         metrics_url,
-        gateway_pid: a.gateway_pid,
+        gateway_pid: resolve_pid(a.gateway_pid, &a.url).await?,
         progress: !a.no_progress,
         engine: a.engine,
         shards: a.shards,
@@ -451,7 +453,7 @@ pub async fn run_churn(a: ChurnArgs) -> Result<bool, SimError> {
     cfg.sample_rate = a.sample_rate;
     cfg.source = speech_like(a.sample_rate, 1_000);
     cfg.bearer = a.bearer.clone();
-    cfg.gateway_pid = a.gateway_pid;
+    cfg.gateway_pid = resolve_pid(a.gateway_pid, &a.url).await?;
     cfg.recordings_dir = a.recordings_dir.clone();
     cfg.finalise_timeout = Duration::from_secs_f64(a.finalise_timeout_secs);
     churn::validate(&cfg)?;
@@ -531,7 +533,10 @@ mod tests {
         let Command::Load(a) = cli.command else {
             panic!("not load")
         };
-        assert_eq!((a.calls, a.participants, a.gateway_pid), (50, 2, Some(42)));
+        assert_eq!(
+            (a.calls, a.participants, a.gateway_pid),
+            (50, 2, Some(PidSpec::Pid(42)))
+        );
         assert_eq!((a.duration_secs, a.ramp_secs), (10.0, 1.5));
     }
 }

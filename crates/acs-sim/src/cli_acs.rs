@@ -394,7 +394,7 @@ pub struct CallArgs {
 /// The environment a gateway needs to use a fake ACS at `base_url`.
 pub fn gateway_env(base_url: &str, access_key: &[u8], resource_id: &str) -> String {
     format!(
-        "ACS_GATEWAY_ACS__CONNECTION_STRING='{}'\nACS_GATEWAY_ACS__RESOURCE_ID={resource_id}\nACS_GATEWAY_ACS__JWT__JWKS_URL={base_url}{}\n",
+        "export ACS_GATEWAY_ACS__CONNECTION_STRING='{}'\nexport ACS_GATEWAY_ACS__RESOURCE_ID='{resource_id}'\nexport ACS_GATEWAY_ACS__JWT__JWKS_URL='{base_url}{}'\n",
         connection_string(base_url, access_key),
         super::jwt::JWKS_PATH
     )
@@ -759,13 +759,37 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)]
+    fn print_env_output_exports_to_a_child_after_eval() {
+        // `eval "$(acs-sim call --print-env)"` then `cargo run`: the gateway (a child of the
+        // shell) must see the variables, so they must be exported, not only set
+        let env = gateway_env("http://127.0.0.1:8090", DEMO_ACCESS_KEY, "rid");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(r#"eval "$ENV_LINES"; sh -c 'echo "$ACS_GATEWAY_ACS__CONNECTION_STRING|$ACS_GATEWAY_ACS__RESOURCE_ID|$ACS_GATEWAY_ACS__JWT__JWKS_URL"'"#)
+            .env("ENV_LINES", &env)
+            .output()
+            .unwrap();
+        let seen = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            seen.trim(),
+            format!(
+                "{}|rid|http://127.0.0.1:8090/calling/keys",
+                connection_string("http://127.0.0.1:8090", DEMO_ACCESS_KEY)
+            )
+        );
+    }
+
+    #[test]
     fn gateway_env_names_the_connection_string() {
         let env = gateway_env("http://127.0.0.1:8090", b"test-key", "rid");
         assert!(env.contains(
             "ACS_GATEWAY_ACS__CONNECTION_STRING='endpoint=http://127.0.0.1:8090/;accesskey=dGVzdC1rZXk='"
         ));
-        assert!(env.contains("ACS_GATEWAY_ACS__RESOURCE_ID=rid"));
-        assert!(env.contains("ACS_GATEWAY_ACS__JWT__JWKS_URL=http://127.0.0.1:8090/calling/keys"));
+        assert!(env.contains("export ACS_GATEWAY_ACS__RESOURCE_ID='rid'"));
+        assert!(env.contains(
+            "export ACS_GATEWAY_ACS__JWT__JWKS_URL='http://127.0.0.1:8090/calling/keys'"
+        ));
         let parsed = acs_protocol::ConnectionString::parse(&connection_string(
             "http://127.0.0.1:8090",
             DEMO_ACCESS_KEY,

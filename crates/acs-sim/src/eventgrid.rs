@@ -1,4 +1,4 @@
-//! EDGE: an Event Grid emulator for the gateway's incoming-call webhook (PROTOCOL.md §3.3, §7).
+//! EDGE: an Event Grid emulator for the gateway's incoming-call webhook (docs/PROTOCOL.md §3.3, §7).
 //!
 //! * [`validate_subscription`]: the handshake Event Grid does when a subscription is created —
 //!   Event Grid schema: a POST of a `Microsoft.EventGrid.SubscriptionValidationEvent` with

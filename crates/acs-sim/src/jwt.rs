@@ -1,6 +1,6 @@
 //! The fake ACS's token issuer: RS256 JWTs like the ones Call Automation puts in the
 //! `Authorization` header of its media WebSocket upgrades (24 h lifetime) and of every callback
-//! (5 min) — PROTOCOL.md §3.1, §3.2 — and the JSON Web Key Set and OpenID-configuration-like
+//! (5 min) — docs/PROTOCOL.md §3.1, §3.2 — and the JSON Web Key Set and OpenID-configuration-like
 //! document a gateway validates them with.
 //!
 //! The key is loaded from a PEM (PKCS#8 `BEGIN PRIVATE KEY` or PKCS#1 `BEGIN RSA PRIVATE
@@ -26,7 +26,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::error::SimError;
 
-/// The issuer (`iss`) of real Call Automation tokens (PROTOCOL.md §3.1), the fake's default.
+/// The issuer (`iss`) of real Call Automation tokens (docs/PROTOCOL.md §3.1), the fake's default.
 pub const ACS_ISSUER: &str = "https://acscallautomation.communication.azure.com";
 /// Path of the JSON Web Key Set on the fake ACS (as on the real issuer).
 pub const JWKS_PATH: &str = "/calling/keys";

@@ -1,5 +1,5 @@
 //! The `acs-sim` simulator: plays audio into a media WebSocket exactly like ACS Call Automation
-//! media streaming does (PROTOCOL.md §1), with fault injection, runs load tests against the
+//! media streaming does (docs/PROTOCOL.md §1), with fault injection, runs load tests against the
 //! gateway, and plays the ACS control plane: a fake ACS (signed REST API, callbacks, media
 //! streaming, JWKS), an Event Grid emulator and a whole-call scenario (§3–§8, §11). The
 //! `acs-sim` binary is a thin wrapper over [`cli`].

@@ -331,6 +331,8 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport, SimError> {
         ramp_secs: cfg.ramp.as_secs_f64(),
         sample_rate: cfg.sample_rate,
         source: cfg.source_name.clone(),
+        started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        acs_sim_version: env!("CARGO_PKG_VERSION").to_string(),
         ..Default::default()
     };
     report.calls.requested = cfg.calls as u64;
@@ -351,6 +353,15 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport, SimError> {
         match scrape_gateway(&g.metrics_url).await {
             Ok(f) => g.before = Some(f),
             Err(e) => g.errors.push(format!("before: {e}")),
+        }
+        if let Ok(text) = crate::scrape::http_get(&g.metrics_url, Duration::from_secs(5)).await {
+            let id = crate::scrape::GatewayIdentity::from_exposition(&text);
+            report.gateway_version = id.version;
+            if id.records_wav {
+                report.warnings.push(
+                    "the gateway records every call of this run with its wav sink (its recordings folder fills up); for load runs start it with the null sink: ACS_GATEWAY_SINKS='[{type=\"null\"}]'".into(),
+                );
+            }
         }
     }
     let cpu_before = cfg.gateway_pid.map(|p| procstat::cpu_times(Some(p)));

@@ -76,6 +76,97 @@ pub fn metrics_url_for(ws_url: &str) -> Option<String> {
     (!authority.is_empty()).then(|| format!("http://{authority}/metrics"))
 }
 
+/// The gateway's health URL next to a media WebSocket URL: `ws://h:p/ws/…` →
+/// `http://h:p/healthz`.
+pub fn health_url_for(ws_url: &str) -> Option<String> {
+    metrics_url_for(ws_url).map(|m| m.replace("/metrics", "/healthz"))
+}
+
+/// `--gateway-pid`: a process id, or `auto` (ask the gateway at `--url`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PidSpec {
+    /// This process id.
+    Pid(u32),
+    /// The `pid` the gateway's `/healthz` reports (same machine; several gateways are told
+    /// apart by their address, which `pgrep` cannot do).
+    Auto,
+}
+
+impl std::str::FromStr for PidSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "auto" {
+            return Ok(PidSpec::Auto);
+        }
+        s.parse()
+            .map(PidSpec::Pid)
+            .map_err(|_| format!("a process id or `auto`, not {s:?}"))
+    }
+}
+
+/// Resolves `--gateway-pid` for the gateway whose media URL is `ws_url`.
+pub async fn resolve_pid(spec: Option<PidSpec>, ws_url: &str) -> Result<Option<u32>, SimError> {
+    match spec {
+        None => Ok(None),
+        Some(PidSpec::Pid(p)) => Ok(Some(p)),
+        Some(PidSpec::Auto) => {
+            let url = health_url_for(ws_url).ok_or_else(|| SimError::Http {
+                url: ws_url.to_string(),
+                reason: "--gateway-pid auto needs a ws:// --url".into(),
+            })?;
+            let body = http_get(&url, Duration::from_secs(5)).await?;
+            pid_from_health(&body).ok_or_else(|| SimError::Http {
+                url,
+                reason: format!("no \"pid\" in the health answer {body:?} (an older gateway?)"),
+            })
+        }
+        .map(Some),
+    }
+}
+
+/// The `pid` of a gateway's `/healthz` JSON body.
+pub fn pid_from_health(body: &str) -> Option<u32> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    v.get("pid")?.as_u64()?.try_into().ok()
+}
+
+/// What a gateway's exposition says about the gateway itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GatewayIdentity {
+    /// `acs_gateway_build_info{version}` and `{commit}`: `0.1.0 (commit abc1234)`.
+    pub version: Option<String>,
+    /// A `wav` sink is configured (its series carry `sink="wav"`): the run is being recorded.
+    pub records_wav: bool,
+}
+
+impl GatewayIdentity {
+    /// Reads the identity from a Prometheus text exposition.
+    pub fn from_exposition(text: &str) -> Self {
+        let label = |line: &str, name: &str| {
+            let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+            let len = line[start..].find('"')?;
+            Some(line[start..start + len].to_string())
+        };
+        let version = text
+            .lines()
+            .find(|l| l.starts_with("acs_gateway_build_info{"))
+            .and_then(|l| {
+                let v = label(l, "version")?;
+                Some(match label(l, "commit") {
+                    Some(c) => format!("{v} (commit {c})"),
+                    None => v,
+                })
+            });
+        let records_wav = text
+            .lines()
+            .any(|l| !l.starts_with('#') && l.contains("sink=\"wav\""));
+        Self {
+            version,
+            records_wav,
+        }
+    }
+}
+
 /// `GET url` over HTTP/1.1 with `Connection: close`; returns the body of a 200 response
 /// (chunked transfer encoding is decoded). Bounded by `timeout`.
 pub async fn http_get(url: &str, timeout: Duration) -> Result<String, SimError> {
@@ -312,6 +403,35 @@ mod tests {
         assert_eq!(parse_response(chunked).unwrap(), "hello world");
         assert!(parse_response(b"HTTP/1.1 404 Not Found\r\n\r\n").is_err());
         assert!(parse_response(b"HTTP/1.1 200 OK\r\n").is_err());
+    }
+
+    #[test]
+    fn identity_from_exposition() {
+        let text = "# HELP acs_gateway_build_info x\n\
+            acs_gateway_build_info{commit=\"abc1234\",version=\"0.1.0\"} 1\n\
+            acs_gateway_sink_frames_total{sink=\"wav\"} 0\n";
+        let id = GatewayIdentity::from_exposition(text);
+        assert_eq!(id.version.as_deref(), Some("0.1.0 (commit abc1234)"));
+        assert!(id.records_wav);
+        let id =
+            GatewayIdentity::from_exposition("acs_gateway_sink_frames_total{sink=\"null\"} 0\n");
+        assert_eq!(id, GatewayIdentity::default());
+    }
+
+    #[test]
+    fn pid_spec_and_health_body() {
+        assert_eq!("auto".parse::<PidSpec>(), Ok(PidSpec::Auto));
+        assert_eq!("42".parse::<PidSpec>(), Ok(PidSpec::Pid(42)));
+        assert!("$(pgrep x)".parse::<PidSpec>().is_err());
+        assert_eq!(
+            pid_from_health(r#"{"status":"ok","pid":4321,"version":"0.1.0"}"#),
+            Some(4321)
+        );
+        assert_eq!(pid_from_health(r#"{"status":"ok"}"#), None);
+        assert_eq!(
+            health_url_for("ws://127.0.0.1:18080/ws").as_deref(),
+            Some("http://127.0.0.1:18080/healthz")
+        );
     }
 
     #[tokio::test]

@@ -252,7 +252,7 @@ async fn answer_posts_callbacks_in_order_and_streams_media() {
                 std::mem::discriminant(want),
                 "{k}"
             ),
-            // CallConnectionProperties fields of PROTOCOL.md §4.2 the example leaves out.
+            // CallConnectionProperties fields of docs/PROTOCOL.md §4.2 the example leaves out.
             None => assert!(
                 ["correlationId", "sourceDisplayName", "answeredBy"].contains(&k.as_str()),
                 "{k}"

@@ -65,6 +65,17 @@ pub enum SinkError {
     Other(String),
 }
 
+impl SinkError {
+    /// A short name of the error's kind (log rate limiting, the `kind` log field).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkError::Io(_) => "io",
+            SinkError::UnknownStream(_) => "unknown_stream",
+            SinkError::Other(_) => "other",
+        }
+    }
+}
+
 /// The sink contract. Methods are called from one worker thread, in queue order.
 pub trait Sink: Send + 'static {
     /// Short kind name, the `sink` metric label (`wav`, `null`, ...).

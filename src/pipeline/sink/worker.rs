@@ -1,12 +1,15 @@
 //! The worker threads behind the queues: [`spawn_blocking_sink`] runs a sink on `workers`
 //! threads (calls sharded by id), [`ManualSink`] drives one by hand. A sink's errors are counted;
-//! a sink that panics is marked dead and its messages are counted as dropped. Workers read no
-//! clock: their flush cadence comes as ticks, the join deadline from the caller.
+//! the first of each kind is logged, repeats are summarised every
+//! [`SINK_ERROR_SUMMARY_EVERY`] ([`LogLimiter`]). A sink that panics is marked dead and its
+//! messages are counted as dropped. Workers read no clock: their flush cadence comes as ticks
+//! (whose instants are the log limiter's clock), the join deadline from the caller.
 
 use super::queue::{Cmd, QueueConfig, SinkHandle};
 use super::{Sink, SinkError};
 use crate::metrics::SinkMetrics;
 use crate::pipeline::frame::SinkMsg;
+use crate::pipeline::log_limit::{LogLimiter, Summary, Verdict, SINK_ERROR_SUMMARY_EVERY};
 use crossbeam_channel::{bounded, select, tick, Receiver, RecvTimeoutError, TryRecvError};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
@@ -126,7 +129,7 @@ impl ManualSink {
         (
             handle,
             ManualSink {
-                guarded: Guarded { sink, dead: false },
+                guarded: Guarded::new(sink),
                 rx,
                 metrics,
             },
@@ -157,9 +160,37 @@ impl std::fmt::Debug for ManualSink {
 struct Guarded {
     sink: Box<dyn Sink>,
     dead: bool,
+    errors: LogLimiter<&'static str>,
+    /// The first flush tick's instant, and the time since it (the log limiter's clock).
+    origin: Option<Instant>,
+    now: Duration,
 }
 
 impl Guarded {
+    fn new(sink: Box<dyn Sink>) -> Self {
+        Self {
+            sink,
+            dead: false,
+            errors: LogLimiter::new(SINK_ERROR_SUMMARY_EVERY),
+            origin: None,
+            now: Duration::ZERO,
+        }
+    }
+
+    /// A flush tick delivered at `at`: advances the clock and logs the error summaries due.
+    fn tick(&mut self, at: Instant) {
+        let origin = *self.origin.get_or_insert(at);
+        self.now = at.saturating_duration_since(origin);
+        let kind = self.sink.kind();
+        self.errors.due(self.now, |s| log_summary(kind, s));
+    }
+
+    /// Logs what is still pending (at shutdown).
+    fn flush_error_log(&mut self) {
+        let kind = self.sink.kind();
+        self.errors.flush(self.now, |s| log_summary(kind, s));
+    }
+
     /// Runs one sink call, counting errors and containing panics.
     fn call(
         &mut self,
@@ -174,7 +205,15 @@ impl Guarded {
             Ok(Ok(())) => true,
             Ok(Err(e)) => {
                 m.write_errors.inc();
-                tracing::warn!(sink = self.sink.kind(), error = %e, "sink error");
+                if self.errors.hit(e.kind(), self.now) == Verdict::Log {
+                    tracing::warn!(
+                        sink = self.sink.kind(),
+                        kind = e.kind(),
+                        error = %e,
+                        "sink error (repeats of this kind are summarised every {} s)",
+                        SINK_ERROR_SUMMARY_EVERY.as_secs()
+                    );
+                }
                 false
             }
             Err(_) => {
@@ -197,7 +236,7 @@ fn run_worker(
     batch: Duration,
     m: &SinkMetrics,
 ) {
-    let mut g = Guarded { sink, dead: false };
+    let mut g = Guarded::new(sink);
     // the flush clock is handed in as ticks (a crossbeam ticker): the worker reads no clock
     let flush_due = tick(interval);
     let mut finishing = false;
@@ -217,12 +256,21 @@ fn run_worker(
                 }
             }
             got += 1;
-            if got.is_multiple_of(64) && flush_due.try_recv().is_ok() {
-                flush = true;
-                break;
+            if got.is_multiple_of(64) {
+                if let Ok(at) = flush_due.try_recv() {
+                    g.tick(at);
+                    flush = true;
+                    break;
+                }
             }
         }
-        if flush || flush_due.try_recv().is_ok() {
+        if !flush {
+            if let Ok(at) = flush_due.try_recv() {
+                g.tick(at);
+                flush = true;
+            }
+        }
+        if flush {
             g.call(m, |s| s.flush());
             m.queue_depth.set(rx.len() as i64);
         }
@@ -243,7 +291,10 @@ fn run_worker(
                     Ok(Cmd::Finish) => finishing = true,
                     Err(_) => break,
                 },
-                recv(flush_due) -> _ => {
+                recv(flush_due) -> at => {
+                    if let Ok(at) = at {
+                        g.tick(at);
+                    }
                     g.call(m, |s| s.flush());
                     m.queue_depth.set(rx.len() as i64);
                 }
@@ -252,7 +303,20 @@ fn run_worker(
     }
     g.dead = false; // a panicked sink still gets the chance to finalise what it can
     g.call(m, |s| s.shutdown());
+    g.flush_error_log();
     m.queue_depth.set(0);
+}
+
+fn log_summary(sink: &'static str, s: Summary<&'static str>) {
+    tracing::warn!(
+        sink,
+        kind = s.kind,
+        repeated = s.suppressed,
+        over_secs = s.over.as_secs(),
+        "sink error repeated {} more times in {} s",
+        s.suppressed,
+        s.over.as_secs()
+    );
 }
 
 fn dispatch(g: &mut Guarded, m: &SinkMetrics, msg: SinkMsg) {

@@ -1,4 +1,6 @@
-//! `call.json` of the WAV sink: the document describing a call folder (ids, times, per-stream
+//! `call.json` of the WAV sink: the document describing a call folder (ids — the gateway call
+//! id, callConnectionId, serverCallId, correlationId, from and to when the control plane admitted
+//! the call —, times, per-stream
 //! file, samples, statistics, speech segments, DTMF, transcripts, marks), written through a
 //! temporary file and a rename, kept in memory and retried on each flush while it cannot be
 //! written (a full disk), and given up (logged) only when the sink shuts down.
@@ -64,8 +66,12 @@ impl WavSink {
         let doc = json!({
             "call": {
                 "label": c.info.label,
+                "gatewayCallId": c.info.ids.gateway_call_id,
                 "callConnectionId": c.info.call_connection_id,
+                "serverCallId": c.info.ids.server_call_id,
                 "correlationId": c.info.correlation_id,
+                "from": c.info.ids.from,
+                "to": c.info.ids.to,
                 "openedAt": ts(c.info.opened_unix_ms),
                 "endedAt": c.end.as_ref().map(|(t, _)| ts(*t)),
                 "endReason": c.end.as_ref().map(|(_, r)| r.clone()),

@@ -1,5 +1,5 @@
 //! EDGE: the fake ACS — an in-process HTTP server that plays the Azure Communication Services
-//! side of Call Automation for a gateway under test (PROTOCOL.md §3–§8, §11).
+//! side of Call Automation for a gateway under test (docs/PROTOCOL.md §3–§8, §11).
 //!
 //! [`FakeAcs::start`] binds `127.0.0.1:0` (or the configured address) and returns a
 //! [`FakeAcsHandle`]. The server:

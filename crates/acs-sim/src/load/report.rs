@@ -139,6 +139,12 @@ pub struct GeneratorSection {
 /// Everything a load run measured; serialized as the `--report` JSON.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LoadReport {
+    /// When the run started (RFC 3339, UTC).
+    pub started_at: String,
+    /// The `acs-sim` version that ran it.
+    pub acs_sim_version: String,
+    /// The gateway's version and commit (`acs_gateway_build_info`), when its metrics were read.
+    pub gateway_version: Option<String>,
     /// Media WebSocket URL.
     pub url: String,
     /// Participants per call.
