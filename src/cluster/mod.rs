@@ -1,6 +1,6 @@
 //! Cluster mode: several gateway replicas behind one load balancer share their call state on
 //! NATS JetStream. Owns the `[cluster]` settings, the JetStream implementation of
-//! [`ClusterLink`](crate::control::shared::ClusterLink) ([`jetstream::JetStreamLink`]: the call
+//! [`ClusterLink`] ([`jetstream::JetStreamLink`]: the call
 //! registry and IncomingCall claims in key-value buckets with a TTL, revision-checked updates,
 //! request-reply to the replica holding a media socket), the per-replica heartbeat, and the
 //! server side of media-operation routing.
