@@ -8,7 +8,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`protocol`] | PURE, its own crate (`crates/acs-protocol`, re-exported here): the ACS wire formats — media messages (with the AudioData fast path), timestamps, base64, identifiers (rawId), HMAC request signing, call tokens, Event Grid and callback events, REST bodies |
-//! | [`pipeline`] | PURE: PCM decoding, ring buffer, timeline (gap filler), silence detector, mixer, shared frames, the [`pipeline::Sink`] trait and fan-out, the playback seam |
+//! | [`pipeline`] | PURE: PCM decoding, ring buffer, timeline (gap filler), silence detector, mixer, shared frames, the [`pipeline::Sink`] trait and fan-out, the playback seam, the rate limiter of repeated sink errors (`log_limit`) |
 //! | [`sinks`] | one file per sink (wav, resample, forward, nats, null); [`sinks::SinkConfig`] is the `type`-tagged config enum |
 //! | [`ingress`] | EDGE: HTTP listener, WebSocket upgrade, one task per media connection, the paced playback writer, overload protection (`headroom`: 503 while the runtime lags or sink queues fill) |
 //! | [`control`] | EDGE: health/readiness/metrics routes, Event Grid webhook, answer policy, ACS REST client, callbacks and call registry, operator API, JWT and call-token admission |

@@ -167,10 +167,11 @@ mod tests {
             ),
             ("--log-level", "ACS_GATEWAY_LOG__LEVEL", d.log.level.clone()),
         ] {
-            let at = help.find(flag).unwrap_or_else(|| panic!("{flag}: {help}"));
-            let end = help[at + 2..]
-                .find("\n  -")
-                .map_or(help.len(), |e| at + 2 + e);
+            // the option's entry: from `--flag <VALUE>` to the blank line after it
+            let at = help
+                .find(&format!("{flag} <"))
+                .unwrap_or_else(|| panic!("{flag}: {help}"));
+            let end = help[at..].find("\n\n").map_or(help.len(), |e| at + e);
             let entry = &help[at..end];
             assert!(entry.contains(&format!("[env: {env}")), "{flag}: {entry}");
             assert!(

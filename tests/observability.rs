@@ -80,7 +80,10 @@ async fn both_ids_on_every_line_of_a_call_and_in_call_json() {
     .await;
     let scenario = CallScenario {
         hangup_after: Duration::from_secs(1),
-        ..CallScenario::new(EventGridTarget::new(gw.url("/api/incomingCall")))
+        ..CallScenario::new(EventGridTarget::new(format!(
+            "http://{}/api/incomingCall",
+            gw.addr
+        )))
     };
     let report = tokio::time::timeout(Duration::from_secs(60), run_call(&acs, &scenario))
         .await

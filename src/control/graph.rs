@@ -1,7 +1,8 @@
 //! The Microsoft Graph lookup of Teams resource accounts (docs/PROTOCOL.md §11):
 //! `GET {graph_base_url}/beta/admin/teams/resourceAccounts[?$filter=appId eq '<id>']` with a
 //! delegated bearer token (`TeamsResourceAccount.Read.All`) from the configuration or the
-//! operator's request. The base URL is configurable so tests can point it at a local stub.
+//! operator's request, and the operator route that serves it (`GET /api/resource-accounts`). The
+//! base URL is configurable so tests can point it at a local stub.
 
 use super::api::{object_id, ApiError, Res};
 use super::http::query_param;

@@ -19,7 +19,7 @@
 //! | [`acs_client`] | [`AcsApi`](acs_client::AcsApi), typed ACS calls, [`HttpAcsClient`](acs_client::HttpAcsClient) (HMAC, retries, repeatability) |
 //! | `mock` | `MockAcs`, the in-process `AcsApi` for tests (feature `testkit`) |
 //! | [`jwt`] | ACS RS256 JWT validation with a cached, refreshed JWKS |
-//! | [`graph`] | Microsoft Graph resource-account lookup |
+//! | [`graph`] | Microsoft Graph resource-account lookup and its operator route |
 //! | [`tokens`] | issuing / checking the gateway's call tokens |
 //! | [`trace`] | the tracing span of each call operation, carrying the call's ids |
 //! | [`urls`] | the public `https://` / `wss://` bases |

@@ -52,7 +52,7 @@ pub fn record_ids(
     ];
     for (name, v) in fields {
         if let Some(v) = v.filter(|v| !v.is_empty()) {
-            span.record(name, v);
+            span.record(name, tracing::field::display(v));
         }
     }
 }

@@ -85,7 +85,7 @@ pub fn span(call: &CallInfo) -> tracing::Span {
     ];
     for (name, v) in fields {
         if let Some(v) = v {
-            span.record(name, v.as_str());
+            span.record(name, tracing::field::display(v));
         }
     }
     span

@@ -474,6 +474,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn help_describes_acs_sim_not_the_gateway() {
+        use clap::CommandFactory;
+        let about = Cli::command().get_about().unwrap().to_string();
+        assert!(about.contains("emulator"), "{about}");
+        assert!(!about.contains("Media gateway between"), "{about}");
+    }
+
+    #[test]
     fn parses_stream_options() {
         let cli = Cli::try_parse_from([
             "acs-sim",

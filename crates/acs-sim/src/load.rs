@@ -808,6 +808,14 @@ mod tests {
             .unwrap();
         assert_eq!(r.calls.failed, 3);
         assert_eq!(r.calls.connected, 0);
+        // the report says when and by what it was made
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(&r.started_at).is_ok(),
+            "{}",
+            r.started_at
+        );
+        assert_eq!(r.acs_sim_version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(r.gateway_version, None, "nothing answered the scrape");
         assert_eq!(r.calls.failure_reasons.get("refused"), Some(&3));
         assert_eq!(r.gateway.unwrap().errors.len(), 2);
         let json = serde_json::to_value(LoadReport::default()).unwrap();

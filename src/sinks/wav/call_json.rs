@@ -1,9 +1,9 @@
-//! `call.json` of the WAV sink: the document describing a call folder (ids — the gateway call
-//! id, callConnectionId, serverCallId, correlationId, from and to when the control plane admitted
-//! the call —, times, per-stream
-//! file, samples, statistics, speech segments, DTMF, transcripts, marks), written through a
-//! temporary file and a rename, kept in memory and retried on each flush while it cannot be
-//! written (a full disk), and given up (logged) only when the sink shuts down.
+//! `call.json` of the WAV sink: the document describing a call folder (ids — label,
+//! callConnectionId, correlationId and, for a call the control plane admitted, the gateway call
+//! id, serverCallId, from and to —, times, per-stream file, samples, statistics, speech segments,
+//! DTMF, transcripts, marks), written through a temporary file and a rename, kept in memory and
+//! retried on each flush while it cannot be written (a full disk), and given up (logged) only
+//! when the sink shuts down.
 
 use super::*;
 
