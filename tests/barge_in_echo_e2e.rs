@@ -108,6 +108,8 @@ async fn call(caller: Caller, echo: Option<EchoPath>, bot: EchoOptions, secs: u6
     let scenario = CallScenario {
         hangup_after: Duration::from_secs(secs),
         expect_bidirectional: true,
+        // what the call heard goes to the temporary folder, never the working directory
+        outbound_wav: Some(dir.path().join("outbound.wav")),
         ..CallScenario::new(EventGridTarget::new(format!(
             "http://{}/api/incomingCall",
             gw.addr()
