@@ -47,6 +47,7 @@ async fn main() -> std::process::ExitCode {
         delay: Duration::from_millis(args.delay_ms),
         play_on_start: clip.is_some(),
         clip,
+        ..EchoOptions::default()
     };
     let bot = match EchoBot::start(args.listen.as_str(), opts).await {
         Ok(b) => b,

@@ -38,6 +38,7 @@ async fn fake_acs() -> FakeAcsHandle {
             }],
             after: AfterAudio::Silence,
             silent_threshold_dbfs: -50.0,
+            echo: None,
         },
         max_stream_duration: Duration::from_secs(60),
         ..FakeAcsConfig::default()

@@ -44,6 +44,7 @@ async fn fake_acs_with(tweak: impl FnOnce(&mut FakeAcsConfig)) -> FakeAcsHandle 
             }],
             after: AfterAudio::Silence,
             silent_threshold_dbfs: -50.0,
+            echo: None,
         };
         cfg.max_stream_duration = Duration::from_secs(60);
         tweak(cfg);

@@ -100,6 +100,7 @@ async fn three_replicas_behind_a_proxy_carry_a_call_through_kill_and_drain() {
             }],
             after: AfterAudio::Silence,
             silent_threshold_dbfs: -50.0,
+            echo: None,
         },
         max_stream_duration: Duration::from_secs(120),
         ..FakeAcsConfig::default()

@@ -108,6 +108,8 @@ async fn queued_audio_is_paced_out_as_acs_frames_and_stop_flushes_at_once() {
         "the flushed second of audio was not sent: {} frames",
         rest.len()
     );
+    // nothing is queued or playing now: a second stop sends no StopAudio (counted once below)
+    assert!(!hub.stop(call), "nothing left to stop");
     close_normally(ws).await;
     gw.wait_no_connections().await;
     assert!(

@@ -438,28 +438,38 @@ fn print(rate: u32, sums: &[Summary]) {
     }
 }
 
+/// Detectors to run: all, or those named in `VAD_EVAL_ONLY` (comma-separated: `adaptive`,
+/// `neural`, `energy`, `webrtc`) — for tuning; the asserts need all of them.
+fn wanted(name: &str) -> bool {
+    match std::env::var("VAD_EVAL_ONLY") {
+        Ok(list) => list.split(',').any(|w| name.starts_with(w.trim())),
+        Err(_) => true,
+    }
+}
+
 fn run(rate: u32) -> Vec<Summary> {
     let items = build_set();
-    let mut sums = vec![
-        summarise(
-            "adaptive",
-            evaluate(&items, rate, ours(DetectorKind::Adaptive, rate)),
-        ),
-        summarise(
-            "neural",
-            evaluate(&items, rate, ours(DetectorKind::Neural, rate)),
-        ),
-        summarise(
-            "energy",
-            evaluate(&items, rate, ours(DetectorKind::Energy, rate)),
-        ),
-    ];
+    let mut sums = Vec::new();
+    for kind in [
+        DetectorKind::Adaptive,
+        DetectorKind::Neural,
+        DetectorKind::Energy,
+    ] {
+        if wanted(kind.as_str()) {
+            sums.push(summarise(
+                kind.as_str(),
+                evaluate(&items, rate, ours(kind, rate)),
+            ));
+        }
+    }
     // WebRTC always sees the 16 kHz version of the same mixes.
     for mode in 0..4u8 {
-        sums.push(summarise(
-            &format!("webrtc mode {mode}"),
-            evaluate(&items, 16_000, webrtc(mode)),
-        ));
+        if wanted("webrtc") {
+            sums.push(summarise(
+                &format!("webrtc mode {mode}"),
+                evaluate(&items, 16_000, webrtc(mode)),
+            ));
+        }
     }
     print(rate, &sums);
     sums
@@ -468,11 +478,16 @@ fn run(rate: u32) -> Vec<Summary> {
 /// The figures asserted. The targets were F1 >= 0.90 with false alarms <= 0.15 and
 /// noise-only false alarms <= 0.05 for the default, better than WebRTC's best mode, and the
 /// neural option better still. On this set (strict frame truth: the short gaps between words are
-/// non-speech; 20-voice babble counts as noise) the default reaches F1 0.850 / FA 0.054 /
-/// noise-only FA 0.022 and WebRTC's best mode 0.778 / 0.323; the neural option (0.805) beats
-/// WebRTC but not the default. The asserts hold those figures with a little slack, so a change
-/// that makes a detector worse fails here.
+/// non-speech; 20-voice babble counts as noise) the default reaches F1 0.879 / FA 0.072 /
+/// noise-only FA 0.016 at 16 kHz (0.871 / 0.064 / 0.022 at 24 kHz; the detector before the low
+/// band: 0.850, which fails here) and WebRTC's best mode 0.778 / 0.323; the neural option (0.805)
+/// beats WebRTC but not the default. F1 0.90 is not reached: the loss is babble at 0-10 dB SNR
+/// (F1 0.49-0.76). The asserts hold those figures with a little slack, so a change that makes a
+/// detector worse fails here.
 fn check(sums: &[Summary]) {
+    if std::env::var_os("VAD_EVAL_ONLY").is_some() {
+        return;
+    }
     let get = |n: &str| sums.iter().find(|s| s.name == n).unwrap();
     let adaptive = get("adaptive");
     let neural = get("neural");
@@ -483,7 +498,7 @@ fn check(sums: &[Summary]) {
         .map(|s| s.all.f1())
         .fold(0.0, f64::max);
     assert!(
-        adaptive.all.f1() >= 0.83,
+        adaptive.all.f1() >= 0.865,
         "adaptive F1 {:.3}",
         adaptive.all.f1()
     );
@@ -503,7 +518,7 @@ fn check(sums: &[Summary]) {
         adaptive.dtmf.fa()
     );
     assert!(
-        adaptive.all.f1() > webrtc_best + 0.03,
+        adaptive.all.f1() > webrtc_best + 0.08,
         "adaptive F1 {:.3} vs WebRTC best {webrtc_best:.3}",
         adaptive.all.f1()
     );

@@ -14,6 +14,7 @@
 use super::playback_items::{Items, Reporter};
 use crate::control::playback::{PlayError, PlaybackRecord, Player};
 use crate::metrics::Metrics;
+use crate::pipeline::echo::{EchoCheck, PlayedAudio, Verdict};
 use crate::pipeline::frame::CallId;
 use crate::pipeline::playback::{Enqueued, PlaybackTarget};
 use crate::pipeline::{CallInfo, FanOut};
@@ -39,6 +40,9 @@ const SLACK: Duration = Duration::from_millis(5);
 pub const MAX_QUEUE_MS: usize = 10_000;
 /// After this long without new audio, a partial last frame is sent as it is.
 const TAIL_WAIT: Duration = Duration::from_millis(60);
+/// How long after its last frame ACS may still be playing it (its own buffering and the
+/// network): a `StopAudio` within this time still stops something.
+pub const PLAYING_TAIL: Duration = Duration::from_millis(100);
 
 /// One call's playback state, shared by the hub and the connection's writer.
 #[derive(Debug)]
@@ -48,6 +52,11 @@ pub struct CallPlayback {
     stop: AtomicBool,
     wake: Notify,
     last_push: Mutex<Option<tokio::time::Instant>>,
+    /// Playback generation: a barge-in starts a new one; audio of an older one is refused.
+    /// Locked before `queue` when both are.
+    generation: Mutex<u64>,
+    /// What ACS is playing, on a wall-clock timeline (the echo reference of barge-in).
+    played: Mutex<PlayedAudio>,
     /// Operator playbacks.
     pub items: Items,
     /// Names the operator API finds the call by (gateway call id, `callConnectionId`).
@@ -62,6 +71,8 @@ impl CallPlayback {
             stop: AtomicBool::new(false),
             wake: Notify::new(),
             last_push: Mutex::new(None),
+            generation: Mutex::new(0),
+            played: Mutex::new(PlayedAudio::new(rate)),
             items,
             keys,
         }
@@ -70,6 +81,30 @@ impl CallPlayback {
     /// Sets the negotiated rate (after AudioMetadata).
     pub fn set_rate(&self, rate: u32) {
         self.rate.store(rate, Ordering::Relaxed);
+        if let Ok(mut p) = self.played.lock() {
+            if p.rate() != rate {
+                *p = PlayedAudio::new(rate);
+            }
+        }
+    }
+
+    /// A frame (PCM16LE bytes) went to ACS now.
+    fn sent(&self, pcm: &[u8]) {
+        if let Ok(mut p) = self.played.lock() {
+            p.push_le_bytes(pcm, std::time::Instant::now());
+        }
+    }
+
+    /// True when audio is queued, an operator playback is ready, or ACS may still be playing
+    /// what was sent (within [`PLAYING_TAIL`]).
+    pub fn is_playing(&self) -> bool {
+        if self.queued() > 0 || self.items.ready() {
+            return true;
+        }
+        let soon = std::time::Instant::now()
+            .checked_sub(PLAYING_TAIL)
+            .unwrap_or_else(std::time::Instant::now);
+        self.played.lock().is_ok_and(|p| p.playing_at(soon))
     }
 
     fn rate(&self) -> u32 {
@@ -177,11 +212,31 @@ impl PlaybackTarget for PlaybackHub {
     }
 
     fn enqueue(&self, call: CallId, samples: &[i16], sample_rate: u32) -> Enqueued {
+        let current = self.generation(call);
+        self.enqueue_generation(call, samples, sample_rate, current)
+    }
+
+    fn enqueue_generation(
+        &self,
+        call: CallId,
+        samples: &[i16],
+        sample_rate: u32,
+        generation: u64,
+    ) -> Enqueued {
         let Some(pb) = self.get(call) else {
             return Enqueued::NoCall;
         };
         let max = pb.rate() as usize * MAX_QUEUE_MS / 1000;
         let dropped = {
+            let Ok(g) = pb.generation.lock() else {
+                return Enqueued::NoCall;
+            };
+            if generation < *g {
+                self.metrics
+                    .playback_stale_samples
+                    .inc_by(samples.len() as u64);
+                return Enqueued::Stale;
+            }
             let Ok(mut q) = pb.queue.lock() else {
                 return Enqueued::NoCall;
             };
@@ -207,12 +262,47 @@ impl PlaybackTarget for PlaybackHub {
         let Some(pb) = self.get(call) else {
             return false;
         };
+        if !pb.is_playing() {
+            return false;
+        }
         stop_call(&pb);
         true
     }
 
     fn sample_rate(&self, call: CallId) -> Option<u32> {
         self.get(call).map(|p| p.rate())
+    }
+
+    fn is_playing(&self, call: CallId) -> bool {
+        self.get(call).is_some_and(|p| p.is_playing())
+    }
+
+    fn generation(&self, call: CallId) -> u64 {
+        self.get(call)
+            .and_then(|p| p.generation.lock().ok().map(|g| *g))
+            .unwrap_or(0)
+    }
+
+    fn barge_in(&self, call: CallId) -> Option<u64> {
+        let pb = self.get(call)?;
+        let mut g = pb.generation.lock().ok()?;
+        *g += 1;
+        // under the generation lock: no audio of the old generation gets in after the flush
+        if pb.is_playing() {
+            stop_call(&pb);
+        }
+        Some(*g)
+    }
+
+    fn check_echo(&self, call: CallId, check: &mut EchoCheck, caller: &[i16]) -> Option<Verdict> {
+        let pb = self.get(call)?;
+        {
+            let p = pb.played.lock().ok()?;
+            // the caller's last frame may hold up to a frame more than its arrival time says
+            let end = p.pos_at(std::time::Instant::now()) + u64::from(p.rate() / 50);
+            check.load(&p, end);
+        }
+        Some(check.judge(caller))
     }
 }
 
@@ -315,6 +405,9 @@ where
                 return sink;
             }
             metrics.playback_stops.inc();
+            if let Ok(mut p) = pb.played.lock() {
+                p.stop(std::time::Instant::now());
+            }
             continue;
         }
         // send the frame whose slot has come (one per 20 ms)
@@ -341,6 +434,7 @@ where
                 if sink.send(Message::text(json.as_str())).await.is_err() {
                     return sink;
                 }
+                pb.sent(&pcm);
                 metrics.playback_frames.inc();
                 due = Some(if now > slot + SLACK {
                     now + frame_dur
@@ -379,6 +473,7 @@ where
             if sink.send(Message::text(json.as_str())).await.is_err() {
                 return sink;
             }
+            pb.sent(&pcm);
             metrics.playback_frames.inc();
             // on time: keep the 20 ms grid; late (scheduling, slow socket): re-anchor instead of
             // bursting to catch up

@@ -36,6 +36,12 @@ pub struct ForwardMetrics {
     pub stops_target: IntCounter,
     /// Barge-ins: playback stopped because a caller started speaking.
     pub barge_ins: IntCounter,
+    /// Returned messages refused because a barge-in ended their playback generation.
+    pub playback_stale: IntCounter,
+    /// Speech starts that stopped nothing because nothing was playing.
+    pub barge_in_idle: IntCounter,
+    /// Speech starts the playback's own echo explained (no barge-in while that lasts).
+    pub barge_in_echo: IntCounter,
 }
 
 impl ForwardMetrics {
@@ -50,7 +56,13 @@ impl ForwardMetrics {
         let fwd_refused = r.counter_vec(
             "forward_playback_refused_total",
             "Messages forward targets sent back that were not played, by reason \
-             (not_bidirectional, malformed).",
+             (not_bidirectional, malformed, stale).",
+            &["reason"],
+        );
+        let fwd_suppressed = r.counter_vec(
+            "forward_barge_in_suppressed_total",
+            "Caller speech starts that did not barge in, by reason (idle: nothing was playing; \
+             echo: the playback's own echo).",
             &["reason"],
         );
         let fwd_stops = r.counter_vec(
@@ -92,6 +104,9 @@ impl ForwardMetrics {
             playback_malformed: fwd_refused.with_label_values(&["malformed"]),
             stops_target: fwd_stops.with_label_values(&["target"]),
             barge_ins: fwd_stops.with_label_values(&["barge_in"]),
+            playback_stale: fwd_refused.with_label_values(&["stale"]),
+            barge_in_idle: fwd_suppressed.with_label_values(&["idle"]),
+            barge_in_echo: fwd_suppressed.with_label_values(&["echo"]),
         }
     }
 }

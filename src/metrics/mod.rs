@@ -117,6 +117,8 @@ pub struct Metrics {
     pub playback_underruns: IntCounter,
     /// Playback samples refused because the call's playback queue was full.
     pub playback_overrun_samples: IntCounter,
+    /// Playback samples refused because a barge-in ended their playback generation.
+    pub playback_stale_samples: IntCounter,
     /// Operator playbacks ended, by outcome (completed, cancelled) and source (acs, gateway).
     pub playbacks: IntCounterVec,
     /// Control plane (webhook, answer, ACS client, callbacks, registry, authentication).
@@ -322,6 +324,10 @@ impl Metrics {
             playback_overrun_samples: counter(
                 "playback_overrun_samples_total",
                 "Playback samples refused because the call's playback queue was full.",
+            ),
+            playback_stale_samples: counter(
+                "playback_stale_samples_total",
+                "Playback samples refused because a barge-in ended their playback generation.",
             ),
             playbacks: counter_vec(
                 "playbacks_total",

@@ -9,6 +9,7 @@
 //! unmixed calls the [`mixer`] adds a mixed stream aligned on the call timeline. The steady-state
 //! AudioData path does not allocate.
 
+pub mod echo;
 pub mod event_json;
 pub mod frame;
 pub mod log_limit;

@@ -7,17 +7,23 @@
 //!
 //! # Adaptive detector
 //!
-//! Per frame it computes, in one vectorised pass (the previous frame's last samples feed the
-//! filters across the frame boundary), the energies of four fixed integer FIR bands: full band
-//! (the level only), first difference (removes DC, hum and brown noise), `x[n] - x[n-2]` (a band
-//! around a quarter of the rate) and a DC-free low-mid band (`[1,1,1,1,-1,-1,-1,-1]`, about
-//! 0.5–3 kHz at 16 kHz). Each band's noise floor is the minimum of its smoothed log energy
-//! over the last ~1.3 s (minimum statistics over 8 sub-windows of 8 frames), so the floor
-//! follows the stream's noise up or down within about a second and a half; a second estimate,
-//! the mean over frames near the floor, measures how far the noise swings. A frame is voiced when
-//! its level is above [`ABS_FLOOR_DBFS`] and its sub-band SNRs over the noise mean, less a margin
-//! that grows with the swing, are high enough (summed over the bands, or one band alone); a
-//! short hangover keeps the weak end of a word. Frames that are a DTMF dual tone are unvoiced. No allocation, no FFT.
+//! Per frame it computes, in vectorised passes over the frame (the previous frame's last samples
+//! feed the filters across the frame boundary; the buffers live in the detector, so nothing is
+//! zeroed or allocated per frame), the energies of five fixed integer FIR bands: full band (the
+//! level only), first difference (removes DC, hum and brown noise), `x[n] - x[n-2]` (a band
+//! around a quarter of the rate), a DC-free low-mid band (`[1,1,1,1,-1,-1,-1,-1]`, about
+//! 0.5–3 kHz at 16 kHz) and a low band (8 ones then 8 minus ones, about 250–900 Hz at 16 kHz:
+//! the first formant and the pitch harmonics, where voiced speech stands out of white and pink
+//! noise). Each band's noise floor is the minimum of its smoothed log energy over the last
+//! ~1.3 s (minimum statistics over 8 sub-windows of 8 frames), so the floor follows the stream's
+//! noise up or down within about a second and a half; a second estimate, the mean over frames
+//! near the floor, compensates the minimum's bias and measures how far the noise swings. A frame
+//! is voiced when its level is above [`ABS_FLOOR_DBFS`] and its sub-band SNRs over the noise
+//! mean, less a margin that grows with the swing, are high enough (a weighted sum over the bands,
+//! the low band weighing most, or one band alone); a short hangover keeps the weak end of a word.
+//! Logarithms come from the float's exponent and a polynomial. Frames that are a DTMF dual tone
+//! are unvoiced; only the first voiced frame of a run is checked (a keypad tone starts after a
+//! pause), so the check costs nothing in running speech. No allocation, no FFT.
 //!
 //! # Neural detector
 //!
@@ -37,8 +43,8 @@ pub const NEURAL_THRESHOLD: f32 = 0.5;
 pub const DTMF_FREQS: [f32; 8] = [697.0, 770.0, 852.0, 941.0, 1209.0, 1336.0, 1477.0, 1633.0];
 
 /// Samples of history the band filters need (the longest has 8 taps).
-const HIST: usize = 7;
-const BANDS: usize = 4;
+const HIST: usize = 15;
+const BANDS: usize = 5;
 /// Sub-windows of the minimum-statistics search, and frames in each.
 const SUBWINDOWS: usize = 8;
 const SUBWINDOW_FRAMES: u32 = 8;
@@ -46,6 +52,8 @@ const SUBWINDOW_FRAMES: u32 = 8;
 const SMOOTH: f32 = 0.6;
 /// dB a band must exceed its floor by before it counts toward the summed SNR.
 const BAND_MARGIN_DB: f32 = 1.5;
+/// Weight of each band's excess in the sum (the level band takes no part).
+const BAND_WEIGHT: [f32; BANDS] = [0.0, 1.0, 0.5, 1.0, 1.5];
 /// Summed excess (dB over the margins, all bands) that makes a frame voiced.
 const SUM_THRESHOLD_DB: f32 = 3.0;
 /// One band this far above its floor makes a frame voiced on its own.
@@ -57,57 +65,105 @@ const HANGOVER_FRAMES: u8 = 4;
 /// Lowest energy a floor can hold (keeps logs finite in digital silence): -110 dBFS per sample.
 const MIN_ENERGY: f32 = 1e-11 * 32768.0 * 32768.0;
 
+/// `10·log10(x)` (x floored at [`MIN_ENERGY`]) to within 0.001 dB, from the float's exponent
+/// and a polynomial for the log of its mantissa: a fraction of `log10`'s cost.
 fn db(x: f32) -> f32 {
-    10.0 * x.max(MIN_ENERGY).log10()
+    let bits = x.max(MIN_ENERGY).to_bits();
+    let e = ((bits >> 23) & 0xff) as i32 - 127;
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    // ln on [1, 2): minimax polynomial, error < 1e-4.
+    let ln_m = -1.741_793_9
+        + (2.821_202_6 + (-1.469_956_8 + (0.447_179_55 - 0.056_570_85 * m) * m) * m) * m;
+    10.0 * (e as f32 * std::f32::consts::LOG10_2 + ln_m * std::f32::consts::LOG10_E)
 }
 
-/// Energies (sums of squares) of `x` through the four band filters, where `hist` holds the
-/// HIST samples before `x` (oldest first); leaves the stream's last HIST samples in `hist`.
+/// Samples of the frame buffer: the longest ACS frame and the filters' history.
+const BUF: usize = super::frame::MAX_FRAME_SAMPLES + HIST;
+
+/// The band filters' working memory, kept per stream so no frame zeroes or allocates it.
+#[derive(Clone, Debug)]
+struct BandBuf {
+    /// The frame as f32 with the previous frame's last HIST samples in front.
+    x: [f32; BUF],
+    /// Running 4-sample sums of `x` (`s4[i] = x[i] + x[i-1] + x[i-2] + x[i-3]`, from i = 3).
+    s4: [f32; BUF],
+}
+
+impl BandBuf {
+    fn new() -> Self {
+        Self {
+            x: [0.0; BUF],
+            s4: [0.0; BUF],
+        }
+    }
+}
+
+/// Energies (sums of squares) of `x` through the five band filters: full band (`x[n]`), first
+/// difference (`x[n] - x[n-1]`), `x[n] - x[n-2]`, and two DC-free low bands built from running
+/// 4-sample sums `s4`: `s4[n] - s4[n-4]` (8 taps, ~0.5-3 kHz at 16 kHz) and
+/// `s4[n] + s4[n-4] - s4[n-8] - s4[n-12]` (16 taps, ~250-900 Hz, the first formant and pitch
+/// harmonics). `b.x[..HIST]` holds the HIST samples before `x`; on return it holds the stream's
+/// last HIST samples.
 ///
 /// Every filter output is a sum of a few integer samples, exact in f32, and only the squares are
 /// rounded: differencing autocorrelations instead loses the quiet bands to cancellation when a
-/// loud low rumble (brown noise, hum) dominates the frame.
-fn band_energies(x: &[i16], hist: &mut [f32; HIST]) -> [f32; BANDS] {
-    // The frame with its history in front, as f32, on the stack (ACS frames are at most 960).
-    let mut buf = [0f32; super::frame::MAX_FRAME_SAMPLES + HIST];
+/// loud low rumble (brown noise, hum) dominates the frame. Each pass is a plain zipped loop the
+/// compiler vectorises; the reductions use eight lanes (f32 addition is not associative).
+fn band_energies(x: &[i16], b: &mut BandBuf) -> [f32; BANDS] {
     let n = x.len().min(super::frame::MAX_FRAME_SAMPLES);
-    buf[..HIST].copy_from_slice(hist);
-    for (d, &s) in buf[HIST..HIST + n].iter_mut().zip(x) {
+    let end = HIST + n;
+    for (d, &s) in b.x[HIST..end].iter_mut().zip(x) {
         *d = f32::from(s);
     }
-    let all = &buf[..HIST + n];
-    // Eight lanes per band so the reductions vectorise (f32 addition is not associative).
+    let xs = &b.x[..end];
+    for (i, o) in b.s4[3..end].iter_mut().enumerate() {
+        *o = (xs[i] + xs[i + 1]) + (xs[i + 2] + xs[i + 3]);
+    }
+    // The filter taps as slices of the frame's length (n), so the loop below has no bounds
+    // checks left and vectorises.
+    let v = &xs[HIST..end];
+    let v1 = &xs[HIST - 1..end - 1];
+    let v2 = &xs[HIST - 2..end - 2];
+    let a0 = &b.s4[HIST..end];
+    let a4 = &b.s4[HIST - 4..end - 4];
+    let a8 = &b.s4[HIST - 8..end - 8];
+    let a12 = &b.s4[HIST - 12..end - 12];
     let mut acc = [[0f32; 8]; BANDS];
-    let mut i = HIST;
-    let add = |acc: &mut [[f32; 8]; BANDS], lane: usize, i: usize| {
-        let w = &all[i - HIST..=i];
-        // w[7] is x[n], w[0] is x[n-7].
-        let d1 = w[7] - w[6];
-        let d2 = w[7] - w[5];
-        let d3 = (w[7] + w[6] + w[5] + w[4]) - (w[3] + w[2] + w[1] + w[0]);
-        acc[0][lane] += w[7] * w[7];
-        acc[1][lane] += d1 * d1;
-        acc[2][lane] += d2 * d2;
-        acc[3][lane] += d3 * d3;
-    };
-    while i + 8 <= all.len() {
-        for lane in 0..8 {
-            add(&mut acc, lane, i + lane);
+    let lanes = n / 8 * 8;
+    for c in (0..lanes).step_by(8) {
+        let (v, v1, v2) = (&v[c..c + 8], &v1[c..c + 8], &v2[c..c + 8]);
+        let (a0, a4, a8, a12) = (&a0[c..c + 8], &a4[c..c + 8], &a8[c..c + 8], &a12[c..c + 8]);
+        for l in 0..8 {
+            let d1 = v[l] - v1[l];
+            let d2 = v[l] - v2[l];
+            let d3 = a0[l] - a4[l];
+            let d4 = (a0[l] + a4[l]) - (a8[l] + a12[l]);
+            acc[0][l] += v[l] * v[l];
+            acc[1][l] += d1 * d1;
+            acc[2][l] += d2 * d2;
+            acc[3][l] += d3 * d3;
+            acc[4][l] += d4 * d4;
         }
-        i += 8;
     }
-    while i < all.len() {
-        add(&mut acc, 0, i);
-        i += 1;
+    for k in lanes..n {
+        let d1 = v[k] - v1[k];
+        let d2 = v[k] - v2[k];
+        let d3 = a0[k] - a4[k];
+        let d4 = (a0[k] + a4[k]) - (a8[k] + a12[k]);
+        acc[0][0] += v[k] * v[k];
+        acc[1][0] += d1 * d1;
+        acc[2][0] += d2 * d2;
+        acc[3][0] += d3 * d3;
+        acc[4][0] += d4 * d4;
     }
-    hist.copy_from_slice(&all[n..n + HIST]);
+    b.x.copy_within(n..end, 0);
     acc.map(|a| a.iter().sum())
 }
 
 /// The default detector: sub-band SNR against per-stream noise floors (see the module docs).
 #[derive(Clone, Debug)]
 pub struct AdaptiveVad {
-    hist: [f32; HIST],
+    bands: Box<BandBuf>,
     /// Smoothed log energy per band (dB).
     smooth: [f32; BANDS],
     /// Minimum of each completed sub-window, per band (ring of SUBWINDOWS).
@@ -121,6 +177,10 @@ pub struct AdaptiveVad {
     /// Mean log energy per band over frames judged noise (dB).
     noise_mean: [f32; BANDS],
     hang: u8,
+    /// The previous frame was voiced speech (not a tone): this frame needs no DTMF check.
+    speech_run: bool,
+    /// In a run of frames the DTMF check rejected.
+    tone_run: bool,
     dtmf: DtmfDetector,
 }
 
@@ -128,7 +188,7 @@ impl AdaptiveVad {
     /// A detector for audio at `sample_rate` Hz.
     pub fn new(sample_rate: u32) -> Self {
         Self {
-            hist: [0.0; HIST],
+            bands: Box::new(BandBuf::new()),
             smooth: [0.0; BANDS],
             sub_min: [[f32::INFINITY; BANDS]; SUBWINDOWS],
             cur_min: [f32::INFINITY; BANDS],
@@ -138,6 +198,8 @@ impl AdaptiveVad {
             started: false,
             noise_mean: [f32::NEG_INFINITY; BANDS],
             hang: 0,
+            speech_run: false,
+            tone_run: false,
             dtmf: DtmfDetector::new(sample_rate),
         }
     }
@@ -158,13 +220,14 @@ impl AdaptiveVad {
         if x.is_empty() {
             return (super::silence::SILENCE_FLOOR_DBFS, false);
         }
-        let bands = band_energies(x, &mut self.hist);
+        let bands = band_energies(x, &mut self.bands);
         let n = x.len() as f32;
         let mean_sq = bands[0] / n;
+        // 20·log10(32768) = 90.309 dB: full scale.
         let level = if mean_sq <= 0.0 {
             super::silence::SILENCE_FLOOR_DBFS
         } else {
-            (10.0 * (mean_sq / (32768.0 * 32768.0)).log10()).max(super::silence::SILENCE_FLOOR_DBFS)
+            (db(mean_sq) - 90.309).max(super::silence::SILENCE_FLOOR_DBFS)
         };
         // Band energies per sample, in dB.
         let mut e = [0f32; BANDS];
@@ -202,7 +265,7 @@ impl AdaptiveVad {
             let spread = mean - f;
             let snr = e[b] - mean;
             let excess = snr - BAND_MARGIN_DB - spread;
-            sum += excess.max(0.0);
+            sum += BAND_WEIGHT[b] * excess.max(0.0);
             best = best.max(excess);
             above |= snr > spread;
         }
@@ -228,10 +291,16 @@ impl AdaptiveVad {
                 }
             }
         }
-        if voiced && self.dtmf.is_dtmf(x) {
+        // A keypad tone starts after a pause: only the first voiced frame of a run is checked,
+        // and a run of tone frames stays checked until it ends.
+        if voiced && !self.speech_run && self.dtmf.is_dtmf(x) {
             voiced = false;
             self.hang = 0;
+            self.tone_run = true;
+        } else if !voiced {
+            self.tone_run = false;
         }
+        self.speech_run = voiced && !self.tone_run;
         (level, voiced)
     }
 
@@ -483,15 +552,19 @@ mod tests {
         let mut seed = 7;
         let a = noise(&mut seed, 0.3, 320);
         let b = noise(&mut seed, 0.3, 333);
-        let mut hist = [0f32; HIST];
-        band_energies(&a, &mut hist);
-        let got = band_energies(&b, &mut hist);
+        let mut buf = BandBuf::new();
+        band_energies(&a, &mut buf);
+        let got = band_energies(&b, &mut buf);
         let all: Vec<f64> = a.iter().chain(&b).map(|&v| f64::from(v)).collect();
         let taps: [&[f64]; BANDS] = [
             &[1.0],
             &[1.0, -1.0],
             &[1.0, 0.0, -1.0],
             &[1.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0, -1.0],
+            &[
+                1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0, -1.0, -1.0, -1.0, -1.0,
+                -1.0,
+            ],
         ];
         for (band, h) in taps.iter().enumerate() {
             let want: f64 = (320..all.len())
@@ -503,6 +576,21 @@ mod tests {
             let rel = (f64::from(got[band]) - want).abs() / want;
             assert!(rel < 1e-5, "band {band}: {} vs {want}", got[band]);
         }
+    }
+
+    #[test]
+    fn fast_db_matches_log10() {
+        let mut x = MIN_ENERGY;
+        while x < 1e12 {
+            let want = 10.0 * f64::from(x).log10();
+            assert!(
+                (f64::from(db(x)) - want).abs() < 2e-3,
+                "{x}: {} vs {want}",
+                db(x)
+            );
+            x *= 1.37;
+        }
+        assert_eq!(db(0.0), db(MIN_ENERGY));
     }
 
     #[test]

@@ -70,7 +70,7 @@
 //!    mode an ACS `DtmfData` instead), `transcription` (`text`, `participantRawId`, `final`,
 //!    `confidence`, `offsetTicks`, `durationTicks`), `transcription_started` (`locale`,
 //!    `subscriptionId`), `mark` (`id`, `status`); and `barge_in` (`stream`, `participant`,
-//!    `pos`) — sent ahead of queued audio. (Changed: call events named the participant
+//!    `pos`, `generation`) — sent ahead of queued audio. (Changed: call events named the participant
 //!    `participant` before; they now use ACS's `participantRawId` like the NATS sink.)
 //!    Positions are in samples of the stream. Per participant, stream events go to that stream's
 //!    connection and call-wide events (DTMF, transcription, marks) to every connection of the call.
@@ -89,7 +89,9 @@
 //!   message).
 //! * ACS outbound `AudioData` text (`{"kind":"audioData","audioData":{"data":"<base64>"}}`, every
 //!   casing ACS SDKs use): PCM16 at the same rate rule; ACS `StopAudio`, `{"type":"stop"}` or
-//!   `{"type":"clear"}`: stop — the call's playback queue is flushed and ACS gets `StopAudio`.
+//!   `{"type":"clear"}`: stop — the call's playback queue is flushed and ACS gets `StopAudio`
+//!   (only when something was queued or playing). A stop also acknowledges the latest
+//!   `barge_in` (see below).
 //! * Other messages are ignored; unreadable ones are counted.
 //!
 //! Returned audio goes to the call's [`PlaybackTarget`] (the ingress cuts it into 20 ms frames
@@ -97,10 +99,19 @@
 //! `enableBidirectional`); otherwise it is counted
 //! (`acs_gateway_forward_playback_refused_total{reason="not_bidirectional"}`) and dropped.
 //!
-//! **Barge-in** (`barge_in = true`, default): when our silence detector hears a caller start
-//! speaking (`speech_started` on any stream of a bidirectional call), the sink stops playback at
-//! once from its worker thread (the ingress flushes the queue and sends ACS `StopAudio`) and sends
-//! `barge_in` to every connection of the call, ahead of queued audio.
+//! **Barge-in** (`barge_in = true`, default; [`barge`]): when our silence detector hears a caller
+//! start speaking (`speech_started` on any stream of a bidirectional call) while something is
+//! queued or playing, and the call's own playback echoed back does not explain what the caller's
+//! stream holds (a delay/level search against the audio played in the last 400 ms; a caller
+//! talking over that echo barges in on the first frame the echo no longer explains), the sink
+//! stops playback at once from its worker thread: a new **playback generation** starts, the
+//! ingress flushes the queue and sends ACS `StopAudio`, and `barge_in` (with `generation`) goes
+//! to every connection of the call, ahead of queued audio. Audio a target sends after that is
+//! refused (counted `acs_gateway_forward_playback_refused_total{reason="stale"}`) until the
+//! target acknowledges with `{"type":"stop"}`, `{"type":"clear"}` or ACS `StopAudio`: audio it
+//! sent before it learned of the barge-in (one connection, in order) is never played after the
+//! stop. Speech with nothing to stop sends neither `StopAudio` nor `barge_in`
+//! (`forward_barge_in_suppressed_total{reason="idle"}`; the playback's echo: `reason="echo"`).
 //!
 //! # Streams
 //!
@@ -127,10 +138,11 @@
 //! | `reconnect.initial_ms` | `200` | first retry delay |
 //! | `reconnect.max_ms` | `5000` | longest retry delay |
 //! | `reconnect.jitter` | `0.2` | share of a delay taken off at random (0–1) |
-//! | `barge_in` | `true` | stop playback and tell the target when a caller starts speaking |
+//! | `barge_in` | `true` | stop playback and tell the target when a caller starts speaking over it (not for its echo) |
 //!
 //! wss:// uses rustls (ring) with the webpki root certificates.
 
+pub mod barge;
 mod config;
 pub mod conn;
 #[cfg(any(test, feature = "testkit"))]
@@ -212,6 +224,8 @@ struct CallRoute {
 struct StreamRoute {
     info: Arc<StreamInfo>,
     forwarded: bool,
+    /// Barge-in state (with `barge_in` on and a playback target).
+    guard: Option<barge::Guard>,
 }
 
 /// Starts connection tasks.
@@ -455,17 +469,28 @@ impl Sink for ForwardSink {
             }
             route.conns.push(conn);
         }
+        let guard = (self.spawner.cfg.barge_in && self.spawner.playback.is_some())
+            .then(|| barge::Guard::new(stream.sample_rate));
         self.streams.insert(
             stream.id,
             StreamRoute {
                 info: stream.clone(),
                 forwarded,
+                guard,
             },
         );
         Ok(())
     }
 
     fn write(&mut self, frame: &AudioFrame) -> Result<(), SinkError> {
+        let suspect = self
+            .streams
+            .get_mut(&frame.stream)
+            .and_then(|r| r.guard.as_mut())
+            .is_some_and(|g| g.push(frame.samples()));
+        if suspect {
+            self.judge_speech(frame.stream, frame.pos, false);
+        }
         self.bytes.clear();
         interp::encode_i16(self.cfg().encoding, frame.samples(), &mut self.bytes);
         self.forward_payload(frame.stream, frame.pos, frame.acs_silent)
@@ -508,8 +533,14 @@ impl Sink for ForwardSink {
             | CallEvent::SpeechEnded { stream, .. } => Some(*stream),
             _ => None,
         };
-        if let CallEvent::SpeechStarted { stream, pos } = event {
-            self.barge_in(call, *stream, *pos);
+        match event {
+            CallEvent::SpeechStarted { stream, pos } => self.judge_speech(*stream, *pos, true),
+            CallEvent::SpeechEnded { stream, .. } => {
+                if let Some(g) = self.streams.get_mut(stream).and_then(|r| r.guard.as_mut()) {
+                    g.speech_ended();
+                }
+            }
+            _ => {}
         }
         self.send_call_control(call, only, || Down::Text(text.clone()));
         Ok(())
@@ -594,29 +625,36 @@ impl Sink for ForwardSink {
 }
 
 impl ForwardSink {
-    /// Barge-in: stop playback now and tell the call's targets, ahead of their queued audio.
-    fn barge_in(&self, call: &Arc<CallInfo>, stream: StreamId, pos: u64) {
-        if !self.cfg().barge_in {
-            return;
-        }
+    /// Barge-in ([`barge`]): a caller's speech started (`start`), or a frame of speech the
+    /// playback's echo explained so far arrived; stop playback and tell the call's targets when
+    /// something plays and the caller is talking.
+    fn judge_speech(&mut self, stream: StreamId, pos: u64, start: bool) {
         let Some(pb) = &self.spawner.playback else {
             return;
         };
-        if !pb.is_bidirectional(call.id) {
+        let Some(route) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        let call = route.info.call.id;
+        let Some(guard) = route.guard.as_mut() else {
+            return;
+        };
+        if !pb.is_bidirectional(call) {
             return;
         }
-        let f = &self.spawner.metrics.forward;
-        pb.stop(call.id);
-        f.barge_ins.inc();
-        let participant = self
-            .streams
-            .get(&stream)
-            .and_then(|r| r.info.participant.clone());
-        let text = proto::barge_in_message(stream, participant.as_deref(), pos);
-        if let Some(route) = self.calls.get(&call.id) {
+        let metrics = &self.spawner.metrics;
+        if barge::decide(&**pb, call, guard, start, metrics) != barge::Decision::BargeIn {
+            return;
+        }
+        let participant = route.info.participant.clone();
+        let Some(text) = barge::barge_in(&**pb, call, stream, participant.as_deref(), pos, metrics)
+        else {
+            return;
+        };
+        if let Some(route) = self.calls.get(&call) {
             for c in &route.conns {
                 if c.urgent.try_send(text.clone()).is_err() {
-                    f.dropped_control_queue_full.inc();
+                    metrics.forward.dropped_control_queue_full.inc();
                 }
             }
         }

@@ -12,8 +12,8 @@ use base64::Engine as _;
 use clap::Args;
 
 use super::acs::{
-    connection_string, random_bytes, AfterAudio, CallAudio, FakeAcs, FakeAcsConfig, FakeAcsHandle,
-    Fault, IncomingCallSpec,
+    connection_string, random_bytes, AfterAudio, CallAudio, EchoPath, FakeAcs, FakeAcsConfig,
+    FakeAcsHandle, Fault, IncomingCallSpec,
 };
 use super::cli::parse_secs;
 use super::error::SimError;
@@ -123,6 +123,10 @@ pub struct FakeAcsArgs {
     /// Loop the audio instead of sending silence after it.
     #[arg(long)]
     pub loop_audio: bool,
+    /// Echo `LEVEL_DB:DELAY_MS` (e.g. `-10:100`): what the gateway plays comes back in the
+    /// (first) caller's stream that much later and quieter, as a loudspeaker would return it.
+    #[arg(long, value_name = "LEVEL_DB:DELAY_MS", value_parser = parse_echo)]
+    pub echo: Option<EchoPath>,
     /// Media pacing.
     #[arg(long, value_enum, default_value_t = Pacing::Realtime)]
     pub pace: Pacing,
@@ -140,6 +144,21 @@ pub struct FakeAcsArgs {
     /// Refuse repeatable operations without Repeatability-Request-ID (real ACS accepts them).
     #[arg(long)]
     pub require_repeatability: bool,
+}
+
+/// `LEVEL_DB:DELAY_MS`: a level at or below 0 dB, a delay up to 2 s.
+fn parse_echo(s: &str) -> Result<EchoPath, String> {
+    let (l, d) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?}: expected LEVEL_DB:DELAY_MS, e.g. -10:100"))?;
+    let level_db: f64 = l.trim().parse().map_err(|e| format!("level {l:?}: {e}"))?;
+    let delay_ms: u32 = d.trim().parse().map_err(|e| format!("delay {d:?}: {e}"))?;
+    if !(-100.0..=0.0).contains(&level_db) || delay_ms > 2_000 {
+        return Err(format!(
+            "{s:?}: level must be -100..=0 dB, delay at most 2000 ms"
+        ));
+    }
+    Ok(EchoPath { level_db, delay_ms })
 }
 
 impl FakeAcsArgs {
@@ -177,6 +196,7 @@ impl FakeAcsArgs {
         if self.loop_audio {
             audio.after = AfterAudio::Loop;
         }
+        audio.echo = self.echo;
         Ok(FakeAcsConfig {
             listen,
             access_key,
@@ -797,6 +817,20 @@ mod tests {
         .unwrap();
         assert_eq!(parsed.host, "127.0.0.1:8090");
         assert_eq!(parsed.access_key, DEMO_ACCESS_KEY);
+    }
+
+    #[test]
+    fn echo_option_parses_level_and_delay() {
+        assert_eq!(
+            parse_echo("-10:100"),
+            Ok(EchoPath {
+                level_db: -10.0,
+                delay_ms: 100
+            })
+        );
+        for bad in ["-10", "x:100", "-10:y", "6:100", "-10:5000"] {
+            assert!(parse_echo(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -549,6 +549,10 @@ struct Returned {
     samples: Vec<i16>,
     converted: Vec<i16>,
     b64: Vec<u8>,
+    /// The playback generation this target's audio belongs to: the call's at connect, and the
+    /// call's current one whenever the target stops playback (its acknowledgement of a
+    /// barge-in). Audio sent before that acknowledgement is older than the barge-in: refused.
+    generation: u64,
 }
 
 impl Returned {
@@ -578,12 +582,13 @@ impl Returned {
             &self.converted
         };
         if !samples.is_empty() {
-            match pb.enqueue(ctx.call, samples, to) {
+            match pb.enqueue_generation(ctx.call, samples, to, self.generation) {
                 Enqueued::Queued => f.playback_samples.inc_by(samples.len() as u64),
                 Enqueued::Overrun(lost) => f
                     .playback_samples
                     .inc_by(samples.len().saturating_sub(lost) as u64),
                 Enqueued::NoCall => f.playback_not_bidirectional.inc(),
+                Enqueued::Stale => f.playback_stale.inc(),
             }
         }
         self.samples.clear();
@@ -601,7 +606,9 @@ impl Returned {
                     .as_ref()
                     .filter(|p| p.is_bidirectional(ctx.call))
                 {
-                    if let Enqueued::Queued = pb.enqueue(ctx.call, &self.converted, to) {
+                    if let Enqueued::Queued =
+                        pb.enqueue_generation(ctx.call, &self.converted, to, self.generation)
+                    {
                         ctx.metrics
                             .forward
                             .playback_samples
@@ -617,8 +624,10 @@ impl Returned {
         self.carry.clear();
         match &ctx.playback {
             Some(pb) if pb.is_bidirectional(ctx.call) => {
-                pb.stop(ctx.call);
-                ctx.metrics.forward.stops_target.inc();
+                self.generation = pb.generation(ctx.call);
+                if pb.stop(ctx.call) {
+                    ctx.metrics.forward.stops_target.inc();
+                }
             }
             _ => ctx.metrics.forward.playback_not_bidirectional.inc(),
         }
@@ -634,6 +643,10 @@ async fn read_loop(mut r: SplitStream<Ws>, ctx: Reader, encoding: Encoding) {
         samples: Vec::with_capacity(4096),
         converted: Vec::with_capacity(4096),
         b64: Vec::with_capacity(4096),
+        generation: ctx
+            .playback
+            .as_ref()
+            .map_or(0, |pb| pb.generation(ctx.call)),
     };
     ctx.live.touch();
     read_messages(&mut r, &ctx, &mut ret).await;

@@ -9,7 +9,9 @@
 //! * plays its clip (if it has one) at real time, 20 ms per message with 60 ms lead, in the
 //!   connection's format and mode: at `start` when `play_on_start`, on a `{"type":"play"}` text
 //!   message, on a `dtmf` event (or ACS `DtmfData`), or when [`EchoBot::play`] asks;
-//! * on `barge_in`: drops pending echoes, stops playing and sends `{"type":"stop"}`;
+//! * on `barge_in`: after `reaction` (a bot's reaction time; zero by default: at once) drops
+//!   pending echoes, stops playing and sends `{"type":"stop"}` (which acknowledges the barge-in's
+//!   playback generation); what it sends meanwhile is stale;
 //! * on `end`: closes (1000).
 //!
 //! Also here, for tests of anything that plays audio back: [`RecordingPlayback`], a
@@ -106,6 +108,10 @@ pub struct EchoOptions {
     pub clip: Option<Arc<Clip>>,
     /// Play the clip as soon as `start` arrives.
     pub play_on_start: bool,
+    /// How long after a `barge_in` the bot stops (it keeps playing meanwhile).
+    pub reaction: Duration,
+    /// Do not echo audio back (only the clip plays).
+    pub no_echo: bool,
 }
 
 /// What the bot received.
@@ -377,6 +383,8 @@ async fn serve(
     };
     let mut echo: VecDeque<(tokio::time::Instant, Message)> = VecDeque::new();
     let mut playing: Option<Playing> = None;
+    // when a barge-in's reaction time is up
+    let mut react: Option<tokio::time::Instant> = None;
     let mut pcm = Vec::new();
     let mut carry = Vec::new();
     let mut json = String::new();
@@ -393,6 +401,7 @@ async fn serve(
         let wake = [
             echo.front().map(|e| e.0),
             playing.as_ref().map(|p| p.due - LEAD),
+            react,
         ]
         .into_iter()
         .flatten()
@@ -401,6 +410,12 @@ async fn serve(
             biased;
             _ = async { match wake { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
                 let now = tokio::time::Instant::now();
+                if react.is_some_and(|t| t <= now) {
+                    react = None;
+                    echo.clear();
+                    playing = None;
+                    if w.send(Message::text(r#"{"type":"stop"}"#)).await.is_err() { return; }
+                }
                 while echo.front().is_some_and(|e| e.0 <= now) {
                     let Some((_, m)) = echo.pop_front() else { break };
                     if w.send(m).await.is_err() { return; }
@@ -441,7 +456,9 @@ async fn serve(
                         pcm.clear();
                         decode_pcm(fmt.encoding, &mut carry, &b, &mut pcm);
                         shared.record(conn, Received::Audio(pcm.clone()));
-                        echo.push_back((tokio::time::Instant::now() + opts.delay, Message::Binary(b)));
+                        if !opts.no_echo {
+                            echo.push_back((tokio::time::Instant::now() + opts.delay, Message::Binary(b)));
+                        }
                     }
                     Message::Text(t) => {
                         if let Ok(Inbound::AudioData(a)) = parse_inbound(t.as_bytes()) {
@@ -450,7 +467,9 @@ async fn serve(
                                 decode_pcm(Encoding::PcmS16le, &mut Vec::new(), &b64, &mut pcm);
                                 shared.record(conn, Received::Audio(pcm.clone()));
                                 write_outbound_audio(&mut json, &b64);
-                                echo.push_back((tokio::time::Instant::now() + opts.delay, Message::text(json.as_str())));
+                                if !opts.no_echo {
+                                    echo.push_back((tokio::time::Instant::now() + opts.delay, Message::text(json.as_str())));
+                                }
                             }
                             continue;
                         }
@@ -474,10 +493,13 @@ async fn serve(
                                 if let Some(e) = v["encoding"].as_str().and_then(Encoding::from_wire) { fmt.encoding = e; }
                             }
                             "play" | "dtmf" => playing = start_playing(&fmt),
-                            "barge_in" => {
+                            "barge_in" if opts.reaction.is_zero() => {
                                 echo.clear();
                                 playing = None;
                                 if w.send(Message::text(r#"{"type":"stop"}"#)).await.is_err() { return; }
+                            }
+                            "barge_in" => {
+                                react.get_or_insert(tokio::time::Instant::now() + opts.reaction);
                             }
                             "end" => {
                                 // what was due goes out first

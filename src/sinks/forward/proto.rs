@@ -199,10 +199,16 @@ pub fn gap_message(stream: StreamId, samples: u64) -> String {
     json!({"type": "gap", "stream": stream, "samples": samples}).to_string()
 }
 
-/// `{"type":"barge_in","stream":<id>,"participant":…,"pos":n}`.
-pub fn barge_in_message(stream: StreamId, participant: Option<&str>, pos: u64) -> String {
-    json!({"type": "barge_in", "stream": stream, "participant": participant, "pos": pos})
-        .to_string()
+/// `{"type":"barge_in","stream":<id>,"participant":…,"pos":n,"generation":g}`.
+pub fn barge_in_message(
+    stream: StreamId,
+    participant: Option<&str>,
+    pos: u64,
+    generation: u64,
+) -> String {
+    json!({"type": "barge_in", "stream": stream, "participant": participant, "pos": pos,
+        "generation": generation})
+    .to_string()
 }
 
 /// `{"type":"end","reason":…}`, the last message before the close (1000).
@@ -482,10 +488,11 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let v: Value = serde_json::from_str(&barge_in_message(4, Some("8:acs:bob"), 9)).unwrap();
+        let v: Value = serde_json::from_str(&barge_in_message(4, Some("8:acs:bob"), 9, 2)).unwrap();
         assert_eq!(
             v,
-            json!({"type": "barge_in", "stream": 4, "participant": "8:acs:bob", "pos": 9})
+            json!({"type": "barge_in", "stream": 4, "participant": "8:acs:bob", "pos": 9,
+                "generation": 2})
         );
         let v: Value = serde_json::from_str(&end_message("peer closed")).unwrap();
         assert_eq!(v, json!({"type": "end", "reason": "peer closed"}));

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::call::{Cmd, MediaOutcome};
+use super::echo::EchoLine;
 use super::state::Shared;
 use super::{AfterAudio, AudioInput, CallAudio};
 use crate::audio::{
@@ -33,6 +34,8 @@ use std::collections::VecDeque;
 const ONSET_QUIET_FRAMES: u32 = 10;
 /// A `StopAudio` more than this long after the last onset is not attributed to it.
 const MAX_STOP_LATENCY: Duration = Duration::from_secs(10);
+/// Audio received this soon after a `StopAudio` counts as played after the stop.
+const AFTER_STOP_WINDOW: Duration = Duration::from_millis(500);
 
 /// What the gateway sent on the media socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -127,6 +130,9 @@ pub struct OutboundSummary {
     pub intervals: Option<IntervalStats>,
     /// `StopAudio` messages.
     pub stop_audio: u64,
+    /// Audio frames received within 500 ms after a `StopAudio` (summed over the stops): audio
+    /// a bot sent before it learned of a barge-in, played after the stop.
+    pub audio_after_stop: u64,
     /// For each `StopAudio`: milliseconds since the latest speech onset the fake sent before
     /// it (`None`: no onset within 10 s before it).
     pub stop_audio_latency_ms: Vec<Option<f64>>,
@@ -150,6 +156,8 @@ pub(crate) struct OutboundLog {
     /// Marks received and not yet answered, shared with the frame source (which sends their
     /// `MarkData`).
     pub marks: Arc<Mutex<VecDeque<String>>>,
+    /// The call's echo line (with `CallAudio::echo`), shared with the frame source.
+    pub echo: Option<Arc<Mutex<EchoLine>>>,
 }
 
 impl OutboundLog {
@@ -181,6 +189,9 @@ impl OutboundLog {
                 match base64::engine::general_purpose::STANDARD.decode(data.as_bytes()) {
                     Ok(pcm) if pcm.len() % 2 == 0 => {
                         self.pcm.extend_from_slice(&pcm);
+                        if let Some(Ok(mut e)) = self.echo.as_ref().map(|e| e.lock()) {
+                            e.played(&pcm, at);
+                        }
                         let mark = outbound_mark_id(payload);
                         if let (Some(id), Ok(mut q)) = (&mark, self.marks.lock()) {
                             q.push_back(id.clone());
@@ -198,7 +209,12 @@ impl OutboundLog {
                     },
                 }
             }
-            Ok(Outbound::StopAudio) => OutboundKind::StopAudio,
+            Ok(Outbound::StopAudio) => {
+                if let Some(Ok(mut e)) = self.echo.as_ref().map(|e| e.lock()) {
+                    e.stopped(at);
+                }
+                OutboundKind::StopAudio
+            }
             Ok(Outbound::Unknown { kind }) => OutboundKind::Other {
                 kind: kind.into_owned(),
             },
@@ -239,6 +255,15 @@ impl OutboundLog {
         let onsets = self.onsets.lock().map(|o| o.clone()).unwrap_or_default();
         for (t, k) in &self.events {
             if *k == OutboundKind::StopAudio {
+                s.audio_after_stop += self
+                    .events
+                    .iter()
+                    .filter(|(a, k)| {
+                        matches!(k, OutboundKind::Audio { .. })
+                            && *a > *t
+                            && a.saturating_duration_since(*t) <= AFTER_STOP_WINDOW
+                    })
+                    .count() as u64;
                 let latency = onsets
                     .iter()
                     .filter(|o| **o <= *t)
@@ -257,6 +282,8 @@ impl OutboundLog {
 struct EncodedStream {
     raw_id: Option<String>,
     frames: Vec<(String, bool)>,
+    /// The PCM (kept only when an echo is mixed in).
+    pcm: Vec<i16>,
 }
 
 /// One stream's participant raw id (`None` when mixed) and its PCM.
@@ -345,6 +372,41 @@ struct CallFrames {
     last_onset_slot: Option<u64>,
     onsets: Arc<Mutex<Vec<Instant>>>,
     marks: Arc<Mutex<VecDeque<String>>>,
+    echo: Option<Arc<Mutex<EchoLine>>>,
+    /// A frame's PCM with the echo mixed in, and its encoding.
+    echo_pcm: Vec<i16>,
+    threshold_dbfs: f64,
+}
+
+impl CallFrames {
+    /// The first stream's frame `idx` with the echo due then mixed in; None when no echo is due
+    /// (the pre-encoded frame goes out).
+    fn with_echo(&mut self, idx: usize, spf: usize) -> Option<(String, bool)> {
+        let echo = self.echo.as_ref()?;
+        let stream = self.streams.first()?;
+        self.echo_pcm.clear();
+        self.echo_pcm.resize(spf, 0);
+        let len = stream.pcm.len();
+        let from = if idx * spf < len || (self.after == AfterAudio::Loop && len > 0) {
+            Some((idx * spf) % len.max(1))
+        } else {
+            None
+        };
+        if let Some(f) = from {
+            for (k, o) in self.echo_pcm.iter_mut().enumerate() {
+                *o = stream.pcm.get(f + k).copied().unwrap_or(0);
+            }
+        }
+        let mixed = echo
+            .lock()
+            .ok()?
+            .mix_into((idx * spf) as u64, &mut self.echo_pcm);
+        if !mixed {
+            return None;
+        }
+        let b64 = base64::engine::general_purpose::STANDARD.encode(pcm_le_bytes(&self.echo_pcm));
+        Some((b64, frame_dbfs(&self.echo_pcm) < self.threshold_dbfs))
+    }
 }
 
 impl Iterator for CallFrames {
@@ -353,6 +415,9 @@ impl Iterator for CallFrames {
     fn next(&mut self) -> Option<PlannedFrame> {
         // `play` asks for the first frame right after the handshake: that is the stream's t0.
         let start = *self.session_start.get_or_insert_with(Instant::now);
+        if let Some(Ok(mut e)) = self.echo.as_ref().map(|e| e.lock()) {
+            e.start(start);
+        }
         if let Some(text) = self.metadata.take() {
             return Some(PlannedFrame {
                 at: Duration::ZERO,
@@ -375,13 +440,14 @@ impl Iterator for CallFrames {
         let (slot, p) = (self.slot, self.p);
         let stream = self.streams.get(p)?;
         let idx = slot as usize;
-        let (b64, silent) = match stream.frames.get(idx) {
-            Some((b, s)) => (b.as_str(), *s),
+        // which pre-encoded frame (None: silence)
+        let (src, silent) = match stream.frames.get(idx) {
+            Some((_, s)) => (Some(idx), *s),
             None if self.after == AfterAudio::Loop && !stream.frames.is_empty() => {
-                let (b, s) = &stream.frames[idx % stream.frames.len()];
-                (b.as_str(), *s)
+                let i = idx % stream.frames.len();
+                (Some(i), stream.frames[i].1)
             }
-            None => (self.silence.as_str(), true),
+            None => (None, true),
         };
         if silent {
             self.quiet[p] = self.quiet[p].saturating_add(1);
@@ -397,6 +463,19 @@ impl Iterator for CallFrames {
             }
             self.quiet[p] = 0;
         }
+        let echoed = match p {
+            0 if self.echo.is_some() => {
+                let spf = (self.pcm_bytes / 2) as usize;
+                self.with_echo(idx, spf)
+            }
+            _ => None,
+        };
+        let stream = &self.streams[p];
+        let (b64, silent) = match (&echoed, src) {
+            (Some((b, s)), _) => (b.as_str(), *s),
+            (None, Some(i)) => (stream.frames[i].0.as_str(), silent),
+            (None, None) => (self.silence.as_str(), silent),
+        };
         self.p += 1;
         if self.p == self.streams.len() {
             self.p = 0;
@@ -490,6 +569,7 @@ async fn stream(p: &MediaParams) -> MediaOutcome {
     let (audio, raw_ids, rate, unmixed) =
         (p.audio.clone(), p.raw_ids.clone(), p.sample_rate, p.unmixed);
     let threshold = p.audio.silent_threshold_dbfs;
+    let echo = p.audio.echo;
     let resolved = tokio::task::spawn_blocking(move || {
         resolve_audio(&audio, &raw_ids, rate, unmixed).map(|streams| {
             streams
@@ -497,6 +577,7 @@ async fn stream(p: &MediaParams) -> MediaOutcome {
                 .map(|(raw_id, pcm)| EncodedStream {
                     raw_id,
                     frames: encode(&pcm, rate, threshold),
+                    pcm: if echo.is_some() { pcm } else { Vec::new() },
                 })
                 .collect::<Vec<_>>()
         })
@@ -508,11 +589,13 @@ async fn stream(p: &MediaParams) -> MediaOutcome {
         Ok(Err(e)) => return MediaOutcome::AudioError(e.to_string()),
         Err(e) => return MediaOutcome::AudioError(e.to_string()),
     };
+    let echo_line = echo.map(|e| Arc::new(Mutex::new(EchoLine::new(e, rate))));
     let (onsets, marks) = {
         let mut s = p.shared.lock();
         match s.call_mut(&p.call_id) {
             Some(c) => {
                 c.outbound.sample_rate = rate;
+                c.outbound.echo = echo_line.clone();
                 c.info.media.sample_rate = rate;
                 c.info.media.streams = streams.len();
                 (
@@ -547,6 +630,9 @@ async fn stream(p: &MediaParams) -> MediaOutcome {
         last_onset_slot: None,
         onsets,
         marks,
+        echo: echo_line,
+        echo_pcm: Vec::new(),
+        threshold_dbfs: threshold,
     };
     let token = match p.shared.signer().sign(WEBSOCKET_TOKEN_LIFETIME) {
         Ok(t) => t,

@@ -55,6 +55,7 @@
 //! | Teams extension assignment (PUT) | 201, then 200 for the same account | — |
 
 mod call;
+mod echo;
 mod media;
 mod ops;
 mod server;

@@ -131,6 +131,17 @@ pub struct CallAudio {
     pub after: AfterAudio,
     /// Frames quieter than this (RMS dBFS) are sent `"silent": true`.
     pub silent_threshold_dbfs: f64,
+    /// The gateway's playback comes back in the (first) caller's stream (None: no echo).
+    pub echo: Option<EchoPath>,
+}
+
+/// An echo path: level (dB, negative) and delay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EchoPath {
+    /// Level of the echo relative to what was played (dB).
+    pub level_db: f64,
+    /// Delay from playing to hearing it in the caller's stream (ms).
+    pub delay_ms: u32,
 }
 
 impl Default for CallAudio {
@@ -143,6 +154,7 @@ impl Default for CallAudio {
             }],
             after: AfterAudio::Silence,
             silent_threshold_dbfs: -50.0,
+            echo: None,
         }
     }
 }
