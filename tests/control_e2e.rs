@@ -219,6 +219,10 @@ async fn incoming_call_answer_media_callbacks_and_operator_hangup() {
     .await;
     assert_eq!(v["state"], "streaming");
 
+    // Let a second of audio arrive before the hang-up (step 5 compares it with the fixture).
+    gw.wait_metric("acs_gateway_frames_total{kind=\"audio_data\"}", 60.0)
+        .await;
+
     // 4. The operator hangs up: ACS gets the signed DELETE and reports CallDisconnected.
     let (status, v) = operator(
         &gw,

@@ -292,8 +292,14 @@ dir = "{dir}"
     })
     .await;
 
-    // SIGTERM the media holder mid-call: it drains and finalises the call's WAV.
+    // SIGTERM the media holder mid-call: it drains and finalises the call's WAV. First let it
+    // take a second of audio (on a loaded machine the stream may have started late).
     let h = replicas.iter().position(|r| r.name == holder).unwrap();
+    let holder_addr = replicas[h].addr;
+    wait_for("a second of audio on the media holder", async || {
+        metric(holder_addr, "acs_gateway_frames_total{kind=\"audio_data\"}").await >= 50.0
+    })
+    .await;
     let pid = replicas[h].child.id();
     assert!(Command::new("kill")
         .args(["-TERM", &pid.to_string()])

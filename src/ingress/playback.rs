@@ -72,7 +72,7 @@ impl CallPlayback {
             wake: Notify::new(),
             last_push: Mutex::new(None),
             generation: Mutex::new(0),
-            played: Mutex::new(PlayedAudio::new(rate)),
+            played: Mutex::new(PlayedAudio::with_epoch(rate, std::time::Instant::now())),
             items,
             keys,
         }
@@ -83,7 +83,7 @@ impl CallPlayback {
         self.rate.store(rate, Ordering::Relaxed);
         if let Ok(mut p) = self.played.lock() {
             if p.rate() != rate {
-                *p = PlayedAudio::new(rate);
+                *p = PlayedAudio::with_epoch(rate, std::time::Instant::now());
             }
         }
     }

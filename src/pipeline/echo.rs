@@ -67,12 +67,7 @@ pub struct PlayedAudio {
 }
 
 impl PlayedAudio {
-    /// An empty timeline at `rate` starting now.
-    pub fn new(rate: u32) -> Self {
-        Self::with_epoch(rate, Instant::now())
-    }
-
-    /// An empty timeline at `rate` starting at `epoch`.
+    /// An empty timeline at `rate` starting at `epoch` (the caller's clock: `pipeline` reads none).
     pub fn with_epoch(rate: u32, epoch: Instant) -> Self {
         let len = (rate as usize * KEEP_MS as usize / 1000).max(1);
         Self {
