@@ -4,12 +4,14 @@
 //! IncomingCall delivered twice (to different replicas) is answered once; callbacks land on
 //! replicas other than the one that answered; media lands on one replica; a replica holding
 //! no media is SIGKILLed mid-call and the call carries on (operator requests and callbacks
-//! through the proxy still work); the replica holding the media is SIGTERMed and finalises the
-//! call's WAV; the operator hang-up through the proxy (on the last replica) ends the call.
+//! through the proxy still work); the replica holding the media is SIGTERMed, finalises the
+//! call's WAV and uploads the call folder to Azurite before it exits (each file a blob with the
+//! same bytes; without Azurite, `ACS_TEST_AZURITE_URL`, that check says SKIPPED); the operator
+//! hang-up through the proxy (on the last replica) ends the call.
 //! Skips with a message without a JetStream-enabled NATS (`ACS_TEST_NATS_URL`).
 
 mod common;
-
+use acs_media_gateway::upload::policy::{DEV_ACCOUNT, DEV_ACCOUNT_KEY};
 use acs_sim::acs::{
     AfterAudio, AudioInput, AudioSource, CallAudio, FakeAcs, FakeAcsConfig, IncomingCallSpec,
 };
@@ -17,6 +19,7 @@ use acs_sim::eventgrid::{self, EventGridTarget};
 use acs_sim::jwt::SigningKeySource;
 use acs_sim::Pacing;
 use common::{nats_url, STEP};
+use object_store::ObjectStoreExt;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -113,6 +116,17 @@ async fn three_replicas_behind_a_proxy_carry_a_call_through_kill_and_drain() {
         .await
         .unwrap();
     let prefix = format!("f{}", uuid::Uuid::new_v4().simple());
+    // recordings go to Azurite when it runs (.ci/run starts it); otherwise that check says SKIPPED
+    let container = common::azurite::container().await;
+    let upload = container.as_deref().map_or(String::new(), |c| {
+        format!(
+            "[upload]\nenabled = true\naccount = \"{}\"\naccount_key = \"{}\"\ncontainer = \"{c}\"\n\
+             endpoint = \"{}\"\nprefix = \"fleet\"\nbackoff_initial_ms = 20\nbackoff_max_ms = 100\n",
+            DEV_ACCOUNT,
+            DEV_ACCOUNT_KEY,
+            common::azurite::azurite_url()
+        )
+    });
     let mut replicas = Vec::new();
     for (i, addr) in addrs.iter().enumerate() {
         let name = format!("r{i}");
@@ -142,7 +156,7 @@ request_timeout_ms = 2000
 [[sinks]]
 type = "wav"
 dir = "{dir}"
-"#,
+{upload}"#,
             cs = acs.connection_string(),
             aud = acs.audience,
             iss = acs.issuer,
@@ -331,6 +345,45 @@ dir = "{dir}"
             "{w:?}: {} samples",
             samples.len()
         );
+    }
+
+    // The drained replica uploaded the finalised call folder before it exited: every local file
+    // of the call is a blob with the same bytes.
+    if let Some(c) = container.as_deref() {
+        let store = common::azurite::reader(c);
+        let listed: Vec<String> = {
+            use futures_util::StreamExt;
+            store
+                .list(Some(&object_store::path::Path::from("fleet")))
+                .map(|m| m.unwrap().location.to_string())
+                .collect()
+                .await
+        };
+        for w in &wavs {
+            let call_dir = w.parent().unwrap();
+            for f in ["mixed.wav", "call.json"] {
+                let local = std::fs::read(call_dir.join(f)).unwrap();
+                let key = listed
+                    .iter()
+                    .find(|k| {
+                        k.ends_with(&format!(
+                            "/{}/{f}",
+                            call_dir.file_name().unwrap().to_string_lossy()
+                        ))
+                    })
+                    .unwrap_or_else(|| panic!("{f} of {call_dir:?} not uploaded: {listed:?}"));
+                let blob = store
+                    .get(&object_store::path::Path::from(key.as_str()))
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+                assert_eq!(blob.as_ref(), local.as_slice(), "{key}");
+            }
+        }
+    } else {
+        eprintln!("SKIPPED: the upload check (no Azurite; .ci/run starts one)");
     }
 
     // Hang up through the proxy: the last replica serves it.

@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod azurite;
 pub mod wait;
 #[allow(unused_imports)]
 pub use wait::{eventually, until, wait_until};
