@@ -43,7 +43,7 @@ pub enum DetectorKind {
     /// Sub-band SNR against per-stream noise floors ([`super::vad::AdaptiveVad`]). The default.
     #[default]
     Adaptive,
-    /// earshot's small neural network ([`super::vad::NeuralVad`]): more accurate, ~10x the cost.
+    /// earshot's small neural network ([`super::vad::NeuralVad`]): more accurate in loud babble, ~12x the cost.
     Neural,
     /// RMS level above the fixed `threshold_dbfs` (the original detector; noise counts as speech).
     Energy,
