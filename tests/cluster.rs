@@ -8,43 +8,18 @@
 
 mod common;
 
-use acs_sim::acs::{
-    AfterAudio, AudioInput, AudioSource, CallAudio, FakeAcs, FakeAcsConfig, FakeAcsHandle,
-    IncomingCallSpec,
-};
+use acs_sim::acs::{FakeAcsHandle, IncomingCallSpec};
 use acs_sim::eventgrid::{self, EventGridTarget};
-use acs_sim::jwt::SigningKeySource;
-use acs_sim::Pacing;
 use common::{nats_url, Gw, STEP};
 use futures_util::StreamExt;
 use serde_json::Value;
-use std::path::Path;
 use std::time::Duration;
 
 const OPERATOR_KEY: &str = "cluster-operator-key-0123";
 const TOKEN_SECRET: &str = "cluster-call-token-secret-0123456789";
 
 async fn fake_acs() -> FakeAcsHandle {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let pem = std::fs::read_to_string(root.join("fixtures/keys/jwt_test_key_1.pem")).unwrap();
-    FakeAcs::start(FakeAcsConfig {
-        signing_key: SigningKeySource::Pem(pem),
-        kid: Some("test-key-1".into()),
-        pacing: Pacing::Realtime,
-        audio: CallAudio {
-            sources: vec![AudioSource {
-                raw_id: None,
-                input: AudioInput::Wav(root.join("fixtures/audio/speaker_a_16k.wav")),
-            }],
-            after: AfterAudio::Silence,
-            silent_threshold_dbfs: -50.0,
-            echo: None,
-        },
-        max_stream_duration: Duration::from_secs(60),
-        ..FakeAcsConfig::default()
-    })
-    .await
-    .expect("fake ACS starts")
+    common::fake_acs_realtime(Duration::from_secs(60), |_| {}).await
 }
 
 /// A replica named `name` in the cluster `prefix`; `public` is where ACS sends its callbacks

@@ -10,12 +10,9 @@
 mod common;
 
 use acs_media_gateway::control::jwt::REFETCH_BURST;
-use acs_sim::acs::{
-    AfterAudio, AudioInput, AudioSource, CallAudio, FakeAcsConfig, FakeAcsHandle, IncomingCallSpec,
-};
+use acs_sim::acs::{FakeAcsConfig, FakeAcsHandle, IncomingCallSpec};
 use acs_sim::eventgrid::{self, EventGridTarget, Schema};
 use acs_sim::jwt::{AcsSigner, SigningKeySource};
-use acs_sim::Pacing;
 use common::{eventually, read_wav, Gw, LONG, STEP};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -35,21 +32,7 @@ async fn fake_acs_ringing(ring_time: Duration) -> FakeAcsHandle {
 
 /// The fake ACS with more settings.
 async fn fake_acs_with(tweak: impl FnOnce(&mut FakeAcsConfig)) -> FakeAcsHandle {
-    common::fake_acs(|cfg| {
-        cfg.pacing = Pacing::Realtime;
-        cfg.audio = CallAudio {
-            sources: vec![AudioSource {
-                raw_id: None,
-                input: AudioInput::Wav(common::fixture_path("audio/speaker_a_16k.wav")),
-            }],
-            after: AfterAudio::Silence,
-            silent_threshold_dbfs: -50.0,
-            echo: None,
-        };
-        cfg.max_stream_duration = Duration::from_secs(60);
-        tweak(cfg);
-    })
-    .await
+    common::fake_acs_realtime(Duration::from_secs(60), tweak).await
 }
 
 async fn gateway(acs: &FakeAcsHandle) -> Gw {

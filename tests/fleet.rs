@@ -12,12 +12,8 @@
 
 mod common;
 use acs_media_gateway::upload::policy::{DEV_ACCOUNT, DEV_ACCOUNT_KEY};
-use acs_sim::acs::{
-    AfterAudio, AudioInput, AudioSource, CallAudio, FakeAcs, FakeAcsConfig, IncomingCallSpec,
-};
+use acs_sim::acs::IncomingCallSpec;
 use acs_sim::eventgrid::{self, EventGridTarget};
-use acs_sim::jwt::SigningKeySource;
-use acs_sim::Pacing;
 use common::{nats_url, STEP};
 use object_store::ObjectStoreExt;
 use serde_json::Value;
@@ -90,26 +86,7 @@ async fn three_replicas_behind_a_proxy_carry_a_call_through_kill_and_drain() {
         return;
     };
     let started = Instant::now();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let pem = std::fs::read_to_string(root.join("fixtures/keys/jwt_test_key_1.pem")).unwrap();
-    let acs = FakeAcs::start(FakeAcsConfig {
-        signing_key: SigningKeySource::Pem(pem),
-        kid: Some("test-key-1".into()),
-        pacing: Pacing::Realtime,
-        audio: CallAudio {
-            sources: vec![AudioSource {
-                raw_id: None,
-                input: AudioInput::Wav(root.join("fixtures/audio/speaker_a_16k.wav")),
-            }],
-            after: AfterAudio::Silence,
-            silent_threshold_dbfs: -50.0,
-            echo: None,
-        },
-        max_stream_duration: Duration::from_secs(120),
-        ..FakeAcsConfig::default()
-    })
-    .await
-    .expect("fake ACS starts");
+    let acs = common::fake_acs_realtime(Duration::from_secs(120), |_| {}).await;
     let tmp = tempfile::tempdir().unwrap();
     let addrs: Vec<SocketAddr> = (0..3).map(|_| free_port()).collect();
     let proxy = acs_sim::proxy::start("127.0.0.1:0".parse().unwrap(), addrs.clone())

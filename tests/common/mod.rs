@@ -335,6 +335,29 @@ pub async fn fake_acs(tweak: impl FnOnce(&mut FakeAcsConfig)) -> FakeAcsHandle {
     FakeAcs::start(cfg).await.expect("fake ACS starts")
 }
 
+/// [`fake_acs`] streaming `speaker_a_16k.wav` in real time and then silence (so a call outlasts
+/// its clip), each stream capped at `max_stream`; `tweak` adjusts the rest.
+pub async fn fake_acs_realtime(
+    max_stream: Duration,
+    tweak: impl FnOnce(&mut FakeAcsConfig),
+) -> FakeAcsHandle {
+    fake_acs(|cfg| {
+        cfg.pacing = acs_sim::Pacing::Realtime;
+        cfg.audio = CallAudio {
+            sources: vec![acs_sim::acs::AudioSource {
+                raw_id: None,
+                input: acs_sim::acs::AudioInput::Wav(fixture_path("audio/speaker_a_16k.wav")),
+            }],
+            after: acs_sim::acs::AfterAudio::Silence,
+            silent_threshold_dbfs: -50.0,
+            echo: None,
+        };
+        cfg.max_stream_duration = max_stream;
+        tweak(cfg);
+    })
+    .await
+}
+
 /// Rate and samples of a mono 16-bit WAV.
 pub fn read_wav(path: &Path) -> (u32, Vec<i16>) {
     let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
