@@ -14,6 +14,12 @@
 //! Clients and gateway share the machine's cores, so the figure is a whole-system one (client
 //! JSON/WebSocket framing included), not the gateway's alone.
 
+/// The binary's allocator (feature `mimalloc`, on by default), so the bench measures what
+/// `acs-media-gateway` runs.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use acs_media_gateway::app::{self, AppHandle};
 use acs_media_gateway::config::Config;
 use acs_media_gateway::protocol::media::{inbound_audio_data_json, inbound_audio_metadata_json};

@@ -7,6 +7,13 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's malloc: the allocator is not called per frame, but the per-call
+/// state it places is touched by every frame, and with mimalloc the same load costs 30-45 % less
+/// CPU (README "Performance"). Off with `--no-default-features`.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Media gateway between Azure Communication Services media streaming and your back ends.
 ///
 /// Configuration: defaults ← TOML file (--config) ← environment (ACS_GATEWAY_<SECTION>__<KEY>,
