@@ -80,7 +80,10 @@ fn db(x: f32) -> f32 {
 /// Samples of the frame buffer: the longest ACS frame and the filters' history.
 const BUF: usize = super::frame::MAX_FRAME_SAMPLES + HIST;
 
-/// The band filters' working memory, kept per stream so no frame zeroes or allocates it.
+/// The band filters' working memory for one frame. It is scratch, one per thread ([`SCRATCH`]):
+/// only the last [`HIST`] samples carry over from frame to frame, and those live in the stream's
+/// detector. A per-stream copy (4 KiB) meant 60-odd cold cache lines written per frame when
+/// hundreds of streams take turns.
 #[derive(Clone, Debug)]
 struct BandBuf {
     /// The frame as f32 with the previous frame's last HIST samples in front.
@@ -89,29 +92,31 @@ struct BandBuf {
     s4: [f32; BUF],
 }
 
-impl BandBuf {
-    fn new() -> Self {
-        Self {
+thread_local! {
+    /// The thread's [`BandBuf`]: every detector on the thread borrows it for one frame.
+    static SCRATCH: std::cell::RefCell<BandBuf> = const {
+        std::cell::RefCell::new(BandBuf {
             x: [0.0; BUF],
             s4: [0.0; BUF],
-        }
-    }
+        })
+    };
 }
 
 /// Energies (sums of squares) of `x` through the five band filters: full band (`x[n]`), first
 /// difference (`x[n] - x[n-1]`), `x[n] - x[n-2]`, and two DC-free low bands built from running
 /// 4-sample sums `s4`: `s4[n] - s4[n-4]` (8 taps, ~0.5-3 kHz at 16 kHz) and
 /// `s4[n] + s4[n-4] - s4[n-8] - s4[n-12]` (16 taps, ~250-900 Hz, the first formant and pitch
-/// harmonics). `b.x[..HIST]` holds the HIST samples before `x`; on return it holds the stream's
-/// last HIST samples.
+/// harmonics). `hist` holds the HIST samples before `x`; on return it holds the stream's last
+/// HIST samples. `b` is scratch.
 ///
 /// Every filter output is a sum of a few integer samples, exact in f32, and only the squares are
 /// rounded: differencing autocorrelations instead loses the quiet bands to cancellation when a
 /// loud low rumble (brown noise, hum) dominates the frame. Each pass is a plain zipped loop the
 /// compiler vectorises; the reductions use eight lanes (f32 addition is not associative).
-fn band_energies(x: &[i16], b: &mut BandBuf) -> [f32; BANDS] {
+fn band_energies(x: &[i16], hist: &mut [f32; HIST], b: &mut BandBuf) -> [f32; BANDS] {
     let n = x.len().min(super::frame::MAX_FRAME_SAMPLES);
     let end = HIST + n;
+    b.x[..HIST].copy_from_slice(hist);
     for (d, &s) in b.x[HIST..end].iter_mut().zip(x) {
         *d = f32::from(s);
     }
@@ -156,14 +161,15 @@ fn band_energies(x: &[i16], b: &mut BandBuf) -> [f32; BANDS] {
         acc[3][0] += d3 * d3;
         acc[4][0] += d4 * d4;
     }
-    b.x.copy_within(n..end, 0);
+    hist.copy_from_slice(&b.x[n..end]);
     acc.map(|a| a.iter().sum())
 }
 
 /// The default detector: sub-band SNR against per-stream noise floors (see the module docs).
 #[derive(Clone, Debug)]
 pub struct AdaptiveVad {
-    bands: Box<BandBuf>,
+    /// The stream's last [`HIST`] samples: the band filters' history.
+    hist: [f32; HIST],
     /// Smoothed log energy per band (dB).
     smooth: [f32; BANDS],
     /// Minimum of each completed sub-window, per band (ring of SUBWINDOWS).
@@ -188,7 +194,7 @@ impl AdaptiveVad {
     /// A detector for audio at `sample_rate` Hz.
     pub fn new(sample_rate: u32) -> Self {
         Self {
-            bands: Box::new(BandBuf::new()),
+            hist: [0.0; HIST],
             smooth: [0.0; BANDS],
             sub_min: [[f32::INFINITY; BANDS]; SUBWINDOWS],
             cur_min: [f32::INFINITY; BANDS],
@@ -220,7 +226,7 @@ impl AdaptiveVad {
         if x.is_empty() {
             return (super::silence::SILENCE_FLOOR_DBFS, false);
         }
-        let bands = band_energies(x, &mut self.bands);
+        let bands = SCRATCH.with_borrow_mut(|b| band_energies(x, &mut self.hist, b));
         let n = x.len() as f32;
         let mean_sq = bands[0] / n;
         // 20·log10(32768) = 90.309 dB: full scale.
@@ -552,9 +558,16 @@ mod tests {
         let mut seed = 7;
         let a = noise(&mut seed, 0.3, 320);
         let b = noise(&mut seed, 0.3, 333);
-        let mut buf = BandBuf::new();
-        band_energies(&a, &mut buf);
-        let got = band_energies(&b, &mut buf);
+        // one scratch shared by two streams, as on a runtime thread: another stream's frame in
+        // between changes nothing, only the stream's own history carries over
+        let mut buf = BandBuf {
+            x: [0.0; BUF],
+            s4: [0.0; BUF],
+        };
+        let (mut h1, mut h2) = ([0f32; HIST], [0f32; HIST]);
+        band_energies(&a, &mut h1, &mut buf);
+        band_energies(&noise(&mut seed, 0.9, 480), &mut h2, &mut buf);
+        let got = band_energies(&b, &mut h1, &mut buf);
         let all: Vec<f64> = a.iter().chain(&b).map(|&v| f64::from(v)).collect();
         let taps: [&[f64]; BANDS] = [
             &[1.0],
