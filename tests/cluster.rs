@@ -4,7 +4,10 @@
 //! land on B. Checked: the IncomingCall delivered to both is answered once; callbacks on B move
 //! the record A reads; `/play` on A reaches the media socket B holds (routed by NATS
 //! request-reply); a media operation for a replica that is gone is 503, one for a replica that
-//! does not answer is 504, both clear JSON and counted; `/readyz` reports NATS.
+//! does not answer is 504, both clear JSON and counted; `/readyz` reports NATS. And with NATS
+//! gone mid-call (a `nats-server` of the test's own, not the shared one; skipped with a message
+//! without `nats-server` on PATH): an IncomingCall and an operator request are 503
+//! `nats_unreachable`, the call's media keeps streaming and recording.
 
 mod common;
 
@@ -25,6 +28,16 @@ async fn fake_acs() -> FakeAcsHandle {
 /// A replica named `name` in the cluster `prefix`; `public` is where ACS sends its callbacks
 /// and media (another replica's address), if given.
 async fn replica(acs: &FakeAcsHandle, prefix: &str, name: &str, public: Option<String>) -> Gw {
+    replica_on(acs, prefix, name, public, nats_url()).await
+}
+
+async fn replica_on(
+    acs: &FakeAcsHandle,
+    prefix: &str,
+    name: &str,
+    public: Option<String>,
+    nats: String,
+) -> Gw {
     let (cs, aud, iss, jwks) = (
         acs.connection_string(),
         acs.audience.clone(),
@@ -45,7 +58,7 @@ async fn replica(acs: &FakeAcsHandle, prefix: &str, name: &str, public: Option<S
         for p in c.answer.profiles.values_mut() {
             p.enable_bidirectional = true;
         }
-        c.cluster.nats_url = nats_url();
+        c.cluster.nats_url = nats;
         c.cluster.bucket_prefix = prefix;
         c.cluster.replica_id = name;
         c.cluster.heartbeat_secs = 1;
@@ -317,4 +330,152 @@ async fn two_replicas_share_calls_answer_once_and_route_media_operations() {
     .await;
     assert_eq!(s, 200, "{v}");
     wait_call(&a, &id, "disconnected", |v| v["state"] == "disconnected").await;
+}
+
+/// A `nats-server -js` of this test's own on a free port (stopping it must not break the other
+/// tests, which share the one `.ci/run` starts); `None` with a visible message (a failure under
+/// `CI`) when `nats-server` is not on PATH.
+struct OwnNats {
+    url: String,
+    child: std::process::Child,
+    _store: tempfile::TempDir,
+}
+
+impl OwnNats {
+    async fn start() -> Option<Self> {
+        let store = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(store.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let Ok(child) = child else {
+            let msg =
+                "SKIPPED: NATS-unreachable test: no nats-server on PATH (.ci/run installs it)";
+            assert!(std::env::var_os("CI").is_none(), "{msg}");
+            eprintln!("{msg}");
+            return None;
+        };
+        let me = Self {
+            url: format!("nats://127.0.0.1:{port}"),
+            child,
+            _store: store,
+        };
+        let deadline = tokio::time::Instant::now() + STEP;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "own nats-server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Some(me)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_nats_gone_mid_call_requests_get_503_and_media_keeps_recording() {
+    let Some(mut nats) = OwnNats::start().await else {
+        return;
+    };
+    let acs = fake_acs().await;
+    let gw = replica_on(&acs, "u", "solo", None, nats.url.clone()).await;
+    let data = acs.incoming_call(IncomingCallSpec::phone("+14255550124", "+18005550100"));
+    let r = eventgrid::deliver_incoming_call(&target(&gw), &acs.topic(), &data, 0)
+        .await
+        .unwrap();
+    assert!(r.delivered, "{r:?}");
+    let conn = acs
+        .wait_for_answer(&data.incoming_call_context, STEP)
+        .await
+        .expect("answered")
+        .call_connection_id;
+    let v = wait_call(&gw, &conn, "streaming", |v| {
+        v["state"] == "streaming" && v["mediaConnection"]["connected"] == true
+    })
+    .await;
+    let id = v["id"].as_str().unwrap().to_owned();
+    let audio = "acs_gateway_frames_total{kind=\"audio_data\"}";
+    let wav = "acs_gateway_sink_frames_total{sink=\"wav\"}";
+    let deadline = tokio::time::Instant::now() + STEP;
+    while gw.metric(audio).await < 10.0 {
+        assert!(tokio::time::Instant::now() < deadline, "no audio");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    nats.stop();
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let (s, body) = common::http_get(gw.addr, "/readyz").await;
+        if s == 503 {
+            assert!(body.contains("nats_unreachable"), "{body}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "/readyz still {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (frames, written) = (gw.metric(audio).await, gw.metric(wav).await);
+
+    // A new IncomingCall cannot be claimed cluster-wide: 503 for Event Grid to redeliver.
+    let data2 = acs.incoming_call(IncomingCallSpec::phone("+14255550125", "+18005550100"));
+    let r = eventgrid::deliver_incoming_call(&target(&gw), &acs.topic(), &data2, 0)
+        .await
+        .unwrap();
+    assert!(!r.delivered, "{r:?}");
+    assert_eq!(r.attempts[0].status, Some(503), "{r:?}");
+    assert_eq!(
+        gw.metric("acs_gateway_cluster_nats_unreachable_total{endpoint=\"incoming_call\"}")
+            .await,
+        1.0
+    );
+    // An operator request: 503 JSON naming the cause.
+    let (s, v) = operator(
+        &gw,
+        reqwest::Method::GET,
+        &format!("/api/calls/{id}"),
+        "",
+        vec![],
+    )
+    .await;
+    assert_eq!((s, &v["code"]), (503, &"nats_unreachable".into()), "{v}");
+
+    // The call's media keeps streaming and recording (half a second more of it).
+    let deadline = tokio::time::Instant::now() + STEP;
+    while gw.metric(audio).await < frames + 25.0 || gw.metric(wav).await < written + 25.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "media stopped with NATS"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(gw.app().media_connections(), 1);
+    assert_eq!(
+        acs.requests_of("answer_call").len(),
+        1,
+        "the second call not answered"
+    );
+    eprintln!(
+        "NATS gone: {} more frames streamed and recorded; IncomingCall and operator got 503",
+        gw.metric(audio).await - frames
+    );
 }

@@ -1,19 +1,26 @@
 //! The fleet: three gateway processes (the real binary) sharing one `nats-server -js`, behind
 //! `acs-sim`'s round-robin TCP proxy, driven through the proxy by `acs-sim`'s fake ACS (its
-//! callbacks and media go to the proxy too, as they would to a load balancer). Checked: the
-//! IncomingCall delivered twice (to different replicas) is answered once; callbacks land on
-//! replicas other than the one that answered; media lands on one replica; a replica holding
-//! no media is SIGKILLed mid-call and the call carries on (operator requests and callbacks
-//! through the proxy still work); the replica holding the media is SIGTERMed, finalises the
-//! call's WAV and uploads the call folder to Azurite before it exits (each file a blob with the
-//! same bytes; without Azurite, `ACS_TEST_AZURITE_URL`, that check says SKIPPED); the operator
-//! hang-up through the proxy (on the last replica) ends the call.
+//! callbacks and media go to the proxy too, as they would to a load balancer). The proxy routes
+//! like an ingress by path: Event Grid's `/api/incomingCall` to r0 and r1 in turn, media (`/ws`)
+//! to r2, ACS's callbacks starting at r2, everything else round robin over all three; so the
+//! answering replica (r0 or r1) never holds the media nor gets the first callbacks,
+//! deterministically. Which replica did what is observed, not assumed: the
+//! proxy's log (where each connection went) and each replica's own metrics (answers, callbacks,
+//! `ws_connections_active`). Checked: the IncomingCall delivered twice (to different replicas)
+//! is answered once; callbacks land on replicas other than the one that answered; media lands on
+//! another replica than the answering one; that replica (observed holding no media) is
+//! SIGKILLed mid-call and the call carries on (operator requests, a recording started and its
+//! callback applied, all through the proxy); the replica observed holding the media is
+//! SIGTERMed, finalises the call's WAV and uploads the call folder to Azurite before it exits
+//! (each file a blob with the same bytes; without Azurite, `ACS_TEST_AZURITE_URL`, that check
+//! says SKIPPED); the operator hang-up through the proxy (on the last replica) ends the call.
 //! Skips with a message without a JetStream-enabled NATS (`ACS_TEST_NATS_URL`).
 
 mod common;
 use acs_media_gateway::upload::policy::{DEV_ACCOUNT, DEV_ACCOUNT_KEY};
 use acs_sim::acs::IncomingCallSpec;
 use acs_sim::eventgrid::{self, EventGridTarget};
+use acs_sim::proxy::Route;
 use common::{nats_url, STEP};
 use object_store::ObjectStoreExt;
 use serde_json::Value;
@@ -72,6 +79,14 @@ async fn metric(addr: SocketAddr, series: &str) -> f64 {
     acs_sim::scrape::scrape_value(&text, series).unwrap_or(0.0)
 }
 
+/// Media sockets open on the replica at `addr` (its own gauge; panics when it cannot be read).
+async fn media_sockets(addr: SocketAddr) -> f64 {
+    let (s, text) = common::http_get(addr, "/metrics").await;
+    assert_eq!(s, 200, "/metrics of {addr}");
+    acs_sim::scrape::scrape_value(&text, "acs_gateway_ws_connections_active")
+        .unwrap_or_else(|| panic!("no ws_connections_active on {addr}"))
+}
+
 async fn wait_for(what: &str, mut f: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !f().await {
@@ -89,9 +104,27 @@ async fn three_replicas_behind_a_proxy_carry_a_call_through_kill_and_drain() {
     let acs = common::fake_acs_realtime(Duration::from_secs(120), |_| {}).await;
     let tmp = tempfile::tempdir().unwrap();
     let addrs: Vec<SocketAddr> = (0..3).map(|_| free_port()).collect();
-    let proxy = acs_sim::proxy::start("127.0.0.1:0".parse().unwrap(), addrs.clone())
-        .await
-        .unwrap();
+    // an ingress routing by path: deliveries to r0/r1, media to r2, callbacks starting at r2
+    // (the fake ACS keeps its connection: the next replica only once r2 is gone), the rest
+    // round robin
+    let routes = vec![
+        Route {
+            prefix: "/api/incomingCall".into(),
+            backends: vec![0, 1],
+        },
+        Route {
+            prefix: "/ws".into(),
+            backends: vec![2],
+        },
+        Route {
+            prefix: "/api/callbacks".into(),
+            backends: vec![2, 0, 1],
+        },
+    ];
+    let proxy =
+        acs_sim::proxy::start_with_routes("127.0.0.1:0".parse().unwrap(), addrs.clone(), routes)
+            .await
+            .unwrap();
     let prefix = format!("f{}", uuid::Uuid::new_v4().simple());
     // recordings go to Azurite when it runs (.ci/run starts it); otherwise that check says SKIPPED
     let container = common::azurite::container().await;
@@ -181,6 +214,17 @@ dir = "{dir}"
             .unwrap();
         assert!(r.delivered, "{r:?}");
     }
+    let delivered_to: Vec<usize> = proxy
+        .log()
+        .iter()
+        .filter(|r| r.path == "/api/incomingCall")
+        .map(|r| r.backend)
+        .collect();
+    assert_eq!(delivered_to.len(), 2, "{:?}", proxy.log());
+    assert_ne!(
+        delivered_to[0], delivered_to[1],
+        "the two deliveries reached different replicas"
+    );
     let conn = acs
         .wait_for_answer(&data.incoming_call_context, STEP)
         .await
@@ -204,7 +248,8 @@ dir = "{dir}"
     assert_eq!(acs.requests_of("answer_call").len(), 1);
     let answered_by = answered_by.unwrap();
 
-    // Media lands on one replica; the shared record says which.
+    // Media lands on one replica, another than the answering one: observed on the replicas'
+    // own gauges, and the shared record and the proxy's log agree.
     let mut rec = Value::Null;
     wait_for("streaming", async || {
         rec = http(
@@ -219,10 +264,33 @@ dir = "{dir}"
     })
     .await;
     let id = rec["id"].as_str().unwrap().to_owned();
-    let holder = rec["mediaConnection"]["replica"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let holders = media_holders(&replicas).await;
+    assert_eq!(
+        holders.len(),
+        1,
+        "one replica holds the media socket: {holders:?}"
+    );
+    let holder = holders[0].clone();
+    assert_eq!(
+        rec["mediaConnection"]["replica"],
+        holder.as_str(),
+        "the shared record names the holder: {rec}"
+    );
+    let ws_to: Vec<String> = proxy
+        .log()
+        .iter()
+        .filter(|r| r.path.starts_with("/ws"))
+        .map(|r| replicas[r.backend].name.clone())
+        .collect();
+    assert_eq!(
+        ws_to,
+        vec![holder.clone()],
+        "the proxy handed the media socket to {holder}"
+    );
+    assert_ne!(
+        holder, answered_by,
+        "media landed on another replica than the answering one"
+    );
     // Callbacks went through the proxy: to replicas other than the one that answered.
     let mut with_callbacks = Vec::new();
     for r in &replicas {
@@ -246,8 +314,13 @@ dir = "{dir}"
         "callbacks only on the answering replica {answered_by}: {with_callbacks:?}"
     );
 
-    // SIGKILL a replica that holds no media: the call carries on.
-    let victim = replicas.iter().position(|r| r.name != holder).unwrap();
+    // SIGKILL a replica observed holding no media (the answering one): the call carries on.
+    let victim = replicas.iter().position(|r| r.name == answered_by).unwrap();
+    assert_eq!(
+        media_sockets(replicas[victim].addr).await,
+        0.0,
+        "{answered_by} holds no media socket"
+    );
     replicas[victim].child.kill().unwrap();
     replicas[victim].child.wait().unwrap();
     let killed = replicas[victim].name.clone();
@@ -287,6 +360,11 @@ dir = "{dir}"
     // take a second of audio (on a loaded machine the stream may have started late).
     let h = replicas.iter().position(|r| r.name == holder).unwrap();
     let holder_addr = replicas[h].addr;
+    assert_eq!(
+        media_holders(&replicas[h..=h]).await,
+        vec![holder.clone()],
+        "{holder} still holds the media socket before SIGTERM"
+    );
     wait_for("a second of audio on the media holder", async || {
         metric(holder_addr, "acs_gateway_frames_total{kind=\"audio_data\"}").await >= 50.0
     })
@@ -391,6 +469,17 @@ dir = "{dir}"
         proxy.connections(),
         started.elapsed()
     );
+}
+
+/// The replicas whose `ws_connections_active` gauge shows an open media socket.
+async fn media_holders(replicas: &[Replica]) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in replicas {
+        if media_sockets(r.addr).await > 0.0 {
+            out.push(r.name.clone());
+        }
+    }
+    out
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -5,7 +5,8 @@
 //! Compare-and-set is the bucket's revision check (`update` with the last revision; `create`
 //! for absent keys). Routed media operations are NATS requests on `<prefix>.media.<replica>`
 //! with the method, path and Content-Type in headers and the body as payload; the reply carries
-//! the status in a header.
+//! the status in a header. While the client is not connected (NATS unreachable, reconnecting)
+//! every request fails at once with [`LinkError::Unreachable`] instead of waiting for a timeout.
 
 use super::{ClusterConfig, ClusterError};
 use crate::control::shared::{ClusterLink, ForwardReply, Forwarded, LinkError, LinkFuture};
@@ -174,6 +175,14 @@ impl JetStreamLink {
         }
     }
 
+    fn connected(&self) -> Result<(), LinkError> {
+        if self.reachable() {
+            Ok(())
+        } else {
+            Err(LinkError::Unreachable)
+        }
+    }
+
     async fn alive(&self, replica: &str) -> Result<bool, LinkError> {
         match self.replicas.entry(replica).await {
             Ok(Some(e)) => Ok(e.operation == Operation::Put),
@@ -194,6 +203,7 @@ impl ClusterLink for JetStreamLink {
 
     fn claim(&self, key: String) -> LinkFuture<'_, bool> {
         Box::pin(async move {
+            self.connected()?;
             match self.incoming.create(key, Bytes::from_static(b"1")).await {
                 Ok(_) => Ok(true),
                 Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Ok(false),
@@ -204,6 +214,7 @@ impl ClusterLink for JetStreamLink {
 
     fn load(&self, key: String) -> LinkFuture<'_, Option<(Bytes, u64)>> {
         Box::pin(async move {
+            self.connected()?;
             match self.calls.entry(key).await {
                 Ok(Some(e)) if e.operation == Operation::Put => Ok(Some((e.value, e.revision))),
                 Ok(_) => Ok(None),
@@ -214,6 +225,7 @@ impl ClusterLink for JetStreamLink {
 
     fn store(&self, key: String, value: Bytes, revision: Option<u64>) -> LinkFuture<'_, u64> {
         Box::pin(async move {
+            self.connected()?;
             match revision {
                 None => self.calls.create(key, value).await.map_err(|e| {
                     if e.kind() == CreateErrorKind::AlreadyExists {
@@ -237,6 +249,7 @@ impl ClusterLink for JetStreamLink {
 
     fn list(&self, prefix: String) -> LinkFuture<'_, Vec<Bytes>> {
         Box::pin(async move {
+            self.connected()?;
             let mut keys = self
                 .calls
                 .keys()
@@ -262,6 +275,7 @@ impl ClusterLink for JetStreamLink {
 
     fn forward(&self, replica: String, req: Forwarded) -> LinkFuture<'_, ForwardReply> {
         Box::pin(async move {
+            self.connected()?;
             if !self.alive(&replica).await? {
                 return Err(LinkError::ReplicaGone(replica));
             }

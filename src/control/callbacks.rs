@@ -6,7 +6,8 @@
 //! `acs_gateway_callbacks_total{type}` (known event names, or `unknown`). MediaStreamingFailed
 //! and StartRecordingFailed are logged with their result codes. Redelivered events (same id) are
 //! applied once. Bad bodies → 400/413 JSON, counted in
-//! `acs_gateway_control_bad_requests_total{endpoint="callbacks"}`.
+//! `acs_gateway_control_bad_requests_total{endpoint="callbacks"}`. In cluster mode, a delivery
+//! whose call cannot be read or written on NATS is 503 `nats_unreachable` (ACS redelivers).
 
 use super::http::{read_body, with_header};
 use super::plane::ControlPlane;
@@ -43,7 +44,8 @@ where
         return with_header(r, "allow", "POST");
     }
     let call_id = match cp.authorize_callback(token, req.headers()).await {
-        Ok(id) => id,
+        Ok(Ok(id)) => id,
+        Ok(Err(e)) => return cp.nats_unreachable(EP, &e),
         Err(r) => {
             cp.count_refusal(&r);
             tracing::warn!(reason = r.reason, "callback refused: {}", r.message);
@@ -84,12 +86,14 @@ where
         log_event(&call_id, ev);
         let now = now_ms();
         match cp
-            .commit(&call_id, |reg, id| reg.apply_callback(id, ev, now))
+            .try_commit(&call_id, |reg, id| reg.apply_callback(id, ev, now))
             .await
         {
-            Applied::Applied => applied += 1,
-            Applied::Duplicate => duplicates += 1,
-            Applied::UnknownCall => {}
+            Ok(Applied::Applied) => applied += 1,
+            Ok(Applied::Duplicate) => duplicates += 1,
+            Ok(Applied::UnknownCall) => {}
+            // ACS redelivers; the events applied before this one are duplicates then
+            Err(e) => return cp.nats_unreachable(EP, &e.error),
         }
     }
     json_response(

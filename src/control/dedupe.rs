@@ -84,6 +84,21 @@ impl Dedupe {
         !dup
     }
 
+    /// Forgets an IncomingCall recorded by [`Self::first_time`] that could not be taken after
+    /// all (cluster mode, NATS unreachable), so that its redelivery counts as new.
+    pub fn forget(&self, event_id: &str, incoming_call_context: &str) {
+        let keys: Vec<Key> = [("id", event_id), ("ctx", incoming_call_context)]
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| digest(k, v))
+            .collect();
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for k in &keys {
+            g.seen.remove(k);
+        }
+        g.order.retain(|(k, _)| !keys.contains(k));
+    }
+
     /// Keys held.
     pub fn len(&self) -> usize {
         self.inner
@@ -122,5 +137,8 @@ mod tests {
         assert!(!d.first_time("a", "b", t0 + Duration::from_secs(9)));
         assert!(d.first_time("a", "b", t0 + Duration::from_secs(30)));
         assert!(d.first_time("", "", t0), "nothing to compare");
+        d.forget("a", "b");
+        assert!(d.first_time("a", "b", t0), "forgotten: new again");
+        assert!(!d.first_time("a", "b", t0));
     }
 }

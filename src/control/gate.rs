@@ -11,6 +11,7 @@
 use super::jwt::JwtError;
 use super::plane::ControlPlane;
 use super::registry::now_ms;
+use super::shared::LinkError;
 use super::tokens::rejection_reason;
 use hyper::header::HeaderMap;
 use hyper::StatusCode;
@@ -80,13 +81,15 @@ impl ControlPlane {
         })
     }
 
-    /// Cluster mode: reads the call a well-signed token names from the shared bucket first.
-    async fn refresh_token_call(&self, token: &str) {
+    /// Cluster mode: reads the call a well-signed token names from the shared bucket first;
+    /// `Err` when the bucket cannot be read.
+    async fn refresh_token_call(&self, token: &str) -> Result<(), LinkError> {
         if self.link().is_some() {
             if let Ok(t) = self.tokens.verify(token, now_ms().div_euclid(1000)) {
-                self.refresh(&t.call_id).await;
+                self.refresh(&t.call_id).await?;
             }
         }
+        Ok(())
     }
 
     /// The call id of a valid token of a known call; `media` additionally requires the call
@@ -121,7 +124,8 @@ impl ControlPlane {
     ) -> Result<MediaGrant, Refusal> {
         let token = token.filter(|t| !t.is_empty());
         if let Some(t) = token {
-            self.refresh_token_call(t).await;
+            // NATS unreachable: admitted from the local registry when it knows the call
+            let _ = self.refresh_token_call(t).await;
         }
         let call_id = match (token, self.require_call_token) {
             (None, true) => {
@@ -156,22 +160,27 @@ impl ControlPlane {
         })
     }
 
-    /// Admits (or refuses) a callback delivery; returns the gateway call id.
+    /// Admits (or refuses) a callback delivery; returns the gateway call id. `Ok(Err(_))`:
+    /// admitted by its token but, in cluster mode, its call cannot be read (NATS unreachable).
     pub async fn authorize_callback(
         &self,
         token: &str,
         headers: &HeaderMap,
-    ) -> Result<String, Refusal> {
+    ) -> Result<Result<String, LinkError>, Refusal> {
         if token.is_empty() {
             return Err(Refusal::unauthorized(
                 "token_missing",
                 "no call token in the path",
             ));
         }
-        self.refresh_token_call(token).await;
+        if let Err(e) = self.refresh_token_call(token).await {
+            // the token verified (else nothing was read), but its call cannot be looked up
+            self.check_jwt(headers).await?;
+            return Ok(Err(e));
+        }
         let id = self.check_call_token(token, false)?;
         self.check_jwt(headers).await?;
-        Ok(id)
+        Ok(Ok(id))
     }
 
     /// Counts a refusal.

@@ -98,7 +98,9 @@ where
     };
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    cp.refresh_for_path(&path).await;
+    if let Err(e) = cp.refresh_for_path(&path).await {
+        return cp.nats_unreachable(EP, &e);
+    }
     let query = req.uri().query().map(str::to_owned);
     let graph_token = header_str(req.headers(), HEADER_GRAPH_TOKEN).map(str::to_owned);
     let body = if method == Method::POST || method == Method::PUT {

@@ -286,7 +286,9 @@ where
     if cp.link().is_none() || req.headers().contains_key(super::shared::ROUTED_HEADER) {
         return Err(req);
     }
-    cp.refresh(id).await;
+    if let Err(e) = cp.refresh(id).await {
+        return Ok(cp.nats_unreachable("operator", &e));
+    }
     let Some(owner) = cp.registry.get(id).and_then(|r| cp.media_owner(&r)) else {
         return Err(req);
     };

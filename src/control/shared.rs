@@ -16,8 +16,16 @@
 //! - an operation needing the media socket is forwarded ([`Forwarded`]) to the replica named in
 //!   the record's `mediaConnection.replica`, which runs it and replies.
 //!
-//! When the link fails (NATS unreachable), the replica carries on with its local state and counts
-//! the error (`acs_gateway_cluster_requests_total{outcome="error"}`).
+//! When the link fails (NATS unreachable), nothing is decided on a guess: an IncomingCall that
+//! cannot be claimed cluster-wide is answered 503 (Event Grid redelivers on 5xx; answering it
+//! here could answer it twice), a callback or operator request whose call cannot be read or
+//! written is answered 503 `{"code":"nats_unreachable"}` ([`ControlPlane::nats_unreachable`],
+//! counted in `acs_gateway_cluster_nats_unreachable_total{endpoint}`). Media already flowing is
+//! never stopped: media open/close and the answer task's changes are kept locally ([`commit`])
+//! and the replica records and streams on. Each failed request is counted in
+//! `acs_gateway_cluster_requests_total{outcome="error"}`.
+//!
+//! [`commit`]: ControlPlane::commit
 
 use super::plane::ControlPlane;
 use super::registry::{CallRecord, CallRegistry};
@@ -45,12 +53,25 @@ pub enum LinkError {
     /// No reply in time.
     #[error("timed out")]
     Timeout,
+    /// Not connected to NATS (the link is reconnecting).
+    #[error("NATS is unreachable")]
+    Unreachable,
     /// Request too large for the cluster bus.
     #[error("request of {0} bytes is over the cluster bus limit of {1} bytes")]
     TooLarge(usize, usize),
     /// Anything else (connection, server, encoding).
     #[error("{0}")]
     Other(String),
+}
+
+/// A change of a call record that was not written to the shared bucket.
+#[derive(Debug)]
+pub struct NotShared<R> {
+    /// Why.
+    pub error: LinkError,
+    /// The change's result when it was applied to the local registry (the bucket's read worked,
+    /// its write did not); `None` when nothing was applied.
+    pub local: Option<R>,
 }
 
 /// A result of a cluster request.
@@ -104,6 +125,7 @@ pub trait ClusterLink: std::fmt::Debug + Send + Sync + 'static {
 pub struct MemoryLink {
     replica: String,
     store: std::sync::Arc<Mutex<HashMap<String, (Bytes, u64)>>>,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl MemoryLink {
@@ -112,14 +134,30 @@ impl MemoryLink {
         Self {
             replica: replica.to_owned(),
             store: Default::default(),
+            down: Default::default(),
         }
     }
 
-    /// The same store, seen by another replica.
+    /// The same store, seen by another replica (down and up together with this one).
     pub fn peer(&self, replica: &str) -> Self {
         Self {
             replica: replica.to_owned(),
             store: self.store.clone(),
+            down: self.down.clone(),
+        }
+    }
+
+    /// Failure injection: while down, every request fails with [`LinkError::Unreachable`] and
+    /// [`ClusterLink::reachable`] is `false`, as with NATS unreachable.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn up(&self) -> Result<(), LinkError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(LinkError::Unreachable)
+        } else {
+            Ok(())
         }
     }
 
@@ -133,23 +171,28 @@ impl ClusterLink for MemoryLink {
         &self.replica
     }
     fn reachable(&self) -> bool {
-        true
+        self.up().is_ok()
     }
     fn claim(&self, key: String) -> LinkFuture<'_, bool> {
-        let r = self.with(|m| match m.entry(key) {
-            std::collections::hash_map::Entry::Occupied(_) => false,
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert((Bytes::new(), 1));
-                true
-            }
+        let r = self.up().map(|()| {
+            self.with(|m| match m.entry(key) {
+                std::collections::hash_map::Entry::Occupied(_) => false,
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert((Bytes::new(), 1));
+                    true
+                }
+            })
         });
-        Box::pin(async move { Ok(r) })
+        Box::pin(async move { r })
     }
     fn load(&self, key: String) -> LinkFuture<'_, Option<(Bytes, u64)>> {
-        let r = self.with(|m| m.get(&key).cloned());
-        Box::pin(async move { Ok(r) })
+        let r = self.up().map(|()| self.with(|m| m.get(&key).cloned()));
+        Box::pin(async move { r })
     }
     fn store(&self, key: String, value: Bytes, revision: Option<u64>) -> LinkFuture<'_, u64> {
+        if let Err(e) = self.up() {
+            return Box::pin(async move { Err(e) });
+        }
         let r = self.with(|m| {
             let cur = m.get(&key).map(|(_, r)| *r);
             if cur != revision {
@@ -162,16 +205,22 @@ impl ClusterLink for MemoryLink {
         Box::pin(async move { r })
     }
     fn list(&self, prefix: String) -> LinkFuture<'_, Vec<Bytes>> {
-        let r = self.with(|m| {
-            m.iter()
-                .filter(|(k, _)| k.starts_with(&prefix))
-                .map(|(_, (v, _))| v.clone())
-                .collect()
+        let r = self.up().map(|()| {
+            self.with(|m| {
+                m.iter()
+                    .filter(|(k, _)| k.starts_with(&prefix))
+                    .map(|(_, (v, _))| v.clone())
+                    .collect()
+            })
         });
-        Box::pin(async move { Ok(r) })
+        Box::pin(async move { r })
     }
     fn forward(&self, replica: String, _req: Forwarded) -> LinkFuture<'_, ForwardReply> {
-        Box::pin(async move { Err(LinkError::ReplicaGone(replica)) })
+        let r = self.up();
+        Box::pin(async move {
+            r?;
+            Err(LinkError::ReplicaGone(replica))
+        })
     }
 }
 
@@ -272,17 +321,22 @@ impl ControlPlane {
     }
 
     /// Cluster-wide first sight of an IncomingCall (create-if-absent on its context, then its
-    /// event id); `true` when new. Without a link (or when it fails) only the local set decides.
-    pub async fn first_incoming(&self, event_id: &str, context: &str) -> bool {
+    /// event id): `Ok(true)` when new, `Ok(false)` for a duplicate. Without a link only the
+    /// local set decides. `Err` when the claim on the context (or, without one, the event id)
+    /// could not be made (NATS unreachable): the call is then forgotten locally too, so that
+    /// Event Grid's redelivery is taken as new. Once the context is claimed, a failed claim of
+    /// the event id does not matter (the context names the call).
+    pub async fn first_incoming(&self, event_id: &str, context: &str) -> Result<bool, LinkError> {
         if !self
             .dedupe
             .first_time(event_id, context, std::time::Instant::now())
         {
-            return false;
+            return Ok(false);
         }
         let Some(link) = self.link() else {
-            return true;
+            return Ok(true);
         };
+        let mut claimed = false;
         for (kind, v) in [("ctx", context), ("id", event_id)] {
             if v.is_empty() {
                 continue;
@@ -290,78 +344,96 @@ impl ControlPlane {
             let r = link.claim(claim_key(kind, v)).await;
             self.count("claim", &r);
             match r {
-                Ok(true) => {}
-                Ok(false) => return false,
+                Ok(true) => claimed = true,
+                Ok(false) => return Ok(false),
+                Err(e) if claimed => {
+                    tracing::warn!(error = %e, "cluster: event id not claimed; the context is");
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cluster: IncomingCall claim failed; deciding locally");
-                    return true;
+                    self.dedupe.forget(event_id, context);
+                    return Err(e);
                 }
             }
         }
-        true
+        Ok(true)
     }
 
     /// Cluster mode: reads the call (by gateway id or `callConnectionId`) from the bucket into
-    /// the local registry. `false` when the bucket has no such call (or no link).
-    pub async fn refresh(&self, key: &str) -> bool {
+    /// the local registry. `Ok(false)` when the bucket has no such call (or no link); `Err`
+    /// when the bucket cannot be read (the local registry is left as it was).
+    pub async fn refresh(&self, key: &str) -> Result<bool, LinkError> {
         let Some(link) = self.link() else {
-            return false;
+            return Ok(false);
         };
         let r = link.load(call_key(key)).await;
         self.count("load", &r);
-        let found = match r {
-            Ok(Some((b, _))) => Some(b),
-            Ok(None) => {
+        let found = match r? {
+            Some((b, _)) => Some(b),
+            None => {
                 let r = link.load(conn_key(key)).await;
                 self.count("load", &r);
-                match r {
-                    Ok(Some((id, _))) => {
+                match r? {
+                    Some((id, _)) => {
                         let id = String::from_utf8_lossy(&id).into_owned();
                         let r = link.load(call_key(&id)).await;
                         self.count("load", &r);
-                        r.ok().flatten().map(|(b, _)| b)
+                        r?.map(|(b, _)| b)
                     }
-                    _ => None,
+                    None => None,
                 }
             }
-            Err(_) => None,
         };
         match found.as_deref().and_then(decode) {
             Some(rec) => {
                 self.registry.replace(rec);
-                true
+                Ok(true)
             }
-            None => false,
+            None => Ok(false),
         }
     }
 
     /// Cluster mode: reads every call from the bucket into the local registry.
-    pub async fn refresh_all(&self) {
+    pub async fn refresh_all(&self) -> Result<(), LinkError> {
         let Some(link) = self.link() else {
-            return;
+            return Ok(());
         };
         let r = link.list("call.".into()).await;
         self.count("list", &r);
-        for rec in r.unwrap_or_default().iter().filter_map(|b| decode(b)) {
+        for rec in r?.iter().filter_map(|b| decode(b)) {
             self.registry.replace(rec);
         }
+        Ok(())
     }
 
     /// Cluster mode: refreshes what an operator route reads (`/api/calls`: every call;
-    /// `/api/calls/{id}…`: that call).
-    pub async fn refresh_for_path(&self, path: &str) {
+    /// `/api/calls/{id}…`: that call); `Err` when the bucket cannot be read.
+    pub async fn refresh_for_path(&self, path: &str) -> Result<(), LinkError> {
         if self.link().is_none() {
-            return;
+            return Ok(());
         }
         match path.trim_end_matches('/').strip_prefix("/api/calls") {
             Some("") => self.refresh_all().await,
-            Some(rest) => {
-                if let Some(id) = rest.trim_start_matches('/').split('/').next() {
-                    self.refresh(id).await;
-                }
-            }
-            None => {}
+            Some(rest) => match rest.trim_start_matches('/').split('/').next() {
+                Some(id) => self.refresh(id).await.map(|_| ()),
+                None => Ok(()),
+            },
+            None => Ok(()),
         }
+    }
+
+    /// The answer to a request that needs the shared call state while NATS cannot be reached:
+    /// 503 `{"code":"nats_unreachable"}`, counted per `endpoint` (`incoming_call`, `callbacks`,
+    /// `operator`).
+    pub fn nats_unreachable(&self, endpoint: &str, e: &LinkError) -> super::HttpResponse {
+        self.metrics.cluster.nats_unreachable(endpoint);
+        tracing::warn!(endpoint, error = %e, "cluster: shared call state unreachable; 503");
+        super::json_response(
+            hyper::StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({
+                "error": format!("the cluster's shared call state (NATS JetStream) is unreachable: {e}; retry later"),
+                "code": "nats_unreachable",
+            }),
+        )
     }
 
     /// Cluster mode: writes a call just registered locally to the bucket (create).
@@ -378,10 +450,37 @@ impl ControlPlane {
 
     /// Changes call `id` with `f` (applied to the local registry): alone, as before; in cluster
     /// mode, read-modify-write with compare-and-set on the bucket, `f` re-applied to the fresh
-    /// record after a conflict.
+    /// record after a conflict. When the bucket cannot be reached the change is kept locally
+    /// (media open/close, the answer task: never lose what the call does on this replica); see
+    /// [`Self::try_commit`] for requests that can be refused instead.
     pub async fn commit<R>(&self, id: &str, f: impl Fn(&CallRegistry, &str) -> R) -> R {
+        match self.try_commit(id, &f).await {
+            Ok(r) => r,
+            Err(NotShared {
+                local: Some(r),
+                error,
+            }) => {
+                tracing::warn!(call = %id, %error, "cluster: change not written to the bucket; kept locally");
+                r
+            }
+            Err(NotShared { local: None, error }) => {
+                tracing::warn!(call = %id, %error, "cluster: bucket unreachable; change kept locally");
+                f(&self.registry, id)
+            }
+        }
+    }
+
+    /// [`Self::commit`], but a change that could not be shared is an error: nothing applied
+    /// when the record could not be read, applied only locally when it could not be written
+    /// (the next read from the bucket replaces it). Losing [`CAS_ATTEMPTS`] races in a row
+    /// keeps the change locally (`Ok`), as before.
+    pub async fn try_commit<R>(
+        &self,
+        id: &str,
+        f: impl Fn(&CallRegistry, &str) -> R,
+    ) -> Result<R, NotShared<R>> {
         let Some(link) = self.link() else {
-            return f(&self.registry, id);
+            return Ok(f(&self.registry, id));
         };
         let key = call_key(id);
         let mut out = None;
@@ -400,14 +499,11 @@ impl ControlPlane {
                     Some(rev)
                 }
                 Ok(None) => None,
-                Err(e) => {
-                    tracing::warn!(call = %id, error = %e, "cluster: bucket unreachable; change kept locally");
-                    return f(&self.registry, id);
-                }
+                Err(error) => return Err(NotShared { error, local: None }),
             };
             let r = f(&self.registry, id);
             let Some(rec) = self.registry.get(id) else {
-                return r;
+                return Ok(r);
             };
             let stored = link.store(key.clone(), encode(&rec), revision).await;
             self.count("store", &stored);
@@ -418,17 +514,19 @@ impl ControlPlane {
                             .store(conn_key(c), Bytes::from(rec.id.clone()), None)
                             .await;
                     }
-                    return r;
+                    return Ok(r);
                 }
                 Err(LinkError::Conflict) => out = Some(r),
-                Err(e) => {
-                    tracing::warn!(call = %id, error = %e, "cluster: change not written to the bucket");
-                    return r;
+                Err(error) => {
+                    return Err(NotShared {
+                        error,
+                        local: Some(r),
+                    })
                 }
             }
         }
         tracing::warn!(call = %id, "cluster: change lost {CAS_ATTEMPTS} compare-and-set races; kept locally");
-        out.unwrap_or_else(|| f(&self.registry, id))
+        Ok(out.unwrap_or_else(|| f(&self.registry, id)))
     }
 
     /// The replica to forward a media operation on `rec` to: another replica holds its socket.
@@ -474,6 +572,7 @@ impl ControlPlane {
             Err(e @ LinkError::TooLarge(..)) => {
                 return super::error_response(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
             }
+            Err(e @ LinkError::Unreachable) => return self.nats_unreachable("operator", &e),
             Err(e) => (
                 StatusCode::BAD_GATEWAY,
                 "error",

@@ -231,3 +231,75 @@ async fn a_media_operation_for_a_gone_replica_is_503_json_and_counted() {
     assert_eq!(s, 409);
     assert!(solo.replica_id().is_none() && solo.cluster_reachable().is_none());
 }
+
+#[tokio::test]
+async fn nats_unreachable_is_503_for_what_needs_the_shared_state_and_media_carries_on() {
+    let link = MemoryLink::new("a");
+    let (a, mock) = replica(link.peer("a"));
+    link.set_down(true);
+    assert_eq!(a.cluster_reachable(), Some(false), "/readyz says so");
+
+    // An IncomingCall that cannot be claimed cluster-wide: 503, not answered on a guess.
+    let body = incoming("ev-9", "ctx-9");
+    let (s, r) = read(a.handle(post(&body)).await).await;
+    assert_eq!(s, 503, "{r}");
+    assert_eq!(r["code"], "nats_unreachable", "{r}");
+    assert_eq!(a.metrics.cluster.nats_unreachable_count("incoming_call"), 1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(mock.requests_of("answer_call").is_empty(), "not answered");
+    // Event Grid's redelivery once NATS is back is taken as new, and answered once.
+    link.set_down(false);
+    let (s, r) = read(a.handle(post(&body)).await).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["accepted"].as_array().unwrap().len(), 1, "{r}");
+    mock.wait_for(1, Duration::from_secs(5)).await;
+    let id = r["accepted"][0].as_str().unwrap().to_owned();
+    eventually("answered", || {
+        a.registry.get(&id).is_some_and(|r| r.answered_at.is_some())
+    })
+    .await;
+    assert_eq!(mock.requests_of("answer_call").len(), 1);
+
+    // A callback while NATS is down: 503 JSON (ACS redelivers), nothing applied.
+    link.set_down(true);
+    let token = a.registry.get(&id).unwrap().token.clone();
+    let ev = CallbackEvent::new(CallbackKind::CallConnected, "cb-9", "mock-conn-1");
+    let cb = String::from_utf8(callbacks_body(&[ev])).unwrap();
+    let callback = || req(Method::POST, &format!("/api/callbacks/{token}"), &[], &cb);
+    let (s, r) = read(a.handle(callback()).await).await;
+    assert_eq!((s, &r["code"]), (503, &"nats_unreachable".into()), "{r}");
+    assert_eq!(a.metrics.cluster.nats_unreachable_count("callbacks"), 1);
+    assert_ne!(a.registry.get(&id).unwrap().state, CallState::Connected);
+    // A bad token is still a 401, not a 503.
+    let (s, _) = read(
+        a.handle(req(Method::POST, "/api/callbacks/not-a-token", &[], &cb))
+            .await,
+    )
+    .await;
+    assert_eq!(s, 401);
+    // An operator request: 503 JSON.
+    let (s, r) = read(
+        a.handle(op(Method::GET, &format!("/api/calls/{id}"), ""))
+            .await,
+    )
+    .await;
+    assert_eq!((s, &r["code"]), (503, &"nats_unreachable".into()), "{r}");
+    let (s, _) = read(a.handle(op(Method::GET, "/api/calls", "")).await).await;
+    assert_eq!(s, 503);
+    assert_eq!(a.metrics.cluster.nats_unreachable_count("operator"), 2);
+    // Media opened meanwhile is kept locally: the connection is admitted and recorded here.
+    let now = crate::control::registry::now_ms();
+    a.commit(&id, |reg, id| reg.media_connected(id, now, Some("a")))
+        .await;
+    assert!(a.registry.get(&id).unwrap().media_connection.connected);
+    // each failed request counted: the claim, the reads (callback, operator, media) and the list
+    let c = &a.metrics.cluster;
+    assert_eq!(c.request_count("claim", "error"), 1);
+    assert_eq!(c.request_count("load", "error"), 3);
+    assert_eq!(c.request_count("list", "error"), 1);
+
+    // NATS back: the redelivered callback applies.
+    link.set_down(false);
+    let (s, r) = read(a.handle(callback()).await).await;
+    assert_eq!((s, r["applied"].as_u64()), (200, Some(1)), "{r}");
+}

@@ -9,12 +9,16 @@
 //!   `SubscriptionValidationEvent` → 200 `{"validationResponse": code}`; each IncomingCall →
 //!   deduplicated by event id and `incomingCallContext`, registered, and answered on its own
 //!   task ([`super::answer`]) while the webhook returns 200 at once. Other event types are
-//!   ignored. Without ACS configured an IncomingCall gets 503 (validation still works).
+//!   ignored. Without ACS configured an IncomingCall gets 503 (validation still works). In
+//!   cluster mode, an IncomingCall that cannot be claimed cluster-wide (NATS unreachable) makes
+//!   the whole delivery 503 `nats_unreachable`, for Event Grid to redeliver, rather than risk
+//!   answering the call twice.
 //! * Bad bodies → 400/413/408 JSON, counted in `acs_gateway_control_bad_requests_total{endpoint="incoming_call"}`.
 
 use super::http::{header_str, query_param, read_body, secret_eq, with_header};
 use super::plane::ControlPlane;
 use super::registry::{now_ms, NewCall};
+use super::shared::LinkError;
 use super::{error_response, json_response, HttpResponse};
 use crate::protocol::events::{
     parse_webhook_events, IncomingCallEventData, WebhookPayload, HEADER_WEBHOOK_ALLOWED_ORIGIN,
@@ -41,6 +45,8 @@ pub enum Intake {
     Duplicate,
     /// Could not be taken (registry full, ACS not configured).
     Refused(String),
+    /// Cluster mode: could not be claimed cluster-wide (NATS unreachable); not answered.
+    Unreachable(LinkError),
 }
 
 /// Serves the webhook.
@@ -89,6 +95,7 @@ where
     };
     let mut validation = None;
     let (mut accepted, mut duplicates, mut refused) = (Vec::new(), 0usize, Vec::new());
+    let mut unreachable = None;
     for ev in events {
         match ev.payload {
             WebhookPayload::SubscriptionValidation(d) => {
@@ -99,6 +106,7 @@ where
                 Intake::Accepted(id) => accepted.push(id),
                 Intake::Duplicate => duplicates += 1,
                 Intake::Refused(why) => refused.push(why),
+                Intake::Unreachable(e) => unreachable = Some(e),
             },
             WebhookPayload::Other(_) => {
                 tracing::debug!(event_type = %ev.event_type, "Event Grid webhook: event ignored");
@@ -107,6 +115,10 @@ where
     }
     if let Some(v) = validation {
         return json_response(StatusCode::OK, &json!(v));
+    }
+    if let Some(e) = unreachable {
+        // Event Grid redelivers the batch; the calls taken from it are duplicates then
+        return cp.nats_unreachable(EP, &e);
     }
     if accepted.is_empty() && duplicates == 0 && !refused.is_empty() && cp.acs.is_none() {
         return error_response(
@@ -153,13 +165,20 @@ pub async fn intake(
         tracing::warn!(%to, %from, "IncomingCall not answered: ACS not configured");
         return Intake::Refused("ACS not configured".into());
     }
-    if !cp
+    match cp
         .first_incoming(event_id, &data.incoming_call_context)
         .await
     {
-        cp.metrics.control.incoming("duplicate");
-        tracing::info!(event = %event_id, %to, %from, "IncomingCall delivered again; answered once");
-        return Intake::Duplicate;
+        Ok(true) => {}
+        Ok(false) => {
+            cp.metrics.control.incoming("duplicate");
+            tracing::info!(event = %event_id, %to, %from, "IncomingCall delivered again; answered once");
+            return Intake::Duplicate;
+        }
+        Err(e) => {
+            tracing::warn!(event = %event_id, %to, %from, error = %e, "IncomingCall not claimed cluster-wide; 503 for Event Grid to redeliver");
+            return Intake::Unreachable(e);
+        }
     }
     let call_id = uuid::Uuid::new_v4().to_string();
     // the IncomingCall and its answer task: callConnectionId is recorded once ACS answered

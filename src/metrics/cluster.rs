@@ -2,7 +2,9 @@
 //! compare-and-set retries, and media operations that could not be routed to the replica holding
 //! the call's media socket. Exported at zero in single-process mode.
 
-use super::labels::{CLUSTER_OPS, CLUSTER_OUTCOMES, CLUSTER_ROUTING_FAILURES};
+use super::labels::{
+    CLUSTER_OPS, CLUSTER_OUTCOMES, CLUSTER_ROUTING_FAILURES, CLUSTER_UNREACHABLE_ENDPOINTS,
+};
 use super::register::Reg;
 use prometheus::{IntCounter, IntCounterVec, IntGauge};
 
@@ -13,6 +15,7 @@ pub struct ClusterMetrics {
     /// Compare-and-set updates of a call record retried after a concurrent change.
     pub cas_retries: IntCounter,
     routing_failures: IntCounterVec,
+    nats_unreachable: IntCounterVec,
     /// Replicas whose heartbeat this replica saw last (itself included).
     pub replicas: IntGauge,
 }
@@ -39,8 +42,18 @@ impl ClusterMetrics {
         for reason in CLUSTER_ROUTING_FAILURES {
             routing_failures.with_label_values(&[reason]);
         }
+        let nats_unreachable = r.counter_vec(
+            "cluster_nats_unreachable_total",
+            "Requests answered 503 nats_unreachable because the shared call state on NATS \
+             JetStream could not be read or written, by endpoint.",
+            &["endpoint"],
+        );
+        for e in CLUSTER_UNREACHABLE_ENDPOINTS {
+            nats_unreachable.with_label_values(&[e]);
+        }
         Self {
             requests,
+            nats_unreachable,
             cas_retries: r.counter(
                 "cluster_cas_retries_total",
                 "Call-record updates retried because another replica changed the record first \
@@ -67,6 +80,27 @@ impl ClusterMetrics {
             "error"
         };
         self.requests.with_label_values(&[op, outcome]).inc();
+    }
+
+    /// Counts a request answered 503 `nats_unreachable` (`endpoint`: incoming_call, callbacks,
+    /// operator).
+    pub fn nats_unreachable(&self, endpoint: &str) {
+        let e = if CLUSTER_UNREACHABLE_ENDPOINTS.contains(&endpoint) {
+            endpoint
+        } else {
+            "operator"
+        };
+        self.nats_unreachable.with_label_values(&[e]).inc();
+    }
+
+    /// Requests answered 503 `nats_unreachable` on `endpoint`.
+    pub fn nats_unreachable_count(&self, endpoint: &str) -> u64 {
+        self.nats_unreachable.with_label_values(&[endpoint]).get()
+    }
+
+    /// Requests counted with `op` and `outcome`.
+    pub fn request_count(&self, op: &str, outcome: &str) -> u64 {
+        self.requests.with_label_values(&[op, outcome]).get()
     }
 
     /// Counts a media operation that could not be routed.

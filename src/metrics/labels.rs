@@ -167,6 +167,8 @@ pub const CLUSTER_OPS: [&str; 7] = [
 ];
 /// `outcome` label of `acs_gateway_cluster_requests_total`.
 pub const CLUSTER_OUTCOMES: [&str; 4] = ["ok", "conflict", "timeout", "error"];
+/// `endpoint` label of `acs_gateway_cluster_nats_unreachable_total`.
+pub const CLUSTER_UNREACHABLE_ENDPOINTS: [&str; 3] = ["incoming_call", "callbacks", "operator"];
 /// `reason` label of `acs_gateway_cluster_routing_failures_total`.
 pub const CLUSTER_ROUTING_FAILURES: [&str; 3] = ["replica_gone", "timeout", "error"];
 

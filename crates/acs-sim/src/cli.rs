@@ -54,18 +54,52 @@ pub struct ProxyArgs {
     /// A backend (repeat: each connection goes to the next one in turn).
     #[arg(long = "backend", required = true)]
     pub backends: Vec<std::net::SocketAddr>,
+    /// `PREFIX=BACKEND[,BACKEND…]` (repeat): connections whose request path starts with PREFIX
+    /// go only to those backends (in turn), e.g. `--route /ws=127.0.0.1:8083`; first match wins.
+    #[arg(long = "route", value_parser = parse_route)]
+    pub routes: Vec<(String, Vec<std::net::SocketAddr>)>,
+}
+
+fn parse_route(s: &str) -> Result<(String, Vec<std::net::SocketAddr>), String> {
+    let (prefix, addrs) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s}: expected PREFIX=BACKEND[,BACKEND…]"))?;
+    if !prefix.starts_with('/') {
+        return Err(format!("{prefix}: a path prefix starts with '/'"));
+    }
+    let addrs = addrs
+        .split(',')
+        .map(|a| a.trim().parse().map_err(|e| format!("{a}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((prefix.to_owned(), addrs))
 }
 
 async fn run_proxy(a: ProxyArgs) -> Result<bool, SimError> {
-    let p = super::proxy::start(a.listen, a.backends)
+    let mut routes = Vec::new();
+    for (prefix, addrs) in &a.routes {
+        let mut backends = Vec::new();
+        for addr in addrs {
+            let i = a.backends.iter().position(|b| b == addr).ok_or_else(|| {
+                SimError::InvalidOption(format!(
+                    "--route {prefix}: {addr} is not one of the --backend addresses"
+                ))
+            })?;
+            backends.push(i);
+        }
+        routes.push(super::proxy::Route {
+            prefix: prefix.clone(),
+            backends,
+        });
+    }
+    let p = super::proxy::start_with_routes(a.listen, a.backends, routes.clone())
         .await
         .map_err(|source| SimError::Bind {
             addr: a.listen.to_string(),
             source,
         })?;
     eprintln!(
-        "acs-sim proxy: {} → {:?} (round robin per connection); Ctrl-C stops",
-        p.addr, p.backends
+        "acs-sim proxy: {} → {:?} (round robin per connection; routes {:?}); Ctrl-C stops",
+        p.addr, p.backends, routes
     );
     let _ = tokio::signal::ctrl_c().await;
     eprintln!("connections per backend: {:?}", p.connections());
