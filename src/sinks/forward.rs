@@ -200,6 +200,8 @@ impl Selection {
             StreamKind::Participant => self.participants,
             StreamKind::Mixed => self.mixed,
             StreamKind::Mix => self.mix,
+            // the call's own playback is never sent back to the bot
+            StreamKind::Outbound => false,
         }
     }
 }
@@ -419,6 +421,19 @@ impl Sink for ForwardSink {
     }
 
     fn open(&mut self, stream: &Arc<StreamInfo>) -> Result<(), SinkError> {
+        if stream.kind == StreamKind::Outbound {
+            // what the call plays (this sink's target's audio among it): known, so its frames
+            // are no errors, but never forwarded, never a barge-in source, never a connection
+            self.streams.insert(
+                stream.id,
+                StreamRoute {
+                    info: stream.clone(),
+                    forwarded: false,
+                    guard: None,
+                },
+            );
+            return Ok(());
+        }
         let mut forwarded = self.want.wants(stream.kind);
         let per = self.spawner.cfg.per;
         let pcm = self.spawner.cfg.mode == ForwardMode::Pcm;
