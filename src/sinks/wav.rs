@@ -1003,6 +1003,88 @@ mod tests {
     }
 
     #[test]
+    fn the_outbound_stream_is_bot_wav_a_lost_frame_is_silence_and_it_is_mixed_when_asked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut sink = WavSink::new(
+            WavSinkConfig {
+                dir: tmp.path().into(),
+                mix_outbound: true,
+                ..Default::default()
+            },
+            None,
+        );
+        let c = contract::call(31);
+        // a participant called "bot" does not take the track's name
+        sink.open(&contract::stream(&c, 1, Some("bot"), 16_000))
+            .unwrap();
+        let mix = Arc::new(StreamInfo {
+            kind: StreamKind::Mix,
+            participant: None,
+            ..(*contract::stream(&c, 2, None, 16_000)).clone()
+        });
+        let out = Arc::new(StreamInfo {
+            kind: StreamKind::Outbound,
+            participant: None,
+            ..(*contract::stream(&c, 3, None, 16_000)).clone()
+        });
+        sink.open(&mix).unwrap();
+        sink.open(&out).unwrap();
+        for k in 0..10u64 {
+            sink.write(&AudioFrame::new(31, 2, k * 320, 16_000, &[100; 320]))
+                .unwrap();
+        }
+        // bot: 640 samples of silence, a frame, a lost frame, a frame
+        sink.gap(31, 3, 640).unwrap();
+        sink.write(&AudioFrame::new(31, 3, 640, 16_000, &[7; 320]))
+            .unwrap();
+        sink.write(&AudioFrame::new(31, 3, 1280, 16_000, &[9; 320]))
+            .unwrap();
+        let stats = StreamStats::default();
+        for s in [1, 2, 3] {
+            sink.close(31, s, &stats).unwrap();
+        }
+        sink.end_call(&c, &EndReason::PeerClosed).unwrap();
+        let dir = find_call_dir(tmp.path(), "contract-call-31");
+        let (_, bot) = read(&dir.join("bot.wav"));
+        let mut want = vec![0i16; 1600];
+        want[640..960].fill(7);
+        want[1280..1600].fill(9);
+        assert_eq!(bot, want, "the lost frame is silence: the timeline holds");
+        let (_, mixed) = read(&dir.join("mixed.wav"));
+        assert_eq!(mixed.len(), 3200);
+        let sum: Vec<i16> = mixed
+            .iter()
+            .zip(want.iter().chain(std::iter::repeat(&0)))
+            .map(|(m, b)| m - b)
+            .collect();
+        assert_eq!(sum, vec![100; 3200], "mixed.wav = the mix + the bot");
+        let doc: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join(CALL_JSON)).unwrap()).unwrap();
+        let s = &doc["streams"];
+        assert_ne!(s[0]["file"], "bot.wav");
+        assert!(
+            s[0]["file"].as_str().unwrap().starts_with("bot-"),
+            "{}",
+            s[0]
+        );
+        assert_eq!(s[0]["direction"], "inbound");
+        assert_eq!(
+            (s[1]["file"].as_str(), s[1]["outboundMixed"].as_bool()),
+            (Some("mixed.wav"), Some(true))
+        );
+        assert_eq!(s[2]["file"], "bot.wav");
+        assert_eq!(
+            (s[2]["kind"].as_str(), s[2]["direction"].as_str()),
+            (Some("outbound"), Some("outbound"))
+        );
+        assert_eq!(s[2]["samples"], 1600);
+        assert_eq!(
+            s[2]["speechSegments"],
+            json!([{"startMs": 40, "endMs": 60}, {"startMs": 80, "endMs": 100}])
+        );
+    }
+
+    #[test]
     fn validation_reports_every_problem() {
         let c = WavSinkConfig {
             dir: PathBuf::new(),
