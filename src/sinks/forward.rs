@@ -498,11 +498,13 @@ impl Sink for ForwardSink {
     }
 
     fn write(&mut self, frame: &AudioFrame) -> Result<(), SinkError> {
-        let suspect = self
-            .streams
-            .get_mut(&frame.stream)
-            .and_then(|r| r.guard.as_mut())
-            .is_some_and(|g| g.push(frame.samples()));
+        let suspect = match self.streams.get_mut(&frame.stream) {
+            // the call's own playback: nothing to encode or send
+            Some(r) if r.info.kind == StreamKind::Outbound => return Ok(()),
+            r => r
+                .and_then(|r| r.guard.as_mut())
+                .is_some_and(|g| g.push(frame.samples())),
+        };
         if suspect {
             self.judge_speech(frame.stream, frame.pos, false);
         }
