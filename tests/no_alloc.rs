@@ -190,3 +190,50 @@ fn outbound_audio_writer_does_not_allocate_per_frame() {
         );
     }
 }
+
+/// The call's outbound track (what the playback writer sent, recorded as the `bot` stream):
+/// once warm, a paced frame and its hand-off to the sinks allocate nothing; only a pause (a gap,
+/// one control message per utterance, no heap) or the stream's open and close are more.
+#[test]
+fn outbound_track_does_not_allocate_per_frame() {
+    for rate in [16_000u32, 24_000] {
+        let per = rate as usize / 50;
+        let metrics = Metrics::new();
+        let q = QueueConfig {
+            audio_capacity: 1 << 16,
+            ..QueueConfig::default()
+        };
+        let (handle, mut sink) = ManualSink::new(
+            Box::new(NullSink::new(Arc::new(AtomicU64::new(0)))),
+            &q,
+            metrics.sink("null"),
+        );
+        let pipeline = Pipeline::new(
+            PipelineConfig::default(),
+            FanOut::new(vec![handle]),
+            metrics.clone(),
+        );
+        let call = pipeline.start_call(Some("alloc-out".into()), None, None, 1_700_000_000_000);
+        let mut track = call.outbound_track();
+        let pcm: Vec<u8> = (0..per * 2).map(|i| (i * 31 % 251) as u8).collect();
+        for k in 0..300u64 {
+            // utterances of 40 frames with 10-frame pauses between them
+            let live = k * per as u64 + (k / 40) * 10 * per as u64;
+            ON.with(|o| o.set(k >= 100));
+            track.sent(&pcm, rate, live);
+            if k % 40 == 39 {
+                track.stopped();
+            }
+            ON.with(|o| o.set(false));
+            sink.drain();
+        }
+        assert_eq!(COUNT.with(Cell::get), 0, "{rate} Hz");
+        COUNT.with(|c| c.set(0));
+        drop(track);
+        sink.drain();
+        assert_eq!(
+            metrics.frame_pool_exhausted.get() + metrics.sink("null").audio_drops.get(),
+            0
+        );
+    }
+}

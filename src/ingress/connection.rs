@@ -123,6 +123,8 @@ pub async fn run<S>(
             call.sample_rate(),
             st.pipeline.fanout().clone(),
         );
+        // what the writer sends is recorded as the call's outbound stream
+        pb.record_outbound(call.outbound_track());
         let (cmd_tx, cmd_rx) = mpsc::channel(4);
         let writer = tokio::spawn(
             run_writer(sink, Some(pb.clone()), cmd_rx, st.metrics.clone())
@@ -447,6 +449,11 @@ where
             }
         }
         match handled {
+            Ok(Handled::Audio) => {
+                if let Some(pb) = pb {
+                    pb.heard(started, call.heard_position());
+                }
+            }
             Ok(Handled::Metadata) => {
                 if let Some(pb) = pb {
                     pb.set_rate(call.sample_rate());

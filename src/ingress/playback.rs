@@ -10,19 +10,26 @@
 //! [`Items`]: they need no jitter buffer, start at the next slot, and take precedence over audio
 //! a forward target returns (which waits in its queue meanwhile); see
 //! [`playback_items`](super::playback_items) for how each one ends.
+//!
+//! Every frame the writer sends (and every `StopAudio`) also goes to the call's outbound track
+//! ([`CallPlayback::record_outbound`], [`crate::pipeline::outbound`]), which the recorder writes
+//! as the call's `bot` track. The track is laid on the call timeline at the live edge: the
+//! connection reports each inbound frame's arrival ([`CallPlayback::heard`]) and the writer
+//! extrapolates from the most timely one on its clock.
 
 use super::playback_items::{Items, Reporter};
 use crate::control::playback::{PlayError, PlaybackRecord, Player};
 use crate::metrics::Metrics;
 use crate::pipeline::echo::{EchoCheck, PlayedAudio, Verdict};
 use crate::pipeline::frame::CallId;
+use crate::pipeline::outbound::OutboundTrack;
 use crate::pipeline::playback::{Enqueued, PlaybackTarget};
 use crate::pipeline::{CallInfo, FanOut};
 use crate::protocol::mark::write_outbound_audio_marked;
 use crate::protocol::media::{write_outbound_audio, STOP_AUDIO_JSON};
 use futures_util::{Sink, SinkExt};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
@@ -61,6 +68,13 @@ pub struct CallPlayback {
     pub items: Items,
     /// Names the operator API finds the call by (gateway call id, `callConnectionId`).
     keys: Vec<String>,
+    /// The call's outbound track, until the writer takes it.
+    recorder: Mutex<Option<OutboundTrack>>,
+    /// The clock origin of [`CallPlayback::heard`].
+    epoch: std::time::Instant,
+    /// µs after `epoch` at which the call timeline's position 0 was live, as the most timely
+    /// inbound frame tells (`i64::MAX`: no frame yet).
+    origin_us: AtomicI64,
 }
 
 impl CallPlayback {
@@ -75,7 +89,38 @@ impl CallPlayback {
             played: Mutex::new(PlayedAudio::with_epoch(rate, std::time::Instant::now())),
             items,
             keys,
+            recorder: Mutex::new(None),
+            epoch: std::time::Instant::now(),
+            origin_us: AtomicI64::new(i64::MAX),
         }
+    }
+
+    /// Records what the writer sends on `track` (the writer takes it when it starts).
+    pub fn record_outbound(&self, track: OutboundTrack) {
+        if let Ok(mut r) = self.recorder.lock() {
+            *r = Some(track);
+        }
+    }
+
+    /// An inbound frame arrived at `at`, the call timeline heard up to `pos` (samples at the
+    /// call's rate): the live edge is at least `pos` at `at`. One atomic per frame.
+    pub fn heard(&self, at: std::time::Instant, pos: u64) {
+        let at_us = at.saturating_duration_since(self.epoch).as_micros() as i64;
+        let pos_us = (pos.saturating_mul(1_000_000) / u64::from(self.rate().max(1))) as i64;
+        self.origin_us
+            .fetch_min(at_us.saturating_sub(pos_us), Ordering::Relaxed);
+    }
+
+    /// The call timeline's live edge at `now`: extrapolated from the most timely inbound frame
+    /// (before any arrived: the time since the connection opened).
+    fn live_pos(&self, now: std::time::Instant) -> u64 {
+        let origin = match self.origin_us.load(Ordering::Relaxed) {
+            i64::MAX => 0,
+            o => o,
+        };
+        let now_us = now.saturating_duration_since(self.epoch).as_micros() as i64;
+        let us = now_us.saturating_sub(origin).max(0) as u64;
+        us.saturating_mul(u64::from(self.rate())) / 1_000_000
     }
 
     /// Sets the negotiated rate (after AudioMetadata).
@@ -366,6 +411,9 @@ where
     let mut json = String::with_capacity(2048);
     let mut pcm = Vec::with_capacity(1920);
     let frame_dur = Duration::from_millis(20);
+    let mut rec = pb
+        .as_ref()
+        .and_then(|p| p.recorder.lock().ok().and_then(|mut r| r.take()));
     // the time the next frame is due; None while idle (nothing playing)
     let mut due: Option<tokio::time::Instant> = None;
     loop {
@@ -408,6 +456,9 @@ where
             if let Ok(mut p) = pb.played.lock() {
                 p.stop(std::time::Instant::now());
             }
+            if let Some(r) = rec.as_mut() {
+                r.stopped();
+            }
             continue;
         }
         // send the frame whose slot has come (one per 20 ms)
@@ -435,6 +486,9 @@ where
                     return sink;
                 }
                 pb.sent(&pcm);
+                if let Some(r) = rec.as_mut() {
+                    r.sent(&pcm, pb.rate(), pb.live_pos(std::time::Instant::now()));
+                }
                 metrics.playback_frames.inc();
                 due = Some(if now > slot + SLACK {
                     now + frame_dur
@@ -474,6 +528,9 @@ where
                 return sink;
             }
             pb.sent(&pcm);
+            if let Some(r) = rec.as_mut() {
+                r.sent(&pcm, pb.rate(), pb.live_pos(std::time::Instant::now()));
+            }
             metrics.playback_frames.inc();
             // on time: keep the 20 ms grid; late (scheduling, slow socket): re-anchor instead of
             // bursting to catch up

@@ -145,6 +145,9 @@ pub enum StreamKind {
     Participant,
     /// The gateway's own mix of the unmixed participants, aligned on the call timeline.
     Mix,
+    /// What the gateway sent to ACS (the bot's or an operator's playback), laid on the call
+    /// timeline ([`super::outbound`]); no participant, never forwarded back to a bot.
+    Outbound,
 }
 
 /// An audio stream, announced to sinks before its first frame.
@@ -220,6 +223,16 @@ impl AudioFrame {
     pub fn set_samples(&mut self, samples: &[i16]) {
         let n = samples.len().min(MAX_FRAME_SAMPLES);
         self.samples[..n].copy_from_slice(&samples[..n]);
+        self.len = n as u16;
+    }
+
+    /// Replaces the samples with PCM16LE bytes (truncated to [`MAX_FRAME_SAMPLES`]; an odd
+    /// last byte is ignored).
+    pub fn set_le_bytes(&mut self, pcm: &[u8]) {
+        let n = (pcm.len() / 2).min(MAX_FRAME_SAMPLES);
+        for (s, b) in self.samples[..n].iter_mut().zip(pcm.chunks_exact(2)) {
+            *s = i16::from_le_bytes([b[0], b[1]]);
+        }
         self.len = n as u16;
     }
 

@@ -7,13 +7,15 @@
 //! [`timeline`] placement (gap fill, late/duplicate drop) → [`ring`] buffer → [`silence`]
 //! detector (speech start/end events) → fan-out to every sink's bounded queue ([`sink`]). In
 //! unmixed calls the [`mixer`] adds a mixed stream aligned on the call timeline. The steady-state
-//! AudioData path does not allocate.
+//! AudioData path does not allocate. [`outbound`] lays what a bidirectional call sent to ACS on
+//! the same timeline, as the call's outbound stream.
 
 pub mod echo;
 pub mod event_json;
 pub mod frame;
 pub mod log_limit;
 pub mod mixer;
+pub mod outbound;
 pub mod pcm;
 pub mod playback;
 pub mod ring;
@@ -122,6 +124,7 @@ impl Pipeline {
             b64: Vec::with_capacity(4096),
             pcm: Vec::with_capacity(2048),
             call_origin_ms: None,
+            heard: 0,
             elapsed_ms: 0,
             mix: None,
             pool: FramePool::new(FRAME_POOL_INITIAL, FRAME_POOL_MAX),
@@ -244,6 +247,8 @@ pub struct CallPipeline {
     b64: Vec<u8>,
     pcm: Vec<i16>,
     call_origin_ms: Option<i64>,
+    /// Call-timeline position just after the latest sample heard from any stream.
+    heard: u64,
     /// Time since the connection opened, as the connection last reported it (ms).
     elapsed_ms: u64,
     mix: Option<MixState>,
@@ -532,6 +537,7 @@ impl CallPipeline {
             }
             pos += chunk.len() as u64;
             p.written = pos;
+            self.heard = self.heard.max(p.stream.call_offset + pos);
             if let Some(edge) = voice.edge {
                 emit_edge(fan, call, stream_id, edge, m);
             }

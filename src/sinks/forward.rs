@@ -200,6 +200,8 @@ impl Selection {
             StreamKind::Participant => self.participants,
             StreamKind::Mixed => self.mixed,
             StreamKind::Mix => self.mix,
+            // the call's own playback is never sent back to the bot
+            StreamKind::Outbound => false,
         }
     }
 }
@@ -419,6 +421,19 @@ impl Sink for ForwardSink {
     }
 
     fn open(&mut self, stream: &Arc<StreamInfo>) -> Result<(), SinkError> {
+        if stream.kind == StreamKind::Outbound {
+            // what the call plays (this sink's target's audio among it): known, so its frames
+            // are no errors, but never forwarded, never a barge-in source, never a connection
+            self.streams.insert(
+                stream.id,
+                StreamRoute {
+                    info: stream.clone(),
+                    forwarded: false,
+                    guard: None,
+                },
+            );
+            return Ok(());
+        }
         let mut forwarded = self.want.wants(stream.kind);
         let per = self.spawner.cfg.per;
         let pcm = self.spawner.cfg.mode == ForwardMode::Pcm;
@@ -483,11 +498,13 @@ impl Sink for ForwardSink {
     }
 
     fn write(&mut self, frame: &AudioFrame) -> Result<(), SinkError> {
-        let suspect = self
-            .streams
-            .get_mut(&frame.stream)
-            .and_then(|r| r.guard.as_mut())
-            .is_some_and(|g| g.push(frame.samples()));
+        let suspect = match self.streams.get_mut(&frame.stream) {
+            // the call's own playback: nothing to encode or send
+            Some(r) if r.info.kind == StreamKind::Outbound => return Ok(()),
+            r => r
+                .and_then(|r| r.guard.as_mut())
+                .is_some_and(|g| g.push(frame.samples())),
+        };
         if suspect {
             self.judge_speech(frame.stream, frame.pos, false);
         }

@@ -198,6 +198,7 @@ fn kind_str(k: StreamKind) -> &'static str {
         StreamKind::Participant => "participant",
         StreamKind::Mixed => "mixed",
         StreamKind::Mix => "mix",
+        StreamKind::Outbound => "outbound",
     }
 }
 
@@ -210,10 +211,13 @@ impl Sink for NatsSink {
         let wanted = match stream.kind {
             StreamKind::Participant => self.cfg.participants,
             StreamKind::Mixed | StreamKind::Mix => self.cfg.mixed,
+            // the call's own playback is the WAV recorder's (`record_outbound`), not published
+            StreamKind::Outbound => false,
         };
         let token = match (&stream.participant, stream.kind) {
             (Some(p), _) => subject_token(p),
             (None, StreamKind::Mix) => "mix".into(),
+            (None, StreamKind::Outbound) => "outbound".into(),
             (None, _) => "mixed".into(),
         };
         let subject = format!("{}.audio.{token}", self.call_subject(&stream.call));

@@ -11,6 +11,13 @@
 //! distinct files (compared case-insensitively). `call.json` maps each stream (participant id) to
 //! its file.
 //!
+//! A bidirectional call's outbound audio (what the gateway sent to ACS:
+//! [`StreamKind::Outbound`], see [`crate::pipeline::outbound`]) is the `bot` track
+//! ([`OUTBOUND_NAME`], `record_outbound`): it starts at the call's start, its silences are gaps
+//! and a frame lost on the way (the queue was full) becomes silence, so it lines up sample for
+//! sample with the inbound files. With `mix_outbound` it is also added into the call's mixed
+//! file when the call ends ([`mix_outbound`]), so `mixed.wav` holds the whole conversation.
+//!
 //! A full disk (or any I/O error) never costs audio already on disk: a file whose write failed
 //! stops taking audio and is finalised with a header stating the whole samples on disk; a file
 //! that could not be created is removed (no 0-byte or header-less file is left); either way the
@@ -46,12 +53,15 @@ use std::time::Duration;
 
 mod call_json;
 use call_json::give_up_json;
+pub mod mix_outbound;
 pub mod writer;
 
 use writer::WavFile;
 
 /// Name of the mixed file of a call.
 pub const MIXED_NAME: &str = "mixed";
+/// Name of the outbound (bot) track of a call.
+pub const OUTBOUND_NAME: &str = "bot";
 
 /// The call's metadata file, written via [`CALL_JSON_TMP`] and a rename.
 pub const CALL_JSON: &str = "call.json";
@@ -59,9 +69,9 @@ pub const CALL_JSON: &str = "call.json";
 pub const CALL_JSON_TMP: &str = ".call.json.tmp";
 
 /// Stems of the files the sink writes in a call folder (`mixed.wav`, `mixed-2.wav`…,
-/// `call.json`; the temporary file starts with a dot, which no sanitised name does): no
+/// `bot.wav`, `call.json`; the temporary file starts with a dot, which no sanitised name does): no
 /// participant file is named with one of them, in any case, with or without an extension.
-pub const OWN_NAMES: [&str; 2] = [MIXED_NAME, "call"];
+pub const OWN_NAMES: [&str; 3] = [MIXED_NAME, "call", OUTBOUND_NAME];
 
 /// Ended calls whose `call.json` could not be written (a full disk) that are kept for retry; past
 /// this the oldest is given up (logged).
@@ -113,6 +123,10 @@ pub struct WavSinkConfig {
     pub participants: bool,
     /// Write the call's mixed file (ACS's mixed stream, or the gateway's mix of an unmixed call).
     pub mixed: bool,
+    /// Write what a bidirectional call sent to ACS as the call's `bot.wav`.
+    pub record_outbound: bool,
+    /// Add the outbound track into the call's mixed file when the call ends.
+    pub mix_outbound: bool,
     /// Audio frames the sink's queue holds per worker.
     pub queue_frames: usize,
     /// Worker threads (calls are spread by id).
@@ -130,6 +144,8 @@ impl Default for WavSinkConfig {
             dir: PathBuf::from("./recordings"),
             participants: true,
             mixed: true,
+            record_outbound: true,
+            mix_outbound: false,
             queue_frames: DEFAULT_QUEUE_FRAMES,
             workers: DEFAULT_WORKERS,
             header_interval_ms: 500,
@@ -166,8 +182,14 @@ impl WavSinkConfig {
                 self.buffer_kib
             ));
         }
-        if !self.participants && !self.mixed {
-            p.push("participants and mixed are both false: nothing would be recorded".into());
+        if !self.participants && !self.mixed && !self.record_outbound {
+            p.push(
+                "participants, mixed and record_outbound are all false: nothing would be recorded"
+                    .into(),
+            );
+        }
+        if self.mix_outbound && !(self.mixed && self.record_outbound) {
+            p.push("mix_outbound needs mixed and record_outbound".into());
         }
         p
     }
@@ -194,9 +216,12 @@ struct StreamRec {
     samples_in_file: u64,
     /// The I/O error that stopped (or prevented) the file.
     error: Option<String>,
+    /// Speech segments; for the outbound track, the segments audio was sent in.
     speech: Vec<(u64, u64)>,
     stats: Option<StreamStats>,
     closed: bool,
+    /// A mixed file the outbound track was added into (`mix_outbound`).
+    outbound_mixed: bool,
 }
 
 struct CallRec {
@@ -214,6 +239,8 @@ struct CallRec {
     json_failing: bool,
     /// The call's first mixed stream has taken [`MIXED_NAME`].
     mixed_named: bool,
+    /// The call's first outbound stream has taken [`OUTBOUND_NAME`].
+    outbound_named: bool,
 }
 
 /// A `call.json` that could not be written yet.
@@ -307,6 +334,7 @@ impl WavSink {
         match kind {
             StreamKind::Participant => self.cfg.participants,
             StreamKind::Mixed | StreamKind::Mix => self.cfg.mixed,
+            StreamKind::Outbound => self.cfg.record_outbound,
         }
     }
 
@@ -327,6 +355,7 @@ impl WavSink {
                     json_dirty: false,
                     json_failing: false,
                     mixed_named: false,
+                    outbound_named: false,
                 },
             );
         }
@@ -461,6 +490,7 @@ impl Sink for WavSink {
             speech: Vec::new(),
             stats: None,
             closed: false,
+            outbound_mixed: false,
         };
         let buffer_bytes = self.cfg.buffer_kib * 1024;
         let call = match self.call_rec(&stream.call) {
@@ -482,6 +512,11 @@ impl Sink for WavSink {
             (StreamKind::Participant, p) => call
                 .names
                 .claim(&sanitize_avoiding(p.as_deref().unwrap_or(""), &OWN_NAMES)),
+            (StreamKind::Outbound, _) if !call.outbound_named => {
+                call.outbound_named = true;
+                OUTBOUND_NAME.to_string()
+            }
+            (StreamKind::Outbound, _) => call.names.claim(OUTBOUND_NAME),
             _ if !call.mixed_named => {
                 call.mixed_named = true;
                 MIXED_NAME.to_string()
@@ -518,15 +553,30 @@ impl Sink for WavSink {
 
     fn write(&mut self, frame: &AudioFrame) -> Result<(), SinkError> {
         let s = self.stream_mut(frame.stream)?;
-        s.samples += frame.len() as u64;
+        // the outbound track keeps its timeline when a frame was lost on the way (queue full)
+        let lost = match s.info.kind {
+            StreamKind::Outbound => frame.pos.saturating_sub(s.samples),
+            _ => 0,
+        };
+        if s.info.kind == StreamKind::Outbound {
+            let start = s.samples + lost;
+            let end = start + frame.len() as u64;
+            match s.speech.last_mut() {
+                Some(last) if last.1 == start => last.1 = end,
+                _ => s.speech.push((start, end)),
+            }
+        }
+        s.samples += lost + frame.len() as u64;
         let r = match s.writer.as_mut() {
             // a failed file was reported when it failed (and is again at finalisation)
-            Some(w) if !w.failed() => w.write(frame.samples()),
+            Some(w) if !w.failed() => w
+                .write_silence(lost)
+                .and_then(|()| w.write(frame.samples())),
             _ => return Ok(()),
         };
         match r {
             Ok(()) => {
-                self.count_bytes(frame.len() as u64);
+                self.count_bytes(lost + frame.len() as u64);
                 Ok(())
             }
             Err(e) => Err(self.write_failed(frame.stream, e)),
@@ -610,6 +660,7 @@ impl Sink for WavSink {
                 first_err.get_or_insert(e);
             }
         }
+        self.mix_outbound(call.id);
         if let Some(c) = self.calls.get_mut(&call.id) {
             c.end = Some((chrono::Utc::now().timestamp_millis(), reason.to_string()));
         }
@@ -664,6 +715,7 @@ impl Sink for WavSink {
         }
         let calls: Vec<CallId> = self.calls.keys().copied().collect();
         for c in calls {
+            self.mix_outbound(c);
             if let Some(rec) = self.calls.get_mut(&c) {
                 if rec.end.is_none() {
                     rec.end = Some((
@@ -951,6 +1003,88 @@ mod tests {
     }
 
     #[test]
+    fn the_outbound_stream_is_bot_wav_a_lost_frame_is_silence_and_it_is_mixed_when_asked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut sink = WavSink::new(
+            WavSinkConfig {
+                dir: tmp.path().into(),
+                mix_outbound: true,
+                ..Default::default()
+            },
+            None,
+        );
+        let c = contract::call(31);
+        // a participant called "bot" does not take the track's name
+        sink.open(&contract::stream(&c, 1, Some("bot"), 16_000))
+            .unwrap();
+        let mix = Arc::new(StreamInfo {
+            kind: StreamKind::Mix,
+            participant: None,
+            ..(*contract::stream(&c, 2, None, 16_000)).clone()
+        });
+        let out = Arc::new(StreamInfo {
+            kind: StreamKind::Outbound,
+            participant: None,
+            ..(*contract::stream(&c, 3, None, 16_000)).clone()
+        });
+        sink.open(&mix).unwrap();
+        sink.open(&out).unwrap();
+        for k in 0..10u64 {
+            sink.write(&AudioFrame::new(31, 2, k * 320, 16_000, &[100; 320]))
+                .unwrap();
+        }
+        // bot: 640 samples of silence, a frame, a lost frame, a frame
+        sink.gap(31, 3, 640).unwrap();
+        sink.write(&AudioFrame::new(31, 3, 640, 16_000, &[7; 320]))
+            .unwrap();
+        sink.write(&AudioFrame::new(31, 3, 1280, 16_000, &[9; 320]))
+            .unwrap();
+        let stats = StreamStats::default();
+        for s in [1, 2, 3] {
+            sink.close(31, s, &stats).unwrap();
+        }
+        sink.end_call(&c, &EndReason::PeerClosed).unwrap();
+        let dir = find_call_dir(tmp.path(), "contract-call-31");
+        let (_, bot) = read(&dir.join("bot.wav"));
+        let mut want = vec![0i16; 1600];
+        want[640..960].fill(7);
+        want[1280..1600].fill(9);
+        assert_eq!(bot, want, "the lost frame is silence: the timeline holds");
+        let (_, mixed) = read(&dir.join("mixed.wav"));
+        assert_eq!(mixed.len(), 3200);
+        let sum: Vec<i16> = mixed
+            .iter()
+            .zip(want.iter().chain(std::iter::repeat(&0)))
+            .map(|(m, b)| m - b)
+            .collect();
+        assert_eq!(sum, vec![100; 3200], "mixed.wav = the mix + the bot");
+        let doc: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join(CALL_JSON)).unwrap()).unwrap();
+        let s = &doc["streams"];
+        assert_ne!(s[0]["file"], "bot.wav");
+        assert!(
+            s[0]["file"].as_str().unwrap().starts_with("bot-"),
+            "{}",
+            s[0]
+        );
+        assert_eq!(s[0]["direction"], "inbound");
+        assert_eq!(
+            (s[1]["file"].as_str(), s[1]["outboundMixed"].as_bool()),
+            (Some("mixed.wav"), Some(true))
+        );
+        assert_eq!(s[2]["file"], "bot.wav");
+        assert_eq!(
+            (s[2]["kind"].as_str(), s[2]["direction"].as_str()),
+            (Some("outbound"), Some("outbound"))
+        );
+        assert_eq!(s[2]["samples"], 1600);
+        assert_eq!(
+            s[2]["speechSegments"],
+            json!([{"startMs": 40, "endMs": 60}, {"startMs": 80, "endMs": 100}])
+        );
+    }
+
+    #[test]
     fn validation_reports_every_problem() {
         let c = WavSinkConfig {
             dir: PathBuf::new(),
@@ -960,8 +1094,10 @@ mod tests {
             buffer_kib: 2,
             participants: false,
             mixed: false,
+            record_outbound: false,
+            mix_outbound: true,
         };
-        assert_eq!(c.validate().len(), 6);
+        assert_eq!(c.validate().len(), 7);
         assert!(WavSinkConfig::default().validate().is_empty());
     }
 }

@@ -103,6 +103,7 @@ pub fn kind_str(kind: StreamKind) -> &'static str {
         StreamKind::Participant => "participant",
         StreamKind::Mixed => "mixed",
         StreamKind::Mix => "mix",
+        StreamKind::Outbound => "outbound",
     }
 }
 

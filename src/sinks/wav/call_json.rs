@@ -1,6 +1,7 @@
 //! `call.json` of the WAV sink: the document describing a call folder (ids — label,
 //! callConnectionId, correlationId and, for a call the control plane admitted, the gateway call
-//! id, serverCallId, from and to —, times, per-stream file, samples, statistics, speech segments,
+//! id, serverCallId, from and to —, times, per-stream file (the outbound `bot` track among them,
+//! `direction` = `outbound`), samples, statistics, speech segments,
 //! DTMF, transcripts, marks), written through a temporary file and a rename, kept in memory and
 //! retried on each flush while it cannot be written (a full disk), and given up (logged) only
 //! when the sink shuts down.
@@ -37,7 +38,9 @@ impl WavSink {
                     StreamKind::Mixed => "mixed",
                     StreamKind::Participant => "participant",
                     StreamKind::Mix => "mix",
+                    StreamKind::Outbound => "outbound",
                 },
+                "direction": if s.info.kind == StreamKind::Outbound { "outbound" } else { "inbound" },
                 "participantRawId": s.info.participant.as_deref(),
                 "sampleRate": s.info.sample_rate,
                 "startTime": s.info.start_unix_ms.map(ts),
@@ -56,6 +59,7 @@ impl WavSink {
                 "silenceRatio": s.stats.map(|st| (st.silence_ratio() * 1000.0).round() / 1000.0),
                 "speechSegments": s.speech.iter().map(|(a, b)| json!({"startMs": ms(*a), "endMs": ms(*b)})).collect::<Vec<_>>(),
                 "complete": s.closed,
+                "outboundMixed": s.outbound_mixed,
             }));
         }
         let digits: String = c
