@@ -20,7 +20,17 @@
 //! near the floor, compensates the minimum's bias and measures how far the noise swings. A frame
 //! is voiced when its level is above [`ABS_FLOOR_DBFS`] and its sub-band SNRs over the noise
 //! mean, less a margin that grows with the swing, are high enough (a weighted sum over the bands,
-//! the low band weighing most, or one band alone); a short hangover keeps the weak end of a word.
+//! the low band weighing most, or one band alone).
+//!
+//! Babble (a crowd's voices) fools sub-band SNR: it swings like speech. So the low band is also
+//! kept at 4 kHz (every 4th output at 16 kHz, every 6th at 24 kHz: its 16 taps are the
+//! anti-alias filter) and each frame gets a periodicity, the highest normalised autocorrelation
+//! of its last 24 ms at the pitch lags (80–400 Hz): near 1 for one voice's voiced sounds. The
+//! mean periodicity of the frames the energy calls noise tells babble (0.45–0.55) from white,
+//! pink, brown noise and hum (0.2–0.35); in babble a frame the energy calls speech must also be
+//! periodic ([`PERIODIC_GATE`]) unless its excess is large. A hangover of 6 frames keeps the weak
+//! end of a word: it voices frames with some band still above its noise and counts down on
+//! every frame that is not clearly voiced, so one weaker frame does not end it.
 //! Logarithms come from the float's exponent and a polynomial. Frames that are a DTMF dual tone
 //! are unvoiced; only the first voiced frame of a run is checked (a keypad tone starts after a
 //! pause), so the check costs nothing in running speech. No allocation, no FFT.
@@ -61,7 +71,18 @@ const SINGLE_THRESHOLD_DB: f32 = 5.0;
 /// Weight of the old value in the per-band noise mean (updated on unvoiced frames).
 const NOISE_MEAN_KEEP: f32 = 0.95;
 /// Frames kept voiced after the last clearly voiced one, while some band is still above its floor.
-const HANGOVER_FRAMES: u8 = 4;
+const HANGOVER_FRAMES: u8 = 6;
+/// Mean periodicity of the noise above which it is babble (white, pink, brown noise and hum
+/// measure 0.2-0.35; a crowd of voices 0.45-0.55).
+const BABBLE_PERIODICITY: f32 = 0.37;
+/// In babble, a frame is voiced only at this periodicity or more...
+pub const PERIODIC_GATE: f32 = 0.75;
+/// ...or with this summed excess (dB).
+const BABBLE_OVERRIDE_DB: f32 = 25.0;
+/// Weight of the old value in the noise's mean periodicity (updated on frames not called speech).
+const NOISE_PERIOD_KEEP: f32 = 0.9;
+/// The noise's mean periodicity at a stream's start (not babble).
+const NOISE_PERIOD_START: f32 = 0.35;
 /// Lowest energy a floor can hold (keeps logs finite in digital silence): -110 dBFS per sample.
 const MIN_ENERGY: f32 = 1e-11 * 32768.0 * 32768.0;
 
@@ -87,6 +108,8 @@ struct BandBuf {
     x: [f32; BUF],
     /// Running 4-sample sums of `x` (`s4[i] = x[i] + x[i-1] + x[i-2] + x[i-3]`, from i = 3).
     s4: [f32; BUF],
+    /// The low band at [`PITCH_RATE`] (every `dec`-th output), newest last.
+    y: [f32; PITCH_HIST],
 }
 
 impl BandBuf {
@@ -94,8 +117,53 @@ impl BandBuf {
         Self {
             x: [0.0; BUF],
             s4: [0.0; BUF],
+            y: [0.0; PITCH_HIST],
         }
     }
+}
+
+/// Rate (Hz) of the decimated low band the periodicity is measured on.
+const PITCH_RATE: usize = 4_000;
+/// Window of the periodicity measure (samples at [`PITCH_RATE`]: 24 ms).
+const PITCH_WINDOW: usize = 96;
+/// Pitch lags searched (samples at [`PITCH_RATE`]): 400 Hz down to 80 Hz.
+const PITCH_LAG_MIN: usize = 10;
+const PITCH_LAG_MAX: usize = 50;
+/// Decimated samples kept: the window and the longest lag, with room for a long frame.
+const PITCH_HIST: usize = 256;
+
+/// The highest normalised autocorrelation of the newest [`PITCH_WINDOW`] samples of `y` at the
+/// pitch lags: near 1 for one voice's voiced sounds, low for noise and for a crowd's babble
+/// (many voices, no common period).
+fn periodicity(y: &[f32; PITCH_HIST]) -> f32 {
+    let w = PITCH_WINDOW;
+    let n = PITCH_HIST;
+    let x = &y[n - w..];
+    let e0: f32 = x.iter().map(|v| v * v).sum();
+    if e0 <= 0.0 {
+        return 0.0;
+    }
+    let lo = PITCH_LAG_MIN;
+    let mut el: f32 = y[n - w - lo..n - lo].iter().map(|v| v * v).sum();
+    let mut best = 0f32;
+    for lag in lo..=PITCH_LAG_MAX {
+        let seg = &y[n - w - lag..n - lag];
+        if lag > lo {
+            let (add, drop) = (seg[0], y[n - lag]);
+            el = (el + add * add - drop * drop).max(0.0);
+        }
+        let mut acc = [0f32; 8];
+        for (a, b) in x.chunks_exact(8).zip(seg.chunks_exact(8)) {
+            for l in 0..8 {
+                acc[l] += a[l] * b[l];
+            }
+        }
+        let c: f32 = acc.iter().sum();
+        if c > 0.0 && el > 0.0 {
+            best = best.max(c * c / (e0 * el));
+        }
+    }
+    best.sqrt().min(1.0)
 }
 
 /// Energies (sums of squares) of `x` through the five band filters: full band (`x[n]`), first
@@ -109,7 +177,7 @@ impl BandBuf {
 /// rounded: differencing autocorrelations instead loses the quiet bands to cancellation when a
 /// loud low rumble (brown noise, hum) dominates the frame. Each pass is a plain zipped loop the
 /// compiler vectorises; the reductions use eight lanes (f32 addition is not associative).
-fn band_energies(x: &[i16], b: &mut BandBuf) -> [f32; BANDS] {
+fn band_energies(x: &[i16], b: &mut BandBuf, dec: usize) -> [f32; BANDS] {
     let n = x.len().min(super::frame::MAX_FRAME_SAMPLES);
     let end = HIST + n;
     for (d, &s) in b.x[HIST..end].iter_mut().zip(x) {
@@ -156,6 +224,13 @@ fn band_energies(x: &[i16], b: &mut BandBuf) -> [f32; BANDS] {
         acc[3][0] += d3 * d3;
         acc[4][0] += d4 * d4;
     }
+    // The low band at PITCH_RATE: every dec-th output (its 16 taps are the anti-alias filter).
+    let m = (n / dec).min(PITCH_HIST);
+    b.y.copy_within(m.., 0);
+    for (k, o) in b.y[PITCH_HIST - m..].iter_mut().enumerate() {
+        let i = n - (m - k - 1) * dec - 1;
+        *o = (a0[i] + a4[i]) - (a8[i] + a12[i]);
+    }
     b.x.copy_within(n..end, 0);
     acc.map(|a| a.iter().sum())
 }
@@ -182,6 +257,12 @@ pub struct AdaptiveVad {
     /// In a run of frames the DTMF check rejected.
     tone_run: bool,
     dtmf: DtmfDetector,
+    /// Input samples per sample of the decimated low band.
+    dec: usize,
+    /// The last frame's periodicity (see [`periodicity`]).
+    period: f32,
+    /// Mean periodicity of the frames the energy calls noise.
+    noise_period: f32,
 }
 
 impl AdaptiveVad {
@@ -201,7 +282,16 @@ impl AdaptiveVad {
             speech_run: false,
             tone_run: false,
             dtmf: DtmfDetector::new(sample_rate),
+            dec: (sample_rate as usize / PITCH_RATE).max(1),
+            period: 0.0,
+            noise_period: NOISE_PERIOD_START,
         }
+    }
+
+    /// The last frame's periodicity (0-1) and the mean periodicity of the frames judged noise,
+    /// for tests and tuning.
+    pub fn periodicity(&self) -> (f32, f32) {
+        (self.period, self.noise_period)
     }
 
     /// The current noise floor of each band (dB, energy per frame), for tests and tuning.
@@ -220,7 +310,8 @@ impl AdaptiveVad {
         if x.is_empty() {
             return (super::silence::SILENCE_FLOOR_DBFS, false);
         }
-        let bands = band_energies(x, &mut self.bands);
+        let bands = band_energies(x, &mut self.bands, self.dec);
+        self.period = periodicity(&self.bands.y);
         let n = x.len() as f32;
         let mean_sq = bands[0] / n;
         // 20·log10(32768) = 90.309 dB: full scale.
@@ -270,7 +361,15 @@ impl AdaptiveVad {
             above |= snr > spread;
         }
         let loud_enough = level > ABS_FLOOR_DBFS;
-        let clear = loud_enough && (sum > SUM_THRESHOLD_DB || best > SINGLE_THRESHOLD_DB);
+        let energetic = loud_enough && (sum > SUM_THRESHOLD_DB || best > SINGLE_THRESHOLD_DB);
+        // Babble: the noise is voices itself (its frames are as periodic as a crowd gets). A
+        // frame the energy calls speech must then also be periodic (one voice) unless its
+        // excess is large.
+        let babble = self.noise_period > BABBLE_PERIODICITY;
+        let clear =
+            energetic && !(babble && self.period < PERIODIC_GATE && sum < BABBLE_OVERRIDE_DB);
+        // The hangover counts down on every frame that is not clearly voiced and voices those
+        // with some band above its noise; one frame without does not end it.
         let mut voiced = if clear {
             self.hang = HANGOVER_FRAMES;
             true
@@ -278,9 +377,13 @@ impl AdaptiveVad {
             self.hang -= 1;
             true
         } else {
-            self.hang = 0;
+            self.hang = self.hang.saturating_sub(1);
             false
         };
+        if !energetic {
+            self.noise_period =
+                NOISE_PERIOD_KEEP * self.noise_period + (1.0 - NOISE_PERIOD_KEEP) * self.period;
+        }
         if !voiced {
             // Only frames near the floor feed the mean, so missed speech cannot raise it.
             for ((m, v), f) in self.noise_mean.iter_mut().zip(&e).zip(&floor) {
@@ -553,8 +656,8 @@ mod tests {
         let a = noise(&mut seed, 0.3, 320);
         let b = noise(&mut seed, 0.3, 333);
         let mut buf = BandBuf::new();
-        band_energies(&a, &mut buf);
-        let got = band_energies(&b, &mut buf);
+        band_energies(&a, &mut buf, 4);
+        let got = band_energies(&b, &mut buf, 4);
         let all: Vec<f64> = a.iter().chain(&b).map(|&v| f64::from(v)).collect();
         let taps: [&[f64]; BANDS] = [
             &[1.0],
