@@ -487,7 +487,7 @@ impl Sink for ForwardSink {
             .streams
             .get_mut(&frame.stream)
             .and_then(|r| r.guard.as_mut())
-            .is_some_and(|g| g.push(frame.samples()));
+            .is_some_and(|g| g.push(frame.samples(), frame.pos, std::time::Instant::now()));
         if suspect {
             self.judge_speech(frame.stream, frame.pos, false);
         }
