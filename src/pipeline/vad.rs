@@ -743,6 +743,38 @@ mod tests {
     }
 
     #[test]
+    fn periodicity_tells_one_voice_from_noise_and_babble() {
+        for rate in [16_000, 24_000] {
+            let n = rate as usize / 50;
+            let mut seed = 5;
+            // One voice (140 Hz with harmonics over faint noise): periodic.
+            let mut v = AdaptiveVad::new(rate);
+            for k in 0..10 {
+                let mut x = noise(&mut seed, 0.002, n);
+                for (s, t) in
+                    x.iter_mut()
+                        .zip(tone(&[140.0, 280.0, 420.0, 560.0], 0.1, rate, n, k * n))
+                {
+                    *s = s.saturating_add(t);
+                }
+                v.process(&x);
+            }
+            assert!(
+                v.periodicity().0 > PERIODIC_GATE,
+                "{rate}: {:?}",
+                v.periodicity()
+            );
+            // White noise: not, and its mean periodicity stays below babble's.
+            let mut v = AdaptiveVad::new(rate);
+            for _ in 0..100 {
+                v.process(&noise(&mut seed, 0.05, n));
+            }
+            let (p, mean) = v.periodicity();
+            assert!(p < 0.6 && mean < BABBLE_PERIODICITY, "{rate}: {p} {mean}");
+        }
+    }
+
+    #[test]
     fn adaptive_rejects_dtmf_and_digital_silence() {
         let mut v = AdaptiveVad::new(16_000);
         for _ in 0..20 {
