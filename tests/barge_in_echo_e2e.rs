@@ -153,7 +153,7 @@ fn speaking_bot(clip: &str, reaction: Duration) -> EchoOptions {
 const ECHOES: [(f64, u32); 3] = [(-6.0, 40), (-10.0, 100), (-20.0, 200)];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "echo-aware barge-in is not yet robust end to end: the speech start is recognised as echo, but under load the per-frame re-check loses the echo alignment after 0.4-0.8 s and barges in (cargo test --test barge_in_echo_e2e -- --ignored)"]
+#[ignore = "not yet robust on a loaded box: caller audio is now placed by stream position and a playout jump is fitted piecewise, so it passes on an idle box, but with both tests at once under a parallel build an imperfect fit (residual 0.5+) still barged in on the echo 1 run in 3 (cargo test --test barge_in_echo_e2e -- --ignored)"]
 async fn the_bots_own_echo_never_barges_in() {
     for (level_db, delay_ms) in ECHOES {
         let echo = EchoPath { level_db, delay_ms };
@@ -189,7 +189,7 @@ async fn the_bots_own_echo_never_barges_in() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "echo-aware barge-in is not yet robust end to end: the speech start is recognised as echo, but under load the per-frame re-check loses the echo alignment after 0.4-0.8 s and barges in (cargo test --test barge_in_echo_e2e -- --ignored)"]
+#[ignore = "not yet robust on a loaded box: the decision comes 80-100 ms of stream time after the onset (the newest frame must be half caller) and the sink worker adds 30-130 ms under load, so StopAudio arrives 95-175 ms after the onset (cargo test --test barge_in_echo_e2e -- --ignored)"]
 async fn a_caller_talking_over_the_echoing_bot_stops_it_within_100_ms() {
     // speech_16k.wav after 1 s: onsets at 1.3 s and 3.2 s; the bot's clip (2.14 s, from the
     // start) is playing at the first one

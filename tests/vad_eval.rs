@@ -174,8 +174,20 @@ fn dtmf_clip(seed: u64, level_dbfs: f64) -> Vec<f64> {
     out
 }
 
+/// Another draw of the same set: `VAD_EVAL_SEED=n` (default 0, the committed figures) shifts
+/// every noise, babble and DTMF seed, so thresholds tuned on seed 0 can be checked on noise they
+/// never saw.
+fn seed_shift() -> u64 {
+    std::env::var("VAD_EVAL_SEED")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 10_007
+}
+
 fn build_set() -> Vec<Item> {
     let clean: Vec<Vec<i16>> = CLIPS.iter().map(|c| load(c)).collect();
+    let shift = seed_shift();
     let mut items = Vec::new();
     for (ci, c) in clean.iter().enumerate() {
         let frames = c.len() / 320;
@@ -191,7 +203,7 @@ fn build_set() -> Vec<Item> {
         let p_speech = power(&active);
         for (ni, kind) in NOISES.iter().enumerate() {
             for (si, snr) in SNRS.iter().enumerate() {
-                let seed = (ci * 100 + ni * 10 + si) as u64 + 1;
+                let seed = (ci * 100 + ni * 10 + si) as u64 + 1 + shift;
                 let nz = noise(kind, cf.len(), seed, &clean, Some(ci));
                 let gain = 10f64.powf(f64::from(GAINS_DB[(ci + ni + si) % 3]) / 20.0);
                 let n_amp = (p_speech / 10f64.powf(f64::from(*snr) / 10.0)).sqrt();
@@ -212,7 +224,13 @@ fn build_set() -> Vec<Item> {
     // Noise only: 4 s of each kind at -55, -40 and -28 dBFS.
     for (ni, kind) in NOISES.iter().enumerate() {
         for (li, level) in [-55.0f64, -40.0, -28.0].iter().enumerate() {
-            let nz = noise(kind, 64_000, 1000 + (ni * 10 + li) as u64, &clean, None);
+            let nz = noise(
+                kind,
+                64_000,
+                1000 + (ni * 10 + li) as u64 + shift,
+                &clean,
+                None,
+            );
             let amp = 32768.0 * 10f64.powf(level / 20.0);
             let mix: Vec<f64> = nz.iter().map(|v| v * amp).collect();
             items.push(Item {
@@ -224,7 +242,7 @@ fn build_set() -> Vec<Item> {
         }
     }
     for (i, level) in [-8.0, -20.0, -32.0].iter().enumerate() {
-        let x = dtmf_clip(77 + i as u64, *level);
+        let x = dtmf_clip(77 + i as u64 + shift, *level);
         let frames = x.len() / 320;
         items.push(Item {
             pcm: to_i16(&x),
@@ -478,14 +496,15 @@ fn run(rate: u32) -> Vec<Summary> {
 /// The figures asserted. The targets were F1 >= 0.90 with false alarms <= 0.15 and
 /// noise-only false alarms <= 0.05 for the default, better than WebRTC's best mode, and the
 /// neural option better still. On this set (strict frame truth: the short gaps between words are
-/// non-speech; 20-voice babble counts as noise) the default reaches F1 0.879 / FA 0.072 /
-/// noise-only FA 0.016 at 16 kHz (0.871 / 0.064 / 0.022 at 24 kHz; the detector before the low
-/// band: 0.850, which fails here) and WebRTC's best mode 0.778 / 0.323; the neural option (0.805)
-/// beats WebRTC but not the default. F1 0.90 is not reached: the loss is babble at 0-10 dB SNR
-/// (F1 0.49-0.76). The asserts hold those figures with a little slack, so a change that makes a
-/// detector worse fails here.
+/// non-speech; 20-voice babble counts as noise) the default reaches F1 0.896 / FA 0.067 /
+/// noise-only FA 0.006 at 16 kHz (the detector before the periodicity gate and the longer
+/// hangover: 0.879 / 0.072 / 0.016, which fails here) and WebRTC's best mode 0.778 / 0.323; the
+/// neural option (0.805) beats WebRTC but not the default. F1 0.90 is not reached: the loss is
+/// babble at 0-5 dB SNR. The asserts hold those figures with a little slack, so a change that
+/// makes a detector worse fails here. They apply to the committed draw only (`VAD_EVAL_SEED`
+/// unset or 0): other draws print their tables.
 fn check(sums: &[Summary]) {
-    if std::env::var_os("VAD_EVAL_ONLY").is_some() {
+    if std::env::var_os("VAD_EVAL_ONLY").is_some() || seed_shift() != 0 {
         return;
     }
     let get = |n: &str| sums.iter().find(|s| s.name == n).unwrap();
@@ -498,17 +517,17 @@ fn check(sums: &[Summary]) {
         .map(|s| s.all.f1())
         .fold(0.0, f64::max);
     assert!(
-        adaptive.all.f1() >= 0.865,
+        adaptive.all.f1() >= 0.89,
         "adaptive F1 {:.3}",
         adaptive.all.f1()
     );
     assert!(
-        adaptive.all.fa() <= 0.10,
+        adaptive.all.fa() <= 0.08,
         "adaptive FA {:.3}",
         adaptive.all.fa()
     );
     assert!(
-        adaptive.noise_only.fa() <= 0.05,
+        adaptive.noise_only.fa() <= 0.02,
         "adaptive noise-only FA {:.3}",
         adaptive.noise_only.fa()
     );
@@ -518,7 +537,7 @@ fn check(sums: &[Summary]) {
         adaptive.dtmf.fa()
     );
     assert!(
-        adaptive.all.f1() > webrtc_best + 0.08,
+        adaptive.all.f1() > webrtc_best + 0.10,
         "adaptive F1 {:.3} vs WebRTC best {webrtc_best:.3}",
         adaptive.all.f1()
     );

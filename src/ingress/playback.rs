@@ -339,12 +339,21 @@ impl PlaybackTarget for PlaybackHub {
         Some(*g)
     }
 
-    fn check_echo(&self, call: CallId, check: &mut EchoCheck, caller: &[i16]) -> Option<Verdict> {
+    fn check_echo(
+        &self,
+        call: CallId,
+        check: &mut EchoCheck,
+        caller: &[i16],
+        caller_end: std::time::Instant,
+    ) -> Option<Verdict> {
         let pb = self.get(call)?;
         {
             let p = pb.played.lock().ok()?;
-            // the caller's last frame may hold up to a frame more than its arrival time says
-            let end = p.pos_at(std::time::Instant::now()) + u64::from(p.rate() / 50);
+            // the caller's last frame may hold up to a frame more than its timing says
+            let end = p.pos_at(caller_end) + u64::from(p.rate() / 50);
+            if !p.holds(end.saturating_sub(check.span() as u64)) {
+                return None;
+            }
             check.load(&p, end);
         }
         Some(check.judge(caller))

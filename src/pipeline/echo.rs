@@ -160,6 +160,12 @@ impl PlayedAudio {
         !self.stopped && self.end > self.pos_at(t)
     }
 
+    /// Whether the ring still holds timeline position `from` (a check of older caller audio, from
+    /// a worker that stalled, cannot be judged).
+    pub fn holds(&self, from: u64) -> bool {
+        from + self.ring.len() as u64 >= self.written
+    }
+
     /// Copies the played audio of timeline positions `[to - out.len(), to)` into `out` (zeros
     /// where nothing played or the ring no longer holds it).
     pub fn copy_ending_at(&self, to: u64, out: &mut [i16]) {
@@ -189,6 +195,9 @@ pub struct Verdict {
     pub gain_db: Option<f32>,
     /// The residual's share of the caller's energy (1.0: nothing explained).
     pub residual_share: f32,
+    /// The same share in the window's newest [`PIECES`]th (the latest frame, at 60 ms / 3):
+    /// a caller who starts talking over the echo shows here first.
+    pub recent_share: f32,
 }
 
 /// The double-talk check of one caller stream (see the module docs). Buffers are made once.
@@ -224,6 +233,11 @@ impl EchoCheck {
         }
     }
 
+    /// Samples of played audio a check needs behind the caller's last sample.
+    pub fn span(&self) -> usize {
+        self.reference.len()
+    }
+
     /// Samples of caller audio a check looks at.
     pub fn window(&self) -> usize {
         self.window
@@ -256,6 +270,7 @@ impl EchoCheck {
             delay_ms: None,
             gain_db: None,
             residual_share: 1.0,
+            recent_share: 1.0,
         };
         if n < DECIMATE * 8 || !self.loaded {
             return all_talk;
@@ -307,13 +322,38 @@ impl EchoCheck {
         if rr <= 0.0 {
             return all_talk;
         }
-        let g = xr / rr;
-        let residual = (ex - xr * xr / rr).max(0.0);
-        let share = if ex > 0.0 { residual / ex } else { 0.0 };
+        let mut g = (xr / rr).abs();
+        let mut residual = (ex - xr * xr / rr).max(0.0);
+        let mut share = if ex > 0.0 { residual / ex } else { 0.0 };
+        // the newest piece under the same fit
+        let piece = n / PIECES;
+        let (mut recent, mut recent_e) = {
+            let gain = xr / rr;
+            let seg = &r[span - piece - d..span - d];
+            let (mut res, mut e) = (0f64, 0f64);
+            for (&a, &b) in x[n - piece..].iter().zip(seg) {
+                let (a, b) = (f64::from(a), f64::from(b));
+                let v = a - gain * b;
+                res += v * v;
+                e += a * a;
+            }
+            (res, e)
+        };
         if share < f64::from(TALK_SHARE) {
             self.last_delay = Some(d);
+        } else if let Some(pc) =
+            piecewise(x, r, &mut self.coarse_x, &mut self.coarse_r, self.max_delay)
+        {
+            // The playout jumped inside the window (a jitter buffer that ran dry and restarted
+            // later, a frame laid differently than we assumed): each piece has its own delay.
+            if pc.residual < residual {
+                residual = pc.residual;
+                share = if ex > 0.0 { residual / ex } else { 0.0 };
+                g = pc.gain;
+                (recent, recent_e) = pc.recent;
+            }
         }
-        let gain_db = 20.0 * (g.abs().max(1e-9)).log10() as f32;
+        let gain_db = 20.0 * (g.max(1e-9)).log10() as f32;
         let talk = (share > f64::from(TALK_SHARE) && rms_dbfs(residual, n) > TALK_FLOOR_DBFS)
             || (gain_db > MAX_ECHO_GAIN_DB && rms_dbfs(ex, n) > TALK_FLOOR_DBFS);
         Verdict {
@@ -321,9 +361,97 @@ impl EchoCheck {
             delay_ms: Some(d as f32 * 1000.0 / self.rate as f32),
             gain_db: Some(gain_db),
             residual_share: share as f32,
+            recent_share: if recent_e > 0.0 {
+                (recent / recent_e) as f32
+            } else {
+                0.0
+            },
         }
     }
 }
+
+/// What [`piecewise`] found.
+struct Pieces {
+    /// Summed residual energy of the pieces.
+    residual: f64,
+    /// The newest piece's residual and energy.
+    recent: (f64, f64),
+    /// The largest gain of a piece.
+    gain: f64,
+}
+
+/// The window `x` (whose end is `r`'s end at delay 0) fitted in [`PIECES`] pieces, each at its
+/// own delay: the summed residual and the largest gain; None when the window is too short or a
+/// piece has nothing behind it.
+fn piecewise(
+    x: &[i16],
+    r: &[i16],
+    cx: &mut [f32],
+    cr: &mut [f32],
+    max_delay: usize,
+) -> Option<Pieces> {
+    let len = x.len() / PIECES / DECIMATE * DECIMATE;
+    if len < DECIMATE * 8 {
+        return None;
+    }
+    let (mut residual, mut gain) = (0f64, 0f64);
+    let mut recent = (0f64, 0f64);
+    for p in 0..PIECES {
+        // piece p ends `back` samples before the window's end
+        let back = p * len;
+        let xb = &x[x.len() - back - len..x.len() - back];
+        let rb = &r[..r.len() - back];
+        // a frame the gateway filled in (it came too late or never): digital zero, nothing to
+        // explain
+        if xb.iter().all(|&v| v == 0) {
+            continue;
+        }
+        let span = rb.len();
+        let fit = |d: usize| -> (f64, f64) {
+            let seg = &rb[span - len - d..span - d];
+            let (mut xr, mut rr) = (0f64, 0f64);
+            for (&a, &b) in xb.iter().zip(seg) {
+                let (a, b) = (f64::from(a), f64::from(b));
+                xr += a * b;
+                rr += b * b;
+            }
+            (xr, rr)
+        };
+        let score = |d: usize| -> f64 {
+            let (xr, rr) = fit(d);
+            if rr <= 0.0 {
+                0.0
+            } else {
+                xr * xr / rr
+            }
+        };
+        let max_delay = max_delay.min(span - len);
+        let dc = coarse(xb, rb, cx, cr, max_delay);
+        let (_, d) = best_of(
+            dc.saturating_sub(DECIMATE)..=(dc + DECIMATE).min(max_delay),
+            &score,
+        );
+        let (xr, rr) = fit(d);
+        let e: f64 = xb.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+        if rr <= 0.0 {
+            return None;
+        }
+        let res = (e - xr * xr / rr).max(0.0);
+        if p == 0 {
+            recent = (res, e);
+        }
+        residual += res;
+        gain = gain.max((xr / rr).abs());
+    }
+    Some(Pieces {
+        residual,
+        recent,
+        gain,
+    })
+}
+
+/// Pieces of the window [`EchoCheck`] fits separately when one delay does not explain it.
+const PIECES: usize = 3;
 
 /// The delay in `range` with the highest score, and that score.
 fn best_of(range: std::ops::RangeInclusive<usize>, score: &impl Fn(usize) -> f64) -> (f64, usize) {

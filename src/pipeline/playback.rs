@@ -65,13 +65,15 @@ pub trait PlaybackTarget: Send + Sync + 'static {
         let _ = generation;
         self.enqueue(call, samples, sample_rate)
     }
-    /// Runs `check` on `caller` (a caller's latest audio, just received) against what `call`
-    /// is playing; None when the target cannot tell (then any speech counts as talk).
+    /// Runs `check` on `caller` (a caller's latest audio, whose last sample was captured at
+    /// `caller_end`: placed by its stream position, see `sinks::forward::barge`) against what
+    /// `call` played; None when the target cannot tell (then any speech counts as talk).
     fn check_echo(
         &self,
         _call: CallId,
         _check: &mut EchoCheck,
         _caller: &[i16],
+        _caller_end: std::time::Instant,
     ) -> Option<Verdict> {
         None
     }

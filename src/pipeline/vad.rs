@@ -20,7 +20,17 @@
 //! near the floor, compensates the minimum's bias and measures how far the noise swings. A frame
 //! is voiced when its level is above [`ABS_FLOOR_DBFS`] and its sub-band SNRs over the noise
 //! mean, less a margin that grows with the swing, are high enough (a weighted sum over the bands,
-//! the low band weighing most, or one band alone); a short hangover keeps the weak end of a word.
+//! the low band weighing most, or one band alone).
+//!
+//! Babble (a crowd's voices) fools sub-band SNR: it swings like speech. So the low band is also
+//! kept at 4 kHz (every 4th output at 16 kHz, every 6th at 24 kHz: its 16 taps are the
+//! anti-alias filter) and each frame gets a periodicity, the highest normalised autocorrelation
+//! of its last 24 ms at the pitch lags (80–400 Hz): near 1 for one voice's voiced sounds. The
+//! mean periodicity of the frames the energy calls noise tells babble (0.45–0.55) from white,
+//! pink, brown noise and hum (0.2–0.35); in babble a frame the energy calls speech must also be
+//! periodic ([`PERIODIC_GATE`]) unless its excess is large. A hangover of 6 frames keeps the weak
+//! end of a word: it voices frames with some band still above its noise and counts down on
+//! every frame that is not clearly voiced, so one weaker frame does not end it.
 //! Logarithms come from the float's exponent and a polynomial. Frames that are a DTMF dual tone
 //! are unvoiced; only the first voiced frame of a run is checked (a keypad tone starts after a
 //! pause), so the check costs nothing in running speech. No allocation, no FFT.
@@ -61,7 +71,18 @@ const SINGLE_THRESHOLD_DB: f32 = 5.0;
 /// Weight of the old value in the per-band noise mean (updated on unvoiced frames).
 const NOISE_MEAN_KEEP: f32 = 0.95;
 /// Frames kept voiced after the last clearly voiced one, while some band is still above its floor.
-const HANGOVER_FRAMES: u8 = 4;
+const HANGOVER_FRAMES: u8 = 6;
+/// Mean periodicity of the noise above which it is babble (white, pink, brown noise and hum
+/// measure 0.2-0.35; a crowd of voices 0.45-0.55).
+const BABBLE_PERIODICITY: f32 = 0.37;
+/// In babble, a frame is voiced only at this periodicity or more...
+pub const PERIODIC_GATE: f32 = 0.75;
+/// ...or with this summed excess (dB).
+const BABBLE_OVERRIDE_DB: f32 = 25.0;
+/// Weight of the old value in the noise's mean periodicity (updated on frames not called speech).
+const NOISE_PERIOD_KEEP: f32 = 0.9;
+/// The noise's mean periodicity at a stream's start (not babble).
+const NOISE_PERIOD_START: f32 = 0.35;
 /// Lowest energy a floor can hold (keeps logs finite in digital silence): -110 dBFS per sample.
 const MIN_ENERGY: f32 = 1e-11 * 32768.0 * 32768.0;
 
@@ -81,8 +102,8 @@ fn db(x: f32) -> f32 {
 const BUF: usize = super::frame::MAX_FRAME_SAMPLES + HIST;
 
 /// The band filters' working memory for one frame. It is scratch, one per thread ([`SCRATCH`]):
-/// only the last [`HIST`] samples carry over from frame to frame, and those live in the stream's
-/// detector. A per-stream copy (4 KiB) meant 60-odd cold cache lines written per frame when
+/// only the last [`HIST`] samples (and the decimated low band) carry over from frame to frame, and
+/// those live in the stream's detector. A per-stream copy (4 KiB) meant 60-odd cold cache lines written per frame when
 /// hundreds of streams take turns.
 #[derive(Clone, Debug)]
 struct BandBuf {
@@ -102,6 +123,50 @@ thread_local! {
     };
 }
 
+/// Rate (Hz) of the decimated low band the periodicity is measured on.
+const PITCH_RATE: usize = 4_000;
+/// Window of the periodicity measure (samples at [`PITCH_RATE`]: 24 ms).
+const PITCH_WINDOW: usize = 96;
+/// Pitch lags searched (samples at [`PITCH_RATE`]): 400 Hz down to 80 Hz.
+const PITCH_LAG_MIN: usize = 10;
+const PITCH_LAG_MAX: usize = 50;
+/// Decimated samples kept: the window and the longest lag, with room for a long frame.
+const PITCH_HIST: usize = 256;
+
+/// The highest normalised autocorrelation of the newest [`PITCH_WINDOW`] samples of `y` at the
+/// pitch lags: near 1 for one voice's voiced sounds, low for noise and for a crowd's babble
+/// (many voices, no common period).
+fn periodicity(y: &[f32; PITCH_HIST]) -> f32 {
+    let w = PITCH_WINDOW;
+    let n = PITCH_HIST;
+    let x = &y[n - w..];
+    let e0: f32 = x.iter().map(|v| v * v).sum();
+    if e0 <= 0.0 {
+        return 0.0;
+    }
+    let lo = PITCH_LAG_MIN;
+    let mut el: f32 = y[n - w - lo..n - lo].iter().map(|v| v * v).sum();
+    let mut best = 0f32;
+    for lag in lo..=PITCH_LAG_MAX {
+        let seg = &y[n - w - lag..n - lag];
+        if lag > lo {
+            let (add, drop) = (seg[0], y[n - lag]);
+            el = (el + add * add - drop * drop).max(0.0);
+        }
+        let mut acc = [0f32; 8];
+        for (a, b) in x.chunks_exact(8).zip(seg.chunks_exact(8)) {
+            for l in 0..8 {
+                acc[l] += a[l] * b[l];
+            }
+        }
+        let c: f32 = acc.iter().sum();
+        if c > 0.0 && el > 0.0 {
+            best = best.max(c * c / (e0 * el));
+        }
+    }
+    best.sqrt().min(1.0)
+}
+
 /// Energies (sums of squares) of `x` through the five band filters: full band (`x[n]`), first
 /// difference (`x[n] - x[n-1]`), `x[n] - x[n-2]`, and two DC-free low bands built from running
 /// 4-sample sums `s4`: `s4[n] - s4[n-4]` (8 taps, ~0.5-3 kHz at 16 kHz) and
@@ -113,7 +178,13 @@ thread_local! {
 /// rounded: differencing autocorrelations instead loses the quiet bands to cancellation when a
 /// loud low rumble (brown noise, hum) dominates the frame. Each pass is a plain zipped loop the
 /// compiler vectorises; the reductions use eight lanes (f32 addition is not associative).
-fn band_energies(x: &[i16], hist: &mut [f32; HIST], b: &mut BandBuf) -> [f32; BANDS] {
+fn band_energies(
+    x: &[i16],
+    hist: &mut [f32; HIST],
+    y: &mut [f32; PITCH_HIST],
+    b: &mut BandBuf,
+    dec: usize,
+) -> [f32; BANDS] {
     let n = x.len().min(super::frame::MAX_FRAME_SAMPLES);
     let end = HIST + n;
     b.x[..HIST].copy_from_slice(hist);
@@ -161,6 +232,13 @@ fn band_energies(x: &[i16], hist: &mut [f32; HIST], b: &mut BandBuf) -> [f32; BA
         acc[3][0] += d3 * d3;
         acc[4][0] += d4 * d4;
     }
+    // The low band at PITCH_RATE: every dec-th output (its 16 taps are the anti-alias filter).
+    let m = (n / dec).min(PITCH_HIST);
+    y.copy_within(m.., 0);
+    for (k, o) in y[PITCH_HIST - m..].iter_mut().enumerate() {
+        let i = n - (m - k - 1) * dec - 1;
+        *o = (a0[i] + a4[i]) - (a8[i] + a12[i]);
+    }
     hist.copy_from_slice(&b.x[n..end]);
     acc.map(|a| a.iter().sum())
 }
@@ -170,6 +248,8 @@ fn band_energies(x: &[i16], hist: &mut [f32; HIST], b: &mut BandBuf) -> [f32; BA
 pub struct AdaptiveVad {
     /// The stream's last [`HIST`] samples: the band filters' history.
     hist: [f32; HIST],
+    /// The stream's low band at [`PITCH_RATE`] (every `dec`-th output), newest last.
+    pitch: [f32; PITCH_HIST],
     /// Smoothed log energy per band (dB).
     smooth: [f32; BANDS],
     /// Minimum of each completed sub-window, per band (ring of SUBWINDOWS).
@@ -188,6 +268,12 @@ pub struct AdaptiveVad {
     /// In a run of frames the DTMF check rejected.
     tone_run: bool,
     dtmf: DtmfDetector,
+    /// Input samples per sample of the decimated low band.
+    dec: usize,
+    /// The last frame's periodicity (see [`periodicity`]).
+    period: f32,
+    /// Mean periodicity of the frames the energy calls noise.
+    noise_period: f32,
 }
 
 impl AdaptiveVad {
@@ -195,6 +281,7 @@ impl AdaptiveVad {
     pub fn new(sample_rate: u32) -> Self {
         Self {
             hist: [0.0; HIST],
+            pitch: [0.0; PITCH_HIST],
             smooth: [0.0; BANDS],
             sub_min: [[f32::INFINITY; BANDS]; SUBWINDOWS],
             cur_min: [f32::INFINITY; BANDS],
@@ -207,7 +294,16 @@ impl AdaptiveVad {
             speech_run: false,
             tone_run: false,
             dtmf: DtmfDetector::new(sample_rate),
+            dec: (sample_rate as usize / PITCH_RATE).max(1),
+            period: 0.0,
+            noise_period: NOISE_PERIOD_START,
         }
+    }
+
+    /// The last frame's periodicity (0-1) and the mean periodicity of the frames judged noise,
+    /// for tests and tuning.
+    pub fn periodicity(&self) -> (f32, f32) {
+        (self.period, self.noise_period)
     }
 
     /// The current noise floor of each band (dB, energy per frame), for tests and tuning.
@@ -226,7 +322,10 @@ impl AdaptiveVad {
         if x.is_empty() {
             return (super::silence::SILENCE_FLOOR_DBFS, false);
         }
-        let bands = SCRATCH.with_borrow_mut(|b| band_energies(x, &mut self.hist, b));
+        let dec = self.dec;
+        let bands =
+            SCRATCH.with_borrow_mut(|b| band_energies(x, &mut self.hist, &mut self.pitch, b, dec));
+        self.period = periodicity(&self.pitch);
         let n = x.len() as f32;
         let mean_sq = bands[0] / n;
         // 20·log10(32768) = 90.309 dB: full scale.
@@ -276,7 +375,15 @@ impl AdaptiveVad {
             above |= snr > spread;
         }
         let loud_enough = level > ABS_FLOOR_DBFS;
-        let clear = loud_enough && (sum > SUM_THRESHOLD_DB || best > SINGLE_THRESHOLD_DB);
+        let energetic = loud_enough && (sum > SUM_THRESHOLD_DB || best > SINGLE_THRESHOLD_DB);
+        // Babble: the noise is voices itself (its frames are as periodic as a crowd gets). A
+        // frame the energy calls speech must then also be periodic (one voice) unless its
+        // excess is large.
+        let babble = self.noise_period > BABBLE_PERIODICITY;
+        let clear =
+            energetic && !(babble && self.period < PERIODIC_GATE && sum < BABBLE_OVERRIDE_DB);
+        // The hangover counts down on every frame that is not clearly voiced and voices those
+        // with some band above its noise; one frame without does not end it.
         let mut voiced = if clear {
             self.hang = HANGOVER_FRAMES;
             true
@@ -284,9 +391,13 @@ impl AdaptiveVad {
             self.hang -= 1;
             true
         } else {
-            self.hang = 0;
+            self.hang = self.hang.saturating_sub(1);
             false
         };
+        if !energetic {
+            self.noise_period =
+                NOISE_PERIOD_KEEP * self.noise_period + (1.0 - NOISE_PERIOD_KEEP) * self.period;
+        }
         if !voiced {
             // Only frames near the floor feed the mean, so missed speech cannot raise it.
             for ((m, v), f) in self.noise_mean.iter_mut().zip(&e).zip(&floor) {
@@ -565,9 +676,10 @@ mod tests {
             s4: [0.0; BUF],
         };
         let (mut h1, mut h2) = ([0f32; HIST], [0f32; HIST]);
-        band_energies(&a, &mut h1, &mut buf);
-        band_energies(&noise(&mut seed, 0.9, 480), &mut h2, &mut buf);
-        let got = band_energies(&b, &mut h1, &mut buf);
+        let (mut y1, mut y2) = ([0f32; PITCH_HIST], [0f32; PITCH_HIST]);
+        band_energies(&a, &mut h1, &mut y1, &mut buf, 4);
+        band_energies(&noise(&mut seed, 0.9, 480), &mut h2, &mut y2, &mut buf, 4);
+        let got = band_energies(&b, &mut h1, &mut y1, &mut buf, 4);
         let all: Vec<f64> = a.iter().chain(&b).map(|&v| f64::from(v)).collect();
         let taps: [&[f64]; BANDS] = [
             &[1.0],
@@ -649,6 +761,38 @@ mod tests {
                 hit += usize::from(v.process(&x).1);
             }
             assert!(hit >= 9, "{rate}: {hit} of 10 voiced frames found");
+        }
+    }
+
+    #[test]
+    fn periodicity_tells_one_voice_from_noise_and_babble() {
+        for rate in [16_000, 24_000] {
+            let n = rate as usize / 50;
+            let mut seed = 5;
+            // One voice (140 Hz with harmonics over faint noise): periodic.
+            let mut v = AdaptiveVad::new(rate);
+            for k in 0..10 {
+                let mut x = noise(&mut seed, 0.002, n);
+                for (s, t) in
+                    x.iter_mut()
+                        .zip(tone(&[140.0, 280.0, 420.0, 560.0], 0.1, rate, n, k * n))
+                {
+                    *s = s.saturating_add(t);
+                }
+                v.process(&x);
+            }
+            assert!(
+                v.periodicity().0 > PERIODIC_GATE,
+                "{rate}: {:?}",
+                v.periodicity()
+            );
+            // White noise: not, and its mean periodicity stays below babble's.
+            let mut v = AdaptiveVad::new(rate);
+            for _ in 0..100 {
+                v.process(&noise(&mut seed, 0.05, n));
+            }
+            let (p, mean) = v.periodicity();
+            assert!(p < 0.6 && mean < BABBLE_PERIODICITY, "{rate}: {p} {mean}");
         }
     }
 

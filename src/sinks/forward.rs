@@ -503,7 +503,7 @@ impl Sink for ForwardSink {
             Some(r) if r.info.kind == StreamKind::Outbound => return Ok(()),
             r => r
                 .and_then(|r| r.guard.as_mut())
-                .is_some_and(|g| g.push(frame.samples())),
+                .is_some_and(|g| g.push(frame.samples(), frame.pos, std::time::Instant::now())),
         };
         if suspect {
             self.judge_speech(frame.stream, frame.pos, false);
