@@ -4,11 +4,12 @@
 //! Unknown keys are errors (a typo must not silently fall back to a default), and
 //! [`Config::validate`] reports every problem at once, before any port is bound.
 
+pub use crate::cluster::ClusterConfig;
 pub use crate::control::config::{
     AcsConfig, AcsJwtConfig, ControlConfig, PlaneConfig, DEFAULT_ACS_API_VERSION,
     DEFAULT_CALL_TOKEN_TTL_SECS,
 };
-use crate::control::policy::AnswerConfig;
+pub use crate::control::policy::AnswerConfig;
 use crate::pipeline::silence::SilenceConfig;
 use crate::pipeline::timeline::TimelineConfig;
 use crate::pipeline::PipelineConfig;

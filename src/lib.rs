@@ -42,13 +42,23 @@
 //! through [`pipeline::playback::PlaybackTarget`]. The emulator, `acs-sim`, is a separate crate
 //! (`crates/acs-sim`) that uses `acs-protocol` for every message it sends or checks and is never
 //! part of the gateway's build; the gateway's tests use it as a dev-dependency. Test doubles
-//! (`control::mock`, `pipeline::sink::contract`, `sinks::forward::echo`) exist only with the
-//! `testkit` feature, which only test, bench and example builds turn on.
+//! shared with `tests/` and `benches/` (`pipeline::sink::contract`, `sinks::forward::echo`) exist
+//! only with the `testkit` feature, which only test, bench and example builds turn on; the scripted
+//! fake ACS client of the control plane's unit tests (`control::mock`) only in `cfg(test)`.
+//!
+//! # Visibility
+//!
+//! `pub` is the library's API: what `src/main.rs`, `tests/`, `benches/` and `examples/` use
+//! (the app, the configuration tree, the pipeline and its `Sink` trait, the sinks, the metrics
+//! registry, the control plane, the protocol re-export). Everything else is `pub(crate)` or
+//! private; `unreachable_pub` is denied below, so a `pub` that nothing outside can reach does not
+//! compile.
 
 #![deny(missing_docs)]
+#![deny(unreachable_pub)]
 
 pub mod app;
-pub mod cluster;
+pub(crate) mod cluster;
 pub mod config;
 pub mod control;
 pub mod ingress;

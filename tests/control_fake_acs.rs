@@ -9,7 +9,7 @@
 
 mod common;
 
-use acs_media_gateway::control::jwt::REFETCH_BURST;
+use acs_media_gateway::control::REFETCH_BURST;
 use acs_sim::acs::{FakeAcsConfig, FakeAcsHandle, IncomingCallSpec};
 use acs_sim::eventgrid::{self, EventGridTarget, Schema};
 use acs_sim::jwt::{AcsSigner, SigningKeySource};

@@ -28,35 +28,36 @@
 //!
 //! Only this module talks HTTP to the outside (reqwest with rustls).
 
-pub mod acs_client;
-pub mod answer;
+pub(crate) mod acs_client;
+pub(crate) mod answer;
 mod api;
-pub mod callbacks;
-pub mod config;
-pub mod dedupe;
-pub mod gate;
-pub mod graph;
-pub mod http;
-pub mod jwt;
-#[cfg(any(test, feature = "testkit"))]
-pub mod mock;
-pub mod operator;
-pub mod plane;
-pub mod play_audio;
-pub mod playback;
-pub mod policy;
-pub mod registry;
-pub mod shared;
+pub(crate) mod callbacks;
+pub(crate) mod config;
+pub(crate) mod dedupe;
+pub(crate) mod gate;
+pub(crate) mod graph;
+pub(crate) mod http;
+pub(crate) mod jwt;
+#[cfg(test)]
+pub(crate) mod mock;
+pub(crate) mod operator;
+pub(crate) mod plane;
+pub(crate) mod play_audio;
+pub(crate) mod playback;
+pub(crate) mod policy;
+pub(crate) mod registry;
+pub(crate) mod shared;
 #[cfg(test)]
 pub(crate) mod testkit;
 #[cfg(test)]
 pub(crate) mod testserver;
-pub mod tokens;
-pub mod trace;
-pub mod urls;
-pub mod webhook;
+pub(crate) mod tokens;
+pub(crate) mod trace;
+pub(crate) mod urls;
+pub(crate) mod webhook;
 
 pub use config::PlaneConfig;
+pub use jwt::REFETCH_BURST;
 pub use plane::{ControlError, ControlPlane};
 
 use crate::metrics::Metrics;

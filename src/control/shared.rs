@@ -25,17 +25,18 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, VecDeque};
+#[cfg(test)]
+use std::{collections::HashMap, sync::Mutex};
 
 /// Most compare-and-set attempts of one call-record change.
-pub const CAS_ATTEMPTS: usize = 8;
+pub(crate) const CAS_ATTEMPTS: usize = 8;
 /// Header marking a request forwarded from another replica (never forwarded again).
-pub const ROUTED_HEADER: &str = "x-acs-gateway-routed";
+pub(crate) const ROUTED_HEADER: &str = "x-acs-gateway-routed";
 
 /// Why a cluster request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LinkError {
+pub(crate) enum LinkError {
     /// The key changed since the revision read (compare-and-set lost), or it exists already.
     #[error("revision conflict")]
     Conflict,
@@ -54,7 +55,7 @@ pub enum LinkError {
 }
 
 /// A result of a cluster request.
-pub type LinkFuture<'a, T> = BoxFuture<'a, Result<T, LinkError>>;
+pub(crate) type LinkFuture<'a, T> = BoxFuture<'a, Result<T, LinkError>>;
 
 /// A request forwarded to the replica holding a call's media socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +81,7 @@ pub struct ForwardReply {
 
 /// Shared state and routing between replicas: a key-value store with revisions and
 /// create-if-absent, and request-reply to a named replica.
-pub trait ClusterLink: std::fmt::Debug + Send + Sync + 'static {
+pub(crate) trait ClusterLink: std::fmt::Debug + Send + Sync + 'static {
     /// This replica's id.
     fn replica(&self) -> &str;
     /// The link is up (`/readyz`).
@@ -100,15 +101,17 @@ pub trait ClusterLink: std::fmt::Debug + Send + Sync + 'static {
 
 /// The in-memory [`ClusterLink`]: one store shared by the control planes that hold it (tests of
 /// two replicas in one process, without a server). Forwarding reaches no one.
+#[cfg(test)]
 #[derive(Debug)]
-pub struct MemoryLink {
+pub(crate) struct MemoryLink {
     replica: String,
     store: std::sync::Arc<Mutex<HashMap<String, (Bytes, u64)>>>,
 }
 
+#[cfg(test)]
 impl MemoryLink {
     /// A new store, seen by `replica`.
-    pub fn new(replica: &str) -> Self {
+    pub(crate) fn new(replica: &str) -> Self {
         Self {
             replica: replica.to_owned(),
             store: Default::default(),
@@ -116,7 +119,7 @@ impl MemoryLink {
     }
 
     /// The same store, seen by another replica.
-    pub fn peer(&self, replica: &str) -> Self {
+    pub(crate) fn peer(&self, replica: &str) -> Self {
         Self {
             replica: replica.to_owned(),
             store: self.store.clone(),
@@ -128,6 +131,7 @@ impl MemoryLink {
     }
 }
 
+#[cfg(test)]
 impl ClusterLink for MemoryLink {
     fn replica(&self) -> &str {
         &self.replica
@@ -189,7 +193,7 @@ struct Stored {
 }
 
 /// Encodes a record for the bucket.
-pub fn encode(r: &CallRecord) -> Bytes {
+pub(crate) fn encode(r: &CallRecord) -> Bytes {
     let s = Stored {
         record: r.clone(),
         token: r.token.clone(),
@@ -204,7 +208,7 @@ pub fn encode(r: &CallRecord) -> Bytes {
 }
 
 /// Decodes a record from the bucket.
-pub fn decode(b: &[u8]) -> Option<CallRecord> {
+pub(crate) fn decode(b: &[u8]) -> Option<CallRecord> {
     let s: Stored = serde_json::from_slice(b).ok()?;
     let mut r = s.record;
     r.token = s.token;

@@ -22,11 +22,11 @@
 //! thresholds) upgrades get 503 with `Retry-After` (`overload`), so the calls already admitted
 //! keep their audio.
 
-pub mod connection;
-pub mod headroom;
-pub mod http_conns;
+pub(crate) mod connection;
+pub(crate) mod headroom;
+pub(crate) mod http_conns;
 pub mod playback;
-pub mod playback_items;
+pub(crate) mod playback_items;
 
 use crate::control::http::{body_route, check_declared, DeadlineBody};
 use crate::control::{self, error_response, ControlPlane, HttpResponse};

@@ -12,7 +12,7 @@ mod cluster;
 mod control;
 mod forward;
 mod labels;
-pub mod process;
+pub(crate) mod process;
 mod register;
 
 pub use cluster::ClusterMetrics;

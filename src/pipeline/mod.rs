@@ -9,14 +9,14 @@
 //! unmixed calls the [`mixer`] adds a mixed stream aligned on the call timeline. The steady-state
 //! AudioData path does not allocate.
 
-pub mod echo;
-pub mod event_json;
+pub(crate) mod echo;
+pub(crate) mod event_json;
 pub mod frame;
-pub mod log_limit;
-pub mod mixer;
-pub mod pcm;
+pub(crate) mod log_limit;
+pub(crate) mod mixer;
+pub(crate) mod pcm;
 pub mod playback;
-pub mod ring;
+pub(crate) mod ring;
 pub mod silence;
 pub mod sink;
 pub mod timeline;

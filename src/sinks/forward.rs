@@ -142,14 +142,14 @@
 //!
 //! wss:// uses rustls (ring) with the webpki root certificates.
 
-pub mod barge;
+pub(crate) mod barge;
 mod config;
-pub mod conn;
+pub(crate) mod conn;
 #[cfg(any(test, feature = "testkit"))]
 #[doc(hidden)]
 pub mod echo;
 pub mod interp;
-pub mod proto;
+pub(crate) mod proto;
 
 pub use config::{Encoding, ForwardMode, ForwardSinkConfig, Per, ReconnectConfig, StreamSelect};
 

@@ -46,7 +46,7 @@ use std::time::Duration;
 
 mod call_json;
 use call_json::give_up_json;
-pub mod writer;
+pub(crate) mod writer;
 
 use writer::WavFile;
 

@@ -38,9 +38,9 @@
 #[cfg(any(test, feature = "testkit"))]
 #[doc(hidden)]
 pub mod contract;
-pub mod fanout;
-pub mod queue;
-pub mod worker;
+pub(crate) mod fanout;
+pub(crate) mod queue;
+pub(crate) mod worker;
 
 pub use fanout::FanOut;
 pub use queue::{Overflow, QueueConfig, SinkHandle, CONTROL_WAIT_LIMIT, DEFAULT_CONTROL_RESERVE};

@@ -25,7 +25,7 @@ use crate::pipeline::playback::PlaybackTarget;
 
 /// One caller stream's barge-in state.
 #[derive(Debug)]
-pub struct Guard {
+pub(crate) struct Guard {
     check: EchoCheck,
     /// The stream's latest samples (the check's window), oldest first.
     recent: Vec<i16>,
@@ -35,7 +35,7 @@ pub struct Guard {
 
 impl Guard {
     /// State for a stream at `rate`.
-    pub fn new(rate: u32) -> Self {
+    pub(crate) fn new(rate: u32) -> Self {
         let check = EchoCheck::new(rate);
         let recent = vec![0; check.window()];
         Self {
@@ -46,7 +46,7 @@ impl Guard {
     }
 
     /// Keeps a frame's samples; true when the stream is suspect (check it again).
-    pub fn push(&mut self, samples: &[i16]) -> bool {
+    pub(crate) fn push(&mut self, samples: &[i16]) -> bool {
         let n = self.recent.len();
         let k = samples.len().min(n);
         self.recent.copy_within(k.., 0);
@@ -55,14 +55,14 @@ impl Guard {
     }
 
     /// The stream's speech ended.
-    pub fn speech_ended(&mut self) {
+    pub(crate) fn speech_ended(&mut self) {
         self.suspect = false;
     }
 }
 
 /// What [`decide`] concluded.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Barge in now.
     BargeIn,
     /// Nothing to do.
@@ -71,7 +71,7 @@ pub enum Decision {
 
 /// Judges a stream's speech (`start`: its speech just started; else a later frame of a suspect
 /// stream) against the call's playback.
-pub fn decide(
+pub(crate) fn decide(
     pb: &dyn PlaybackTarget,
     call: CallId,
     guard: &mut Guard,
@@ -105,7 +105,7 @@ pub fn decide(
 
 /// Barge-in: a new playback generation, the queue flushed and `StopAudio` sent; returns the
 /// `barge_in` message for the call's connections (None: the call is not bidirectional).
-pub fn barge_in(
+pub(crate) fn barge_in(
     pb: &dyn PlaybackTarget,
     call: CallId,
     stream: StreamId,
