@@ -2,7 +2,8 @@
 //! (`ACS_GATEWAY_<SECTION>__<KEY>`) ← command-line flags, merged into one validated [`Config`].
 //!
 //! Unknown keys are errors (a typo must not silently fall back to a default), and
-//! [`Config::validate`] reports every problem at once, before any port is bound.
+//! [`Config::validate`] reports every problem at once, before any port is bound. The crate's
+//! front page has a runnable example (a configuration from TOML text).
 
 pub use crate::cluster::ClusterConfig;
 pub use crate::control::config::{

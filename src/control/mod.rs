@@ -4,27 +4,27 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`config`] | its configuration: `[acs]`, `[control]` ([`config::PlaneConfig`] is what the plane is built from) |
-//! | [`plane`] | [`ControlPlane`]: shared state built from a [`config::PlaneConfig`], the `/api/*` router |
-//! | [`webhook`] | `POST`/`OPTIONS /api/incomingCall`: Event Grid validation, IncomingCall intake, dedupe |
-//! | [`answer`] | answering / rejecting / redirecting one call on its own task |
-//! | [`policy`] | `[answer]` config, rules, streaming profiles, the decision |
-//! | [`callbacks`] | `POST /api/callbacks/{token}`: Call Automation events → registry |
-//! | [`registry`] | the bounded call registry and its state machine |
-//! | [`operator`] | the operator API (`/api/calls…`, `/api/agents/token`, `/api/resource-accounts`, `/api/teams-extension/…`) |
+//! | `config` | its configuration: `[acs]`, `[control]` ([`config::PlaneConfig`] is what the plane is built from) |
+//! | `plane` | [`ControlPlane`]: shared state built from a [`config::PlaneConfig`], the `/api/*` router |
+//! | `webhook` | `POST`/`OPTIONS /api/incomingCall`: Event Grid validation, IncomingCall intake, dedupe |
+//! | `answer` | answering / rejecting / redirecting one call on its own task |
+//! | `policy` | `[answer]` config, rules, streaming profiles, the decision |
+//! | `callbacks` | `POST /api/callbacks/{token}`: Call Automation events → registry |
+//! | `registry` | the bounded call registry and its state machine |
+//! | `operator` | the operator API (`/api/calls…`, `/api/agents/token`, `/api/resource-accounts`, `/api/teams-extension/…`) |
 //! | `api` | what the operator routes share: `ApiError`, JSON body accessors, identifier checks |
-//! | [`playback`] | operator playback routes (`…/play`, `…/stop-audio`, `…/playbacks`) and the [`Player`](playback::Player) seam to the media connections |
-//! | [`play_audio`] | a playback's audio: WAV / PCM / file under `control.playback_dir`, resampled with rubato |
-//! | [`gate`] | admission of media upgrades and callbacks (call token, ACS JWT) |
-//! | [`acs_client`] | [`AcsApi`](acs_client::AcsApi), typed ACS calls, [`HttpAcsClient`](acs_client::HttpAcsClient) (HMAC, retries, repeatability) |
+//! | `playback` | operator playback routes (`…/play`, `…/stop-audio`, `…/playbacks`) and the `Player` seam to the media connections |
+//! | `play_audio` | a playback's audio: WAV / PCM / file under `control.playback_dir`, resampled with rubato |
+//! | `gate` | admission of media upgrades and callbacks (call token, ACS JWT) |
+//! | `acs_client` | `AcsApi`, typed ACS calls, `HttpAcsClient` (HMAC, retries, repeatability) |
 //! | `mock` | `MockAcs`, the in-process `AcsApi` for tests (feature `testkit`) |
-//! | [`jwt`] | ACS RS256 JWT validation with a cached, refreshed JWKS |
-//! | [`graph`] | Microsoft Graph resource-account lookup and its operator route |
-//! | [`tokens`] | issuing / checking the gateway's call tokens |
-//! | [`trace`] | the tracing span of each call operation, carrying the call's ids |
-//! | [`urls`] | the public `https://` / `wss://` bases |
-//! | [`dedupe`] | the bounded TTL set of seen IncomingCalls |
-//! | [`http`] | body limits per route, body deadline, query, bearer, JSON field errors |
+//! | `jwt` | ACS RS256 JWT validation with a cached, refreshed JWKS |
+//! | `graph` | Microsoft Graph resource-account lookup and its operator route |
+//! | `tokens` | issuing / checking the gateway's call tokens |
+//! | `trace` | the tracing span of each call operation, carrying the call's ids |
+//! | `urls` | the public `https://` / `wss://` bases |
+//! | `dedupe` | the bounded TTL set of seen IncomingCalls |
+//! | `http` | body limits per route, body deadline, query, bearer, constant-time comparison |
 //!
 //! Only this module talks HTTP to the outside (reqwest with rustls).
 

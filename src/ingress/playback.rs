@@ -6,10 +6,10 @@
 //! never blocks reading from it. Underruns (the queue ran dry in the middle of playback) and
 //! overruns (audio refused because the queue was full) are counted.
 //!
-//! Operator playbacks (`POST /api/calls/{id}/play`, [`Player`]) are whole clips in the call's
-//! [`Items`]: they need no jitter buffer, start at the next slot, and take precedence over audio
+//! Operator playbacks (`POST /api/calls/{id}/play`, `Player`) are whole clips in the call's
+//! `Items`: they need no jitter buffer, start at the next slot, and take precedence over audio
 //! a forward target returns (which waits in its queue meanwhile); see
-//! [`playback_items`](super::playback_items) for how each one ends.
+//! `playback_items` for how each one ends.
 
 use super::playback_items::{Items, Reporter};
 use crate::control::playback::{PlayError, PlaybackRecord, Player};

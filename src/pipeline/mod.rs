@@ -4,10 +4,11 @@
 //! connection a [`CallPipeline`], which takes every WebSocket message of that call through:
 //! parse (borrowed strings) → base64 decode into a reused buffer → sample-alignment and length
 //! checks → the participant's state (looked up by `participantRawID` in a small vector) →
-//! [`timeline`] placement (gap fill, late/duplicate drop) → [`ring`] buffer → [`silence`]
+//! [`timeline`] placement (gap fill, late/duplicate drop) → `ring` buffer → [`silence`]
 //! detector (speech start/end events) → fan-out to every sink's bounded queue ([`sink`]). In
-//! unmixed calls the [`mixer`] adds a mixed stream aligned on the call timeline. The steady-state
-//! AudioData path does not allocate.
+//! unmixed calls the `mixer` adds a mixed stream aligned on the call timeline. The steady-state
+//! AudioData path does not allocate. The crate's front page has a runnable example: a
+//! pipeline with one sink, fed a media connection's first messages.
 
 pub(crate) mod echo;
 pub(crate) mod event_json;

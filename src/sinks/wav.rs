@@ -1,10 +1,10 @@
 //! The WAV recorder sink: one file per participant and, optionally, one mixed file per call,
 //! under `<dir>/<YYYY-MM-DD>/<call>/`, with a `call.json` beside them.
 //!
-//! Files are written by the bulk writer in [`writer`] (16-bit mono PCM, one buffer per file of
+//! Files are written by the bulk writer in `writer` (16-bit mono PCM, one buffer per file of
 //! `buffer_kib`, [`DEFAULT_BUFFER_KIB`]). Every file's header is brought up to date on each [`Sink::flush`] (at
 //! least once a second), so a killed process leaves playable files; files are finalised when
-//! their stream closes and at shutdown. Folder and file names come from [`super::names`]:
+//! their stream closes and at shutdown. Folder and file names come from `super::names`:
 //! sanitised, bounded and distinct, never a Windows device name, and never one of the sink's own
 //! names ([`OWN_NAMES`]): a participant called `mixed`, `CALL` or `con.txt` gets a hash-marked
 //! name, the call's `mixed.wav` and `call.json` keep theirs, and ids differing only in case get

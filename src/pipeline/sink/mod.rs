@@ -26,9 +26,9 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`queue`] | [`QueueConfig`], the queue policy and [`SinkHandle`], the sending side |
-//! | [`worker`] | [`spawn_blocking_sink`], [`SinkWorkers`], [`ManualSink`]: the worker loop, error and panic containment |
-//! | [`fanout`] | [`FanOut`]: every sink a call goes to |
+//! | `queue` | [`QueueConfig`], the queue policy and [`SinkHandle`], the sending side |
+//! | `worker` | [`spawn_blocking_sink`], [`SinkWorkers`], [`ManualSink`]: the worker loop, error and panic containment |
+//! | `fanout` | [`FanOut`]: every sink a call goes to |
 //! | `contract` | the shared contract every sink's tests run (feature `testkit`) |
 //!
 //! A call's messages always go to the same worker, so per-call order holds with several workers.
