@@ -14,7 +14,7 @@ mod common;
 use acs_media_gateway::upload::policy::{DEV_ACCOUNT, DEV_ACCOUNT_KEY};
 use acs_sim::acs::IncomingCallSpec;
 use acs_sim::eventgrid::{self, EventGridTarget};
-use common::{nats_url, STEP};
+use common::{eventually, nats_url, wait_until, STEP};
 use object_store::ObjectStoreExt;
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -45,26 +45,18 @@ fn free_port() -> SocketAddr {
         .unwrap()
 }
 
+/// An operator request through `addr` (a new connection per request: the proxy balances
+/// connections).
 async fn http(addr: SocketAddr, method: reqwest::Method, path: &str, body: &str) -> (u16, Value) {
-    // a new connection per request: the proxy balances connections
-    let r = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap()
-        .request(method, format!("http://{addr}{path}"))
-        .bearer_auth(OPERATOR_KEY)
-        .header("content-type", "application/json")
-        .body(body.to_owned())
-        .timeout(STEP)
-        .send()
-        .await;
-    match r {
-        Ok(r) => {
-            let s = r.status().as_u16();
-            (s, r.json().await.unwrap_or(Value::Null))
-        }
-        Err(_) => (0, Value::Null),
-    }
+    common::api(
+        addr,
+        method,
+        path,
+        OPERATOR_KEY,
+        "application/json",
+        body.to_owned(),
+    )
+    .await
 }
 
 async fn metric(addr: SocketAddr, series: &str) -> f64 {
@@ -72,13 +64,8 @@ async fn metric(addr: SocketAddr, series: &str) -> f64 {
     acs_sim::scrape::scrape_value(&text, series).unwrap_or(0.0)
 }
 
-async fn wait_for(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// How long the fleet is given for each step it is waited on.
+const WAIT: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_behind_a_proxy_carry_a_call_through_kill_and_drain() {
@@ -161,7 +148,7 @@ dir = "{dir}"
     }
     for r in &replicas {
         let a = r.addr;
-        wait_for(&format!("{} ready", r.name), async || {
+        wait_until(&format!("{} ready", r.name), WAIT, || async move {
             tokio::net::TcpStream::connect(a).await.is_ok()
                 && common::http_get(a, "/readyz").await.0 == 200
         })
@@ -205,9 +192,8 @@ dir = "{dir}"
     let answered_by = answered_by.unwrap();
 
     // Media lands on one replica; the shared record says which.
-    let mut rec = Value::Null;
-    wait_for("streaming", async || {
-        rec = http(
+    let rec = eventually("streaming", WAIT, || async {
+        let rec = http(
             proxy.addr,
             reqwest::Method::GET,
             &format!("/api/calls/{conn}"),
@@ -215,7 +201,11 @@ dir = "{dir}"
         )
         .await
         .1;
-        rec["state"] == "streaming" && rec["mediaConnection"]["connected"] == true
+        if rec["state"] == "streaming" && rec["mediaConnection"]["connected"] == true {
+            Ok(rec)
+        } else {
+            Err(rec)
+        }
     })
     .await;
     let id = rec["id"].as_str().unwrap().to_owned();
@@ -270,7 +260,7 @@ dir = "{dir}"
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    wait_for("the recording callback applied", async || {
+    wait_until("the recording callback applied", WAIT, || async {
         let v = http(
             proxy.addr,
             reqwest::Method::GET,
@@ -287,7 +277,7 @@ dir = "{dir}"
     // take a second of audio (on a loaded machine the stream may have started late).
     let h = replicas.iter().position(|r| r.name == holder).unwrap();
     let holder_addr = replicas[h].addr;
-    wait_for("a second of audio on the media holder", async || {
+    wait_until("a second of audio on the media holder", WAIT, || async {
         metric(holder_addr, "acs_gateway_frames_total{kind=\"audio_data\"}").await >= 50.0
     })
     .await;
@@ -298,16 +288,16 @@ dir = "{dir}"
         .unwrap()
         .success());
     let drain = Instant::now();
-    let status = loop {
-        if let Some(s) = replicas[h].child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            drain.elapsed() < Duration::from_secs(30),
-            "{holder} did not exit on SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let child = &mut replicas[h].child;
+    let status = eventually(
+        &format!("{holder} exits on SIGTERM"),
+        Duration::from_secs(30),
+        || {
+            let exited = child.try_wait().unwrap();
+            async move { exited.ok_or("running") }
+        },
+    )
+    .await;
     assert!(status.success(), "{holder} exit: {status:?}");
     let wavs: Vec<PathBuf> = walk(&replicas[h].dir)
         .into_iter()
@@ -372,7 +362,7 @@ dir = "{dir}"
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    wait_for("disconnected", async || {
+    wait_until("disconnected", WAIT, || async {
         let v = http(
             proxy.addr,
             reqwest::Method::GET,
