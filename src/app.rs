@@ -93,6 +93,41 @@ impl std::fmt::Debug for AppHandle {
 }
 
 /// Validates `cfg`, starts the sinks, binds the listener and starts serving.
+///
+/// # Example
+///
+/// A gateway on a free loopback port with a null sink, asked for its health, then shut down:
+///
+/// ```
+/// use acs_media_gateway::{app, config::Config};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// # #[tokio::main]
+/// # async fn main() {
+/// let cfg: Config = toml::from_str(
+///     r#"
+///     [server]
+///     listen = "127.0.0.1:0"
+///
+///     [[sinks]]
+///     type = "null"
+///     "#,
+/// )
+/// .unwrap();
+/// let gw = app::start(cfg).await.unwrap();
+///
+/// let mut http = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+/// http.write_all(b"GET /healthz HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+///     .await
+///     .unwrap();
+/// let mut answer = String::new();
+/// http.read_to_string(&mut answer).await.unwrap();
+/// assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+///
+/// let report = gw.shutdown().await;
+/// assert!(report.clean(), "{report:?}");
+/// # }
+/// ```
 pub async fn start(cfg: Config) -> Result<AppHandle, AppError> {
     cfg.validate()?;
     let addr = cfg.server.listen_addr()?;

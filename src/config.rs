@@ -2,13 +2,15 @@
 //! (`ACS_GATEWAY_<SECTION>__<KEY>`) ← command-line flags, merged into one validated [`Config`].
 //!
 //! Unknown keys are errors (a typo must not silently fall back to a default), and
-//! [`Config::validate`] reports every problem at once, before any port is bound.
+//! [`Config::validate`] reports every problem at once, before any port is bound. The crate's
+//! front page has a runnable example (a configuration from TOML text).
 
+pub use crate::cluster::ClusterConfig;
 pub use crate::control::config::{
     AcsConfig, AcsJwtConfig, ControlConfig, PlaneConfig, DEFAULT_ACS_API_VERSION,
     DEFAULT_CALL_TOKEN_TTL_SECS,
 };
-use crate::control::policy::AnswerConfig;
+pub use crate::control::policy::AnswerConfig;
 use crate::pipeline::silence::SilenceConfig;
 use crate::pipeline::timeline::TimelineConfig;
 use crate::pipeline::PipelineConfig;

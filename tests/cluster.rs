@@ -13,7 +13,7 @@ mod common;
 
 use acs_sim::acs::{FakeAcsHandle, IncomingCallSpec};
 use acs_sim::eventgrid::{self, EventGridTarget};
-use common::{nats_url, Gw, STEP};
+use common::{eventually, nats_url, Gw, STEP};
 use futures_util::StreamExt;
 use serde_json::Value;
 use std::time::Duration;
@@ -74,22 +74,13 @@ async fn operator(
     ct: &str,
     body: Vec<u8>,
 ) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .request(method, format!("http://{}{path}", gw.addr))
-        .bearer_auth(OPERATOR_KEY)
-        .header("content-type", ct)
-        .body(body)
-        .timeout(STEP)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    common::api(gw.addr, method, path, OPERATOR_KEY, ct, body).await
 }
 
+/// The call `id` as replica `gw` reports it, once `f` holds for it.
 async fn wait_call(gw: &Gw, id: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + STEP;
-    loop {
+    let f = &f;
+    eventually(&format!("call {what}"), STEP, || async move {
         let (_, v) = operator(
             gw,
             reqwest::Method::GET,
@@ -99,14 +90,12 @@ async fn wait_call(gw: &Gw, id: &str, what: &str, f: impl Fn(&Value) -> bool) ->
         )
         .await;
         if f(&v) {
-            return v;
+            Ok(v)
+        } else {
+            Err(v)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "call never {what}: {v:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 fn target(gw: &Gw) -> EventGridTarget {
@@ -212,8 +201,7 @@ async fn two_replicas_share_calls_answer_once_and_route_media_operations() {
     .await;
     assert_eq!(s, 202, "{p}");
     let pid = p["playbackId"].as_str().unwrap().to_owned();
-    let deadline = tokio::time::Instant::now() + STEP;
-    loop {
+    eventually("playback sent on b", STEP, || async {
         let (s, v) = operator(
             &a,
             reqwest::Method::GET,
@@ -224,14 +212,12 @@ async fn two_replicas_share_calls_answer_once_and_route_media_operations() {
         .await;
         assert_eq!(s, 200, "{v}");
         if v["framesSent"].as_u64().unwrap_or(0) >= 10 {
-            break;
+            Ok(())
+        } else {
+            Err(v)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "playback never sent on b: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     assert!(
         a.metric("acs_gateway_cluster_requests_total{op=\"route\",outcome=\"ok\"}")
             .await

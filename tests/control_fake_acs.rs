@@ -9,11 +9,11 @@
 
 mod common;
 
-use acs_media_gateway::control::jwt::REFETCH_BURST;
+use acs_media_gateway::control::REFETCH_BURST;
 use acs_sim::acs::{FakeAcsConfig, FakeAcsHandle, IncomingCallSpec};
 use acs_sim::eventgrid::{self, EventGridTarget, Schema};
 use acs_sim::jwt::{AcsSigner, SigningKeySource};
-use common::{eventually, read_wav, Gw, LONG, STEP};
+use common::{eventually, read_wav, until, Gw, LONG, STEP};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -1047,14 +1047,10 @@ async fn play_stop_audio_and_playback_status_through_the_fake_acs() {
             .filter(|e| e.kind == acs_sim::acs::OutboundKind::StopAudio)
             .count()
     };
-    let deadline = tokio::time::Instant::now() + STEP;
-    while stops() == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no StopAudio reached the fake ACS"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(
+        until(STEP, || stops() > 0).await,
+        "no StopAudio reached the fake ACS"
+    );
     let (s, v) = operator_status(
         &gw,
         reqwest::Method::GET,

@@ -19,17 +19,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Header: HTTP method of a routed operation.
-pub const H_METHOD: &str = "Acs-Method";
+pub(crate) const H_METHOD: &str = "Acs-Method";
 /// Header: path.
-pub const H_PATH: &str = "Acs-Path";
+pub(crate) const H_PATH: &str = "Acs-Path";
 /// Header: Content-Type.
-pub const H_CONTENT_TYPE: &str = "Acs-Content-Type";
+pub(crate) const H_CONTENT_TYPE: &str = "Acs-Content-Type";
 /// Header: HTTP status of the reply.
-pub const H_STATUS: &str = "Acs-Status";
+pub(crate) const H_STATUS: &str = "Acs-Status";
 
 /// The JetStream link.
 #[derive(Debug)]
-pub struct JetStreamLink {
+pub(crate) struct JetStreamLink {
     replica: String,
     prefix: String,
     client: Client,
@@ -81,7 +81,10 @@ async fn bucket(
 
 impl JetStreamLink {
     /// Connects to `cfg.nats_url` and opens (or creates) the buckets.
-    pub async fn connect(cfg: &ClusterConfig, metrics: Arc<Metrics>) -> Result<Self, ClusterError> {
+    pub(crate) async fn connect(
+        cfg: &ClusterConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, ClusterError> {
         let replica = cfg.resolved_replica_id();
         let url = cfg.nats_url.trim().to_owned();
         let client = async_nats::ConnectOptions::new()
@@ -126,17 +129,17 @@ impl JetStreamLink {
     }
 
     /// The NATS client.
-    pub fn client(&self) -> &Client {
+    pub(crate) fn client(&self) -> &Client {
         &self.client
     }
 
     /// The subject of `replica`'s routed media operations.
-    pub fn media_subject(&self, replica: &str) -> String {
+    pub(crate) fn media_subject(&self, replica: &str) -> String {
         format!("{}.media.{replica}", self.prefix)
     }
 
     /// Writes this replica's heartbeat and refreshes the replica-count gauge.
-    pub async fn heartbeat(&self, addr: std::net::SocketAddr) {
+    pub(crate) async fn heartbeat(&self, addr: std::net::SocketAddr) {
         let v = serde_json::json!({
             "replica": self.replica,
             "addr": addr.to_string(),
@@ -162,12 +165,12 @@ impl JetStreamLink {
     }
 
     /// Removes this replica's heartbeat (it is leaving).
-    pub async fn leave(&self) {
+    pub(crate) async fn leave(&self) {
         let _ = self.replicas.delete(self.replica.as_str()).await;
     }
 
     /// Answers a routed operation.
-    pub async fn reply(&self, subject: async_nats::Subject, rep: ForwardReply) {
+    pub(crate) async fn reply(&self, subject: async_nats::Subject, rep: ForwardReply) {
         let mut h = HeaderMap::new();
         h.insert(H_STATUS, rep.status.to_string().as_str());
         if let Err(e) = self.client.publish_with_headers(subject, h, rep.body).await {

@@ -8,7 +8,7 @@
 //! Without `cluster.nats_url` nothing here runs: the gateway is the single process it always
 //! was, and needs no server.
 
-pub mod jetstream;
+pub(crate) mod jetstream;
 
 use crate::control::shared::{ClusterLink, Forwarded};
 use crate::control::ControlPlane;
@@ -143,14 +143,14 @@ pub enum ClusterError {
 
 /// The running cluster tasks (heartbeat, routed-operation server).
 #[derive(Debug)]
-pub struct ClusterHandle {
+pub(crate) struct ClusterHandle {
     link: Arc<JetStreamLink>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 /// Connects, opens the buckets, attaches the link to `cp` and starts the heartbeat and the
 /// server of routed media operations.
-pub async fn start(
+pub(crate) async fn start(
     cfg: &ClusterConfig,
     cp: &Arc<ControlPlane>,
     addr: std::net::SocketAddr,
@@ -205,7 +205,7 @@ pub async fn start(
 impl ClusterHandle {
     /// Stops the heartbeat and routing, and removes this replica's heartbeat (routed operations
     /// for it get 503 from now on).
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         for t in &self.tasks {
             t.abort();
         }

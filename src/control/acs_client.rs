@@ -42,11 +42,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A boxed future of an ACS call.
-pub type AcsFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, AcsClientError>> + Send + 'a>>;
+pub(crate) type AcsFuture<'a, T> =
+    Pin<Box<dyn Future<Output = Result<T, AcsClientError>> + Send + 'a>>;
 
 /// A successful response.
 #[derive(Debug, Clone)]
-pub struct AcsResponse {
+pub(crate) struct AcsResponse {
     /// HTTP status (2xx).
     pub status: u16,
     /// Body bytes (empty for 204).
@@ -55,10 +56,7 @@ pub struct AcsResponse {
 
 /// Why an ACS call failed.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum AcsClientError {
-    /// No connection string configured.
-    #[error("ACS not configured (set acs.connection_string)")]
-    NotConfigured,
+pub(crate) enum AcsClientError {
     /// ACS answered with an error status (after any retries).
     #[error("ACS {operation} failed with HTTP {status}: {error}")]
     Acs {
@@ -102,21 +100,20 @@ pub enum AcsClientError {
 impl AcsClientError {
     /// The IncomingCall is too old to answer ("lifetime validation of the signed http request
     /// failed"): the caller is gone or the event came too late.
-    pub fn is_stale_incoming_call(&self) -> bool {
+    pub(crate) fn is_stale_incoming_call(&self) -> bool {
         matches!(self, AcsClientError::Acs { error, .. } if error.is_stale_incoming_call())
     }
 
-    /// The status the operator API answers with: 503 not configured, 504 timeout, 502 else.
-    pub fn http_status(&self) -> StatusCode {
+    /// The status the operator API answers with: 504 timeout, 502 else.
+    pub(crate) fn http_status(&self) -> StatusCode {
         match self {
-            AcsClientError::NotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             AcsClientError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::BAD_GATEWAY,
         }
     }
 
     /// The JSON error body: `{"error": {"code", "message", "acs"?: {"status","code","message"}}}`.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let status = self.http_status();
         let mut err = json!({
             "code": status.canonical_reason().unwrap_or("error"),
@@ -129,7 +126,7 @@ impl AcsClientError {
     }
 
     /// `(code, sub_code, message)` for the call registry's `lastError`.
-    pub fn summary(&self) -> (Option<i64>, Option<String>, String) {
+    pub(crate) fn summary(&self) -> (Option<i64>, Option<String>, String) {
         match self {
             AcsClientError::Acs { status, error, .. } => (
                 Some(i64::from(*status)),
@@ -146,7 +143,7 @@ impl AcsClientError {
 
 /// The ACS data plane. Implementations retry as they see fit; `send` resolves with the final
 /// outcome of one logical operation.
-pub trait AcsApi: Send + Sync + std::fmt::Debug {
+pub(crate) trait AcsApi: Send + Sync + std::fmt::Debug {
     /// Sends `op` with `body` (the exact JSON bytes; `None` = no body).
     fn send<'a>(&'a self, op: &'a AcsOperation, body: Option<Bytes>) -> AcsFuture<'a, AcsResponse>;
 
@@ -163,7 +160,7 @@ pub trait AcsApi: Send + Sync + std::fmt::Debug {
 }
 
 /// Most participant pages followed; a longer list keeps its `nextLink`.
-pub const MAX_PARTICIPANT_PAGES: usize = 50;
+pub(crate) const MAX_PARTICIPANT_PAGES: usize = 50;
 
 fn encode<T: Serialize>(v: &T) -> Bytes {
     Bytes::from(serde_json::to_vec(v).expect("request bodies serialize"))
@@ -192,7 +189,7 @@ impl dyn AcsApi {
     }
 
     /// `POST /calling/callConnections:answer`.
-    pub async fn answer_call(
+    pub(crate) async fn answer_call(
         &self,
         req: &AnswerCallRequest,
     ) -> Result<CallConnectionProperties, AcsClientError> {
@@ -200,19 +197,22 @@ impl dyn AcsApi {
     }
 
     /// `POST /calling/callConnections:reject`.
-    pub async fn reject_call(&self, req: &RejectCallRequest) -> Result<u16, AcsClientError> {
+    pub(crate) async fn reject_call(&self, req: &RejectCallRequest) -> Result<u16, AcsClientError> {
         self.empty(AcsOperation::RejectCall, Some(encode(req)))
             .await
     }
 
     /// `POST /calling/callConnections:redirect`.
-    pub async fn redirect_call(&self, req: &RedirectCallRequest) -> Result<u16, AcsClientError> {
+    pub(crate) async fn redirect_call(
+        &self,
+        req: &RedirectCallRequest,
+    ) -> Result<u16, AcsClientError> {
         self.empty(AcsOperation::RedirectCall, Some(encode(req)))
             .await
     }
 
     /// `DELETE /calling/callConnections/{id}` (leave) or `POST …:terminate` (everyone).
-    pub async fn hang_up(
+    pub(crate) async fn hang_up(
         &self,
         call_connection_id: &str,
         for_everyone: bool,
@@ -231,7 +231,7 @@ impl dyn AcsApi {
     }
 
     /// `POST …/participants:add`.
-    pub async fn add_participant(
+    pub(crate) async fn add_participant(
         &self,
         call_connection_id: &str,
         req: &AddParticipantRequest,
@@ -246,7 +246,7 @@ impl dyn AcsApi {
     }
 
     /// `POST …/participants:remove`.
-    pub async fn remove_participant(
+    pub(crate) async fn remove_participant(
         &self,
         call_connection_id: &str,
         req: &RemoveParticipantRequest,
@@ -261,7 +261,7 @@ impl dyn AcsApi {
     }
 
     /// `POST …:transferToParticipant`.
-    pub async fn transfer(
+    pub(crate) async fn transfer(
         &self,
         call_connection_id: &str,
         req: &TransferToParticipantRequest,
@@ -276,7 +276,7 @@ impl dyn AcsApi {
     }
 
     /// `POST /calling/recordings`.
-    pub async fn start_recording(
+    pub(crate) async fn start_recording(
         &self,
         req: &StartCallRecordingRequest,
     ) -> Result<RecordingStateResponse, AcsClientError> {
@@ -285,7 +285,7 @@ impl dyn AcsApi {
     }
 
     /// `DELETE /calling/recordings/{id}`.
-    pub async fn stop_recording(&self, recording_id: &str) -> Result<u16, AcsClientError> {
+    pub(crate) async fn stop_recording(&self, recording_id: &str) -> Result<u16, AcsClientError> {
         self.empty(
             AcsOperation::StopRecording {
                 recording_id: recording_id.to_owned(),
@@ -296,7 +296,7 @@ impl dyn AcsApi {
     }
 
     /// `POST …:startMediaStreaming`.
-    pub async fn start_media_streaming(
+    pub(crate) async fn start_media_streaming(
         &self,
         call_connection_id: &str,
         req: &StartMediaStreamingRequest,
@@ -311,7 +311,7 @@ impl dyn AcsApi {
     }
 
     /// `POST …:stopMediaStreaming`.
-    pub async fn stop_media_streaming(
+    pub(crate) async fn stop_media_streaming(
         &self,
         call_connection_id: &str,
         req: &StopMediaStreamingRequest,
@@ -326,7 +326,7 @@ impl dyn AcsApi {
     }
 
     /// `GET /calling/callConnections/{id}`.
-    pub async fn get_call(
+    pub(crate) async fn get_call(
         &self,
         call_connection_id: &str,
     ) -> Result<CallConnectionProperties, AcsClientError> {
@@ -341,7 +341,7 @@ impl dyn AcsApi {
 
     /// `GET …/participants`, following ACS's `nextLink` paging (at most
     /// [`MAX_PARTICIPANT_PAGES`] pages; `next_link` is set only when more remain).
-    pub async fn get_participants(
+    pub(crate) async fn get_participants(
         &self,
         call_connection_id: &str,
     ) -> Result<GetParticipantsResponse, AcsClientError> {
@@ -361,7 +361,7 @@ impl dyn AcsApi {
     }
 
     /// `POST …/participants:mute`.
-    pub async fn mute_participants(
+    pub(crate) async fn mute_participants(
         &self,
         call_connection_id: &str,
         req: &MuteParticipantsRequest,
@@ -376,7 +376,7 @@ impl dyn AcsApi {
     }
 
     /// `POST …/participants:cancelAddParticipant`.
-    pub async fn cancel_add_participant(
+    pub(crate) async fn cancel_add_participant(
         &self,
         call_connection_id: &str,
         req: &CancelAddParticipantRequest,
@@ -391,7 +391,7 @@ impl dyn AcsApi {
     }
 
     /// `POST …:hold` (200, no body).
-    pub async fn hold(
+    pub(crate) async fn hold(
         &self,
         call_connection_id: &str,
         req: &HoldRequest,
@@ -406,7 +406,7 @@ impl dyn AcsApi {
     }
 
     /// `POST …:unhold` (200, no body).
-    pub async fn unhold(
+    pub(crate) async fn unhold(
         &self,
         call_connection_id: &str,
         req: &UnholdRequest,
@@ -421,7 +421,7 @@ impl dyn AcsApi {
     }
 
     /// `POST …:sendDtmfTones` (202 `{operationContext}`).
-    pub async fn send_dtmf_tones(
+    pub(crate) async fn send_dtmf_tones(
         &self,
         call_connection_id: &str,
         req: &SendDtmfTonesRequest,
@@ -437,7 +437,7 @@ impl dyn AcsApi {
 
     /// `POST …:startContinuousDtmfRecognition` (`start`) or `…:stopContinuousDtmfRecognition`
     /// (200, no body).
-    pub async fn continuous_dtmf_recognition(
+    pub(crate) async fn continuous_dtmf_recognition(
         &self,
         call_connection_id: &str,
         start: bool,
@@ -453,7 +453,7 @@ impl dyn AcsApi {
     }
 
     /// `POST /calling/recordings/{id}:pause` (`pause`) or `…:resume` (202, no body).
-    pub async fn pause_or_resume_recording(
+    pub(crate) async fn pause_or_resume_recording(
         &self,
         recording_id: &str,
         pause: bool,
@@ -469,7 +469,7 @@ impl dyn AcsApi {
 
     /// `PUT /access/teamsExtension/tenants/{tenantId}/assignments/{objectId}` (201 created, 200
     /// already there): returns the status and the assignment.
-    pub async fn put_teams_extension_assignment(
+    pub(crate) async fn put_teams_extension_assignment(
         &self,
         tenant_id: &str,
         object_id: &str,
@@ -484,7 +484,7 @@ impl dyn AcsApi {
     }
 
     /// `POST /teamsUser/:exchangeAccessToken` (Identity API).
-    pub async fn exchange_teams_user_token(
+    pub(crate) async fn exchange_teams_user_token(
         &self,
         req: &TeamsUserExchangeTokenRequest,
     ) -> Result<CommunicationIdentityAccessToken, AcsClientError> {
@@ -525,7 +525,7 @@ impl dyn AcsApi {
 
 /// Settings of [`HttpAcsClient`].
 #[derive(Debug, Clone)]
-pub struct AcsClientConfig {
+pub(crate) struct AcsClientConfig {
     /// Endpoint and key.
     pub connection: ConnectionString,
     /// `api-version` of Call Automation operations (Identity and Teams extension operations
@@ -543,7 +543,7 @@ pub struct AcsClientConfig {
 
 /// The real client.
 #[derive(Debug)]
-pub struct HttpAcsClient {
+pub(crate) struct HttpAcsClient {
     cfg: AcsClientConfig,
     http: reqwest::Client,
     metrics: Arc<Metrics>,
@@ -567,12 +567,12 @@ enum RetryCause {
 
 impl HttpAcsClient {
     /// A client over `http` (share one reqwest client per process).
-    pub fn new(cfg: AcsClientConfig, http: reqwest::Client, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(cfg: AcsClientConfig, http: reqwest::Client, metrics: Arc<Metrics>) -> Self {
         Self { cfg, http, metrics }
     }
 
     /// `path?api-version=…`: the configured version for Call Automation operations.
-    pub fn path_and_query(&self, op: &AcsOperation) -> String {
+    pub(crate) fn path_and_query(&self, op: &AcsOperation) -> String {
         let v = if op.api_version() == CALL_AUTOMATION_API_VERSION {
             self.cfg.api_version.as_str()
         } else {
@@ -678,7 +678,7 @@ impl HttpAcsClient {
 
     /// The path and query of `next_link`, which must be on the configured endpoint and `op`'s
     /// path (a signed request never goes elsewhere); `api-version` is added when missing.
-    pub fn next_link_path(&self, op: &AcsOperation, next_link: &str) -> Option<String> {
+    pub(crate) fn next_link_path(&self, op: &AcsOperation, next_link: &str) -> Option<String> {
         let base = self.cfg.connection.url("");
         let pq = next_link.strip_prefix(base.trim_end_matches('/'))?;
         let (path, query) = pq.split_once('?').unwrap_or((pq, ""));
@@ -782,7 +782,7 @@ impl AcsApi for HttpAcsClient {
 }
 
 /// A `Retry-After` value (delta seconds or an IMF-fixdate) as a wait from `now_unix`.
-pub fn retry_after(v: &str, now_unix: i64) -> Option<Duration> {
+pub(crate) fn retry_after(v: &str, now_unix: i64) -> Option<Duration> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));

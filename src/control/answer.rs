@@ -18,7 +18,7 @@ use std::time::Instant;
 
 /// The `AnswerCallRequest` for a call: context passed through, the call's URLs, the profile's
 /// streaming (and transcription) options, `operationContext` = the gateway call id.
-pub fn answer_request(
+pub(crate) fn answer_request(
     cp: &ControlPlane,
     call_id: &str,
     token: &str,
@@ -35,7 +35,7 @@ pub fn answer_request(
 }
 
 /// Answers, rejects or redirects the call.
-pub async fn run(
+pub(crate) async fn run(
     cp: Arc<ControlPlane>,
     call_id: String,
     token: String,

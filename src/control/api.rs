@@ -13,7 +13,7 @@ const EP: &str = "operator";
 
 /// A refused operator request: status and JSON body.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     body: Value,
     reason: &'static str,
@@ -53,9 +53,10 @@ impl ApiError {
     }
 }
 
+#[cfg(test)]
 impl ApiError {
     /// The HTTP status.
-    pub fn status_code(&self) -> StatusCode {
+    pub(crate) fn status_code(&self) -> StatusCode {
         self.status
     }
 }

@@ -22,7 +22,7 @@ use tracing::Instrument;
 const EP: &str = "callbacks";
 
 /// The `type` label of a callback.
-pub fn kind_label(kind: &CallbackKind) -> &str {
+pub(crate) fn kind_label(kind: &CallbackKind) -> &str {
     match kind {
         CallbackKind::Unknown(_) => "unknown",
         k => k.name(),
@@ -30,7 +30,7 @@ pub fn kind_label(kind: &CallbackKind) -> &str {
 }
 
 /// Serves one callback delivery for the call named by `token`.
-pub async fn handle<B>(cp: &Arc<ControlPlane>, req: Request<B>, token: &str) -> HttpResponse
+pub(crate) async fn handle<B>(cp: &Arc<ControlPlane>, req: Request<B>, token: &str) -> HttpResponse
 where
     B: hyper::body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -89,7 +89,7 @@ where
             .try_commit(&call_id, |reg, id| reg.apply_callback(id, ev, now))
             .await
         {
-            Ok(Applied::Applied) => applied += 1,
+            Ok(Applied::Changed) => applied += 1,
             Ok(Applied::Duplicate) => duplicates += 1,
             Ok(Applied::UnknownCall) => {}
             // ACS redelivers; the events applied before this one are duplicates then

@@ -153,7 +153,8 @@ async fn call_tokens_are_checked() {
 
 async fn jwks() -> TestServer {
     let jwks: Value =
-        serde_json::from_slice(&crate::control::jwt::tests::fixture("jwt_test_jwks.json")).unwrap();
+        serde_json::from_slice(&crate::control::testkit::fixture("keys/jwt_test_jwks.json"))
+            .unwrap();
     TestServer::start(move |_, _| Reply::json(200, &jwks)).await
 }
 

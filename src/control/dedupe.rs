@@ -9,10 +9,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Default number of keys kept.
-pub const DEFAULT_CAPACITY: usize = 20_000;
+pub(crate) const DEFAULT_CAPACITY: usize = 20_000;
 /// Default time a key is remembered (Event Grid retries within minutes; later redeliveries are
 /// stale anyway and ACS refuses to answer them).
-pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 
 type Key = [u8; 32];
 
@@ -24,7 +24,7 @@ struct Inner {
 
 /// The set.
 #[derive(Debug)]
-pub struct Dedupe {
+pub(crate) struct Dedupe {
     inner: Mutex<Inner>,
     capacity: usize,
     ttl: Duration,
@@ -40,7 +40,7 @@ fn digest(kind: &str, v: &str) -> Key {
 
 impl Dedupe {
     /// At most `capacity` keys, each kept for `ttl`.
-    pub fn new(capacity: usize, ttl: Duration) -> Self {
+    pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
             capacity: capacity.max(1),
@@ -50,7 +50,12 @@ impl Dedupe {
 
     /// Records the event id and context of an IncomingCall; `true` when neither was seen
     /// before (the call is new), `false` for a duplicate. Empty values are ignored.
-    pub fn first_time(&self, event_id: &str, incoming_call_context: &str, now: Instant) -> bool {
+    pub(crate) fn first_time(
+        &self,
+        event_id: &str,
+        incoming_call_context: &str,
+        now: Instant,
+    ) -> bool {
         let keys: Vec<Key> = [("id", event_id), ("ctx", incoming_call_context)]
             .into_iter()
             .filter(|(_, v)| !v.is_empty())
@@ -86,7 +91,7 @@ impl Dedupe {
 
     /// Forgets an IncomingCall recorded by [`Self::first_time`] that could not be taken after
     /// all (cluster mode, NATS unreachable), so that its redelivery counts as new.
-    pub fn forget(&self, event_id: &str, incoming_call_context: &str) {
+    pub(crate) fn forget(&self, event_id: &str, incoming_call_context: &str) {
         let keys: Vec<Key> = [("id", event_id), ("ctx", incoming_call_context)]
             .into_iter()
             .filter(|(_, v)| !v.is_empty())
@@ -100,17 +105,13 @@ impl Dedupe {
     }
 
     /// Keys held.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.inner
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .seen
             .len()
-    }
-
-    /// Nothing held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -162,7 +162,7 @@ impl ControlPlane {
 
     /// Admits (or refuses) a callback delivery; returns the gateway call id. `Ok(Err(_))`:
     /// admitted by its token but, in cluster mode, its call cannot be read (NATS unreachable).
-    pub async fn authorize_callback(
+    pub(crate) async fn authorize_callback(
         &self,
         token: &str,
         headers: &HeaderMap,

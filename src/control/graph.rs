@@ -14,11 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Path of the list under the Graph base URL.
-pub const RESOURCE_ACCOUNTS_PATH: &str = "/beta/admin/teams/resourceAccounts";
+pub(crate) const RESOURCE_ACCOUNTS_PATH: &str = "/beta/admin/teams/resourceAccounts";
 
 /// Why the lookup failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GraphError {
+pub(crate) enum GraphError {
     /// No token configured or given.
     #[error("no Microsoft Graph token: set control.graph_token or send X-Graph-Token")]
     NoToken,
@@ -40,7 +40,7 @@ pub enum GraphError {
 
 /// The lookup client.
 #[derive(Debug, Clone)]
-pub struct GraphClient {
+pub(crate) struct GraphClient {
     base_url: String,
     token: String,
     timeout: Duration,
@@ -49,7 +49,12 @@ pub struct GraphClient {
 
 impl GraphClient {
     /// `base_url` without a trailing `/`; `token` may be empty (then each request needs one).
-    pub fn new(base_url: &str, token: &str, timeout: Duration, http: reqwest::Client) -> Self {
+    pub(crate) fn new(
+        base_url: &str,
+        token: &str,
+        timeout: Duration,
+        http: reqwest::Client,
+    ) -> Self {
         Self {
             base_url: base_url.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
@@ -60,7 +65,7 @@ impl GraphClient {
 
     /// Lists resource accounts, optionally only those of `app_id` (validated by the caller);
     /// `token` overrides the configured one.
-    pub async fn resource_accounts(
+    pub(crate) async fn resource_accounts(
         &self,
         token: Option<&str>,
         app_id: Option<&str>,

@@ -1,15 +1,13 @@
 //! Request plumbing shared by the control-plane routes: bounded body reads (size and, with the
 //! listener's [`BodyTimeout`], time), the body limit of each route ([`body_route`]), query parameters,
-//! bearer credentials, constant-time secret comparison, and the JSON error shapes (a plain
-//! [`error_response`](super::error_response), or [`field_error`] naming the offending field).
+//! bearer credentials, constant-time secret comparison, and the JSON error shape ([`error_response`](super::error_response)).
 
-use super::{json_response, HttpResponse};
+use super::HttpResponse;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Frame, SizeHint};
 use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use hyper::StatusCode;
-use serde_json::json;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -17,22 +15,22 @@ use std::time::Duration;
 
 /// Default largest request body of the webhook and callbacks (`server.max_body_bytes`; Event
 /// Grid batches are at most 1 MB).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Largest request body of the operator API (also capped by `server.max_body_bytes`).
-pub const MAX_OPERATOR_BODY: usize = 64 * 1024;
+pub(crate) const MAX_OPERATOR_BODY: usize = 64 * 1024;
 
 /// A request body that did not arrive in time (the listener wraps every request body in a
 /// [`DeadlineBody`] of `server.body_timeout_ms`).
 #[derive(Debug, thiserror::Error)]
 #[error("request body not received within {} ms", .0.as_millis())]
-pub struct BodyTimeout(pub std::time::Duration);
+pub(crate) struct BodyTimeout(pub std::time::Duration);
 
 /// The `endpoint` label of [`crate::metrics::ControlMetrics::bad_request`] and the body limit of
 /// a request path, given `server.max_body_bytes`: the webhook and callbacks take up to `max`, the
 /// operator API up to [`MAX_OPERATOR_BODY`] (at most `max`) — but `POST /api/calls/{id}/play` up
 /// to [`MAX_PLAY_BYTES`](super::play_audio::MAX_PLAY_BYTES) —, every other route (health,
 /// readiness, metrics, unknown paths) no body at all. The media path is the listener's.
-pub fn body_route(path: &str, max: usize) -> (&'static str, usize) {
+pub(crate) fn body_route(path: &str, max: usize) -> (&'static str, usize) {
     if path == "/api/incomingCall" || path == "/api/incomingCall/" {
         ("incoming_call", max)
     } else if path.starts_with("/api/callbacks/") {
@@ -53,7 +51,7 @@ pub fn body_route(path: &str, max: usize) -> (&'static str, usize) {
 
 /// Why a body could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     /// Bigger than the limit.
     #[error("request body larger than {0} bytes")]
     TooLarge(usize),
@@ -67,7 +65,7 @@ pub enum BodyError {
 
 impl BodyError {
     /// Metric reason label.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             BodyError::TooLarge(_) => "too_large",
             BodyError::TimedOut(_) => "body_timeout",
@@ -77,7 +75,7 @@ impl BodyError {
 
     /// The response for this error (413, 408 or 400). The request body was not read to its end,
     /// so the connection is closed after it (`Connection: close`).
-    pub fn response(&self) -> HttpResponse {
+    pub(crate) fn response(&self) -> HttpResponse {
         let status = match self {
             BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             BodyError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
@@ -88,7 +86,10 @@ impl BodyError {
 }
 
 /// Refuses at once, without reading, a body that declares (`Content-Length`) more than `limit`.
-pub fn check_declared<B: hyper::body::Body>(body: &B, limit: usize) -> Result<(), BodyError> {
+pub(crate) fn check_declared<B: hyper::body::Body>(
+    body: &B,
+    limit: usize,
+) -> Result<(), BodyError> {
     if body.size_hint().lower() > limit as u64 {
         Err(BodyError::TooLarge(limit))
     } else {
@@ -100,7 +101,7 @@ pub fn check_declared<B: hyper::body::Body>(body: &B, limit: usize) -> Result<()
 /// so, else as soon as the bytes received pass it (a chunked body is cut off there). A body
 /// wrapped in a [`DeadlineBody`] that runs out of time is
 /// [`BodyError::TimedOut`].
-pub async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, BodyError>
+pub(crate) async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, BodyError>
 where
     B: hyper::body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -126,7 +127,7 @@ where
 
 /// Why a [`DeadlineBody`] failed.
 #[derive(Debug, thiserror::Error)]
-pub enum DeadlineBodyError {
+pub(crate) enum DeadlineBodyError {
     /// The body did not arrive whole before the deadline.
     #[error("{0}")]
     TimedOut(BodyTimeout),
@@ -136,13 +137,13 @@ pub enum DeadlineBodyError {
 }
 
 /// Called once when a [`DeadlineBody`] has arrived whole.
-pub type OnReceived = Box<dyn FnOnce() + Send + Sync>;
+pub(crate) type OnReceived = Box<dyn FnOnce() + Send + Sync>;
 
 /// A request body that must arrive whole by a deadline (`server.body_timeout_ms` after its head):
 /// once past it, a pending read fails with [`DeadlineBodyError::TimedOut`]. `on_received`, when
 /// given, is called once the body has arrived whole (the listener uses it to tell a connection
 /// waiting on its client from one the gateway is working on).
-pub struct DeadlineBody<B> {
+pub(crate) struct DeadlineBody<B> {
     inner: B,
     deadline: tokio::time::Instant,
     timeout: Duration,
@@ -152,7 +153,7 @@ pub struct DeadlineBody<B> {
 
 impl<B: hyper::body::Body> DeadlineBody<B> {
     /// Wraps `inner`, due `timeout` from now.
-    pub fn new(inner: B, timeout: Duration, on_received: Option<OnReceived>) -> Self {
+    pub(crate) fn new(inner: B, timeout: Duration, on_received: Option<OnReceived>) -> Self {
         let mut body = Self {
             inner,
             deadline: tokio::time::Instant::now() + timeout,
@@ -225,7 +226,7 @@ where
 }
 
 /// The value of query parameter `name` (percent-decoded, `+` as space), if present.
-pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (percent_decode(k)? == name).then(|| percent_decode(v))?
@@ -233,7 +234,7 @@ pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 }
 
 /// Decodes `%XX` escapes and `+`; `None` for a bad escape or invalid UTF-8.
-pub fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -258,7 +259,7 @@ pub fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// Percent-encodes a query value (unreserved characters kept).
-pub fn percent_encode(s: &str) -> String {
+pub(crate) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -273,7 +274,7 @@ pub fn percent_encode(s: &str) -> String {
 /// The credential of `Authorization: Bearer <credential>`: `Ok(None)` when the header is
 /// absent, `Err(())` when it is present but not a bearer credential.
 #[allow(clippy::result_unit_err)]
-pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ()> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ()> {
     let Some(v) = headers.get(AUTHORIZATION) else {
         return Ok(None);
     };
@@ -291,32 +292,20 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ()> {
 }
 
 /// A header's value as text (`None` when absent or not visible ASCII).
-pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Constant-time equality of two secrets (the length is not hidden).
-pub fn secret_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn secret_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// 400 with `{"error": {"code": "Bad Request", "message": "<field>: <problem>", "field": "<field>"}}`.
-pub fn field_error(field: &str, problem: impl std::fmt::Display) -> HttpResponse {
-    json_response(
-        StatusCode::BAD_REQUEST,
-        &json!({"error": {
-            "code": "Bad Request",
-            "message": format!("{field}: {problem}"),
-            "field": field,
-        }}),
-    )
-}
-
 /// Adds a header to a response (values that are not valid header text are skipped).
-pub fn with_header(mut r: HttpResponse, name: &'static str, value: &str) -> HttpResponse {
+pub(crate) fn with_header(mut r: HttpResponse, name: &'static str, value: &str) -> HttpResponse {
     if let Ok(v) = HeaderValue::from_str(value) {
         r.headers_mut().insert(name, v);
     }

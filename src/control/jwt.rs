@@ -20,23 +20,24 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// ACS's issuer.
-pub const ACS_ISSUER: &str = "https://acscallautomation.communication.azure.com";
+pub(crate) const ACS_ISSUER: &str = "https://acscallautomation.communication.azure.com";
 /// ACS's JWKS.
-pub const ACS_JWKS_URL: &str = "https://acscallautomation.communication.azure.com/calling/keys";
+pub(crate) const ACS_JWKS_URL: &str =
+    "https://acscallautomation.communication.azure.com/calling/keys";
 /// Cached keys older than this are refreshed on next use.
-pub const MAX_KEY_AGE: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_KEY_AGE: Duration = Duration::from_secs(3600);
 /// Least time between two JWKS downloads triggered by the same `kid`.
-pub const KID_REFETCH_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const KID_REFETCH_INTERVAL: Duration = Duration::from_secs(5);
 /// JWKS downloads the global budget allows at once.
 pub const REFETCH_BURST: u32 = 4;
 /// The global budget earns one more download per this (at most [`REFETCH_BURST`] saved).
-pub const REFETCH_PERIOD: Duration = Duration::from_secs(15);
+pub(crate) const REFETCH_PERIOD: Duration = Duration::from_secs(15);
 /// Largest bearer token read.
-pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// Validator settings.
 #[derive(Debug, Clone)]
-pub struct JwtSettings {
+pub(crate) struct JwtSettings {
     /// Expected `iss`.
     pub issuer: String,
     /// Expected `aud` (the ACS immutable resource id).
@@ -53,7 +54,7 @@ pub struct JwtSettings {
 
 /// Rate limits of the JWKS downloads a cache miss triggers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JwksLimits {
+pub(crate) struct JwksLimits {
     /// Least time between two downloads triggered by the same `kid`.
     pub kid_refetch_interval: Duration,
     /// Downloads allowed at once (the budget's size).
@@ -74,7 +75,7 @@ impl Default for JwksLimits {
 
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JwtError {
+pub(crate) enum JwtError {
     /// No `Authorization: Bearer` credential.
     #[error("no bearer token")]
     Missing,
@@ -106,7 +107,7 @@ pub enum JwtError {
 
 impl JwtError {
     /// The `acs_gateway_auth_rejections_total` reason.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             JwtError::Missing => "missing",
             JwtError::Malformed(_) => "malformed",
@@ -188,7 +189,7 @@ impl KeyCache {
 }
 
 /// The validator.
-pub struct JwtValidator {
+pub(crate) struct JwtValidator {
     settings: JwtSettings,
     http: reqwest::Client,
     cache: RwLock<KeyCache>,
@@ -206,7 +207,7 @@ impl std::fmt::Debug for JwtValidator {
 
 impl JwtValidator {
     /// A validator fetching keys with `http`.
-    pub fn new(settings: JwtSettings, http: reqwest::Client, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(settings: JwtSettings, http: reqwest::Client, metrics: Arc<Metrics>) -> Self {
         Self {
             cache: RwLock::new(KeyCache::new(&settings.limits)),
             settings,
@@ -214,11 +215,6 @@ impl JwtValidator {
             download: tokio::sync::Mutex::new(()),
             metrics,
         }
-    }
-
-    /// The settings.
-    pub fn settings(&self) -> &JwtSettings {
-        &self.settings
     }
 
     fn cached(&self, kid: Option<&str>) -> (Option<DecodingKey>, bool) {
@@ -337,7 +333,10 @@ impl JwtValidator {
     }
 
     /// Validates a bearer credential (`None` = no credential); returns the claims.
-    pub async fn validate(&self, token: Option<&str>) -> Result<serde_json::Value, JwtError> {
+    pub(crate) async fn validate(
+        &self,
+        token: Option<&str>,
+    ) -> Result<serde_json::Value, JwtError> {
         let token = token.ok_or(JwtError::Missing)?;
         if token.len() > MAX_TOKEN_LEN {
             return Err(JwtError::Malformed("token too long".into()));
@@ -373,18 +372,14 @@ impl JwtValidator {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::control::testkit::fixture;
     use crate::control::testserver::{Reply, TestServer};
     use jsonwebtoken::{encode, EncodingKey, Header};
     use serde_json::json;
 
-    pub(crate) fn fixture(name: &str) -> Vec<u8> {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/keys/").to_owned() + name;
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
     /// A token signed with test key `key_no` (1 or 2), `kid` as given.
     pub(crate) fn token(key_no: u8, kid: Option<&str>, claims: serde_json::Value) -> String {
-        let pem = fixture(&format!("jwt_test_key_{key_no}.pem"));
+        let pem = fixture(&format!("keys/jwt_test_key_{key_no}.pem"));
         let mut h = Header::new(Algorithm::RS256);
         h.kid = kid.map(str::to_owned);
         encode(&h, &claims, &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap()
@@ -400,7 +395,7 @@ pub(crate) mod tests {
 
     async fn jwks_server() -> TestServer {
         let jwks: serde_json::Value =
-            serde_json::from_slice(&fixture("jwt_test_jwks.json")).unwrap();
+            serde_json::from_slice(&fixture("keys/jwt_test_jwks.json")).unwrap();
         TestServer::start(move |_, _| Reply::json(200, &jwks)).await
     }
 
@@ -558,9 +553,9 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn concurrent_tokens_with_a_new_kid_share_one_download() {
         let one: serde_json::Value =
-            serde_json::from_slice(&fixture("jwt_test_jwks.json")).unwrap();
+            serde_json::from_slice(&fixture("keys/jwt_test_jwks.json")).unwrap();
         let both: serde_json::Value =
-            serde_json::from_slice(&fixture("jwt_test_jwks_both.json")).unwrap();
+            serde_json::from_slice(&fixture("keys/jwt_test_jwks_both.json")).unwrap();
         let server =
             TestServer::start(move |_, i| Reply::json(200, if i == 0 { &one } else { &both }))
                 .await;
@@ -586,9 +581,9 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_rotated_key_is_picked_up_by_the_refresh() {
         let one: serde_json::Value =
-            serde_json::from_slice(&fixture("jwt_test_jwks.json")).unwrap();
+            serde_json::from_slice(&fixture("keys/jwt_test_jwks.json")).unwrap();
         let both: serde_json::Value =
-            serde_json::from_slice(&fixture("jwt_test_jwks_both.json")).unwrap();
+            serde_json::from_slice(&fixture("keys/jwt_test_jwks_both.json")).unwrap();
         let server =
             TestServer::start(move |_, i| Reply::json(200, if i == 0 { &one } else { &both }))
                 .await;

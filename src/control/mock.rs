@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 /// One operation the mock received.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MockRequest {
+pub(crate) struct MockRequest {
     /// The operation (with its path parameters).
     pub op: AcsOperation,
     /// The body as JSON (`None` when there was none).
@@ -23,18 +23,16 @@ pub struct MockRequest {
 
 /// A scripted reply.
 #[derive(Debug, Clone)]
-pub enum MockReply {
+pub(crate) enum MockReply {
     /// Success with this status and JSON body (`Value::Null` = empty body).
     Ok(u16, Value),
     /// This error.
     Err(AcsClientError),
-    /// Wait, then answer with the inner reply.
-    Delay(Duration, Box<MockReply>),
 }
 
 /// The mock.
 #[derive(Debug, Default)]
-pub struct MockAcs {
+pub(crate) struct MockAcs {
     requests: Mutex<Vec<MockRequest>>,
     replies: Mutex<HashMap<&'static str, VecDeque<MockReply>>>,
     notify: Notify,
@@ -42,13 +40,13 @@ pub struct MockAcs {
 
 impl MockAcs {
     /// An empty mock.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Queues `reply` for the next call of the operation named `op_name`
     /// ([`AcsOperation::name`], e.g. `answer_call`).
-    pub fn push(&self, op_name: &'static str, reply: MockReply) {
+    pub(crate) fn push(&self, op_name: &'static str, reply: MockReply) {
         self.replies
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -58,7 +56,7 @@ impl MockAcs {
     }
 
     /// Everything received so far.
-    pub fn requests(&self) -> Vec<MockRequest> {
+    pub(crate) fn requests(&self) -> Vec<MockRequest> {
         self.requests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -66,7 +64,7 @@ impl MockAcs {
     }
 
     /// Requests of one operation.
-    pub fn requests_of(&self, op_name: &str) -> Vec<MockRequest> {
+    pub(crate) fn requests_of(&self, op_name: &str) -> Vec<MockRequest> {
         self.requests()
             .into_iter()
             .filter(|r| r.op.name() == op_name)
@@ -74,7 +72,7 @@ impl MockAcs {
     }
 
     /// Waits (bounded by `timeout`) until at least `n` requests arrived; returns them.
-    pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<MockRequest> {
+    pub(crate) async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<MockRequest> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.notify.notified();
@@ -151,22 +149,15 @@ impl AcsApi for MockAcs {
                 .unwrap_or_else(|p| p.into_inner())
                 .get_mut(op.name())
                 .and_then(VecDeque::pop_front);
-            let mut reply = scripted.unwrap_or_else(|| Self::default_reply(op, n));
-            loop {
-                match reply {
-                    MockReply::Delay(d, inner) => {
-                        tokio::time::sleep(d).await;
-                        reply = *inner;
-                    }
-                    MockReply::Err(e) => return Err(e),
-                    MockReply::Ok(status, v) => {
-                        let body = if v.is_null() {
-                            Bytes::new()
-                        } else {
-                            Bytes::from(v.to_string())
-                        };
-                        return Ok(AcsResponse { status, body });
-                    }
+            match scripted.unwrap_or_else(|| Self::default_reply(op, n)) {
+                MockReply::Err(e) => Err(e),
+                MockReply::Ok(status, v) => {
+                    let body = if v.is_null() {
+                        Bytes::new()
+                    } else {
+                        Bytes::from(v.to_string())
+                    };
+                    Ok(AcsResponse { status, body })
                 }
             }
         })

@@ -4,59 +4,60 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`config`] | its configuration: `[acs]`, `[control]` ([`config::PlaneConfig`] is what the plane is built from) |
-//! | [`plane`] | [`ControlPlane`]: shared state built from a [`config::PlaneConfig`], the `/api/*` router |
-//! | [`webhook`] | `POST`/`OPTIONS /api/incomingCall`: Event Grid validation, IncomingCall intake, dedupe |
-//! | [`answer`] | answering / rejecting / redirecting one call on its own task |
-//! | [`policy`] | `[answer]` config, rules, streaming profiles, the decision |
-//! | [`callbacks`] | `POST /api/callbacks/{token}`: Call Automation events → registry |
-//! | [`registry`] | the bounded call registry and its state machine |
-//! | [`operator`] | the operator API (`/api/calls…`, `/api/agents/token`, `/api/resource-accounts`, `/api/teams-extension/…`) |
+//! | `config` | its configuration: `[acs]`, `[control]` ([`config::PlaneConfig`] is what the plane is built from) |
+//! | `plane` | [`ControlPlane`]: shared state built from a [`config::PlaneConfig`], the `/api/*` router |
+//! | `webhook` | `POST`/`OPTIONS /api/incomingCall`: Event Grid validation, IncomingCall intake, dedupe |
+//! | `answer` | answering / rejecting / redirecting one call on its own task |
+//! | `policy` | `[answer]` config, rules, streaming profiles, the decision |
+//! | `callbacks` | `POST /api/callbacks/{token}`: Call Automation events → registry |
+//! | `registry` | the bounded call registry and its state machine |
+//! | `operator` | the operator API (`/api/calls…`, `/api/agents/token`, `/api/resource-accounts`, `/api/teams-extension/…`) |
 //! | `api` | what the operator routes share: `ApiError`, JSON body accessors, identifier checks |
-//! | [`playback`] | operator playback routes (`…/play`, `…/stop-audio`, `…/playbacks`) and the [`Player`](playback::Player) seam to the media connections |
-//! | [`play_audio`] | a playback's audio: WAV / PCM / file under `control.playback_dir`, resampled with rubato |
-//! | [`gate`] | admission of media upgrades and callbacks (call token, ACS JWT) |
-//! | [`acs_client`] | [`AcsApi`](acs_client::AcsApi), typed ACS calls, [`HttpAcsClient`](acs_client::HttpAcsClient) (HMAC, retries, repeatability) |
+//! | `playback` | operator playback routes (`…/play`, `…/stop-audio`, `…/playbacks`) and the `Player` seam to the media connections |
+//! | `play_audio` | a playback's audio: WAV / PCM / file under `control.playback_dir`, resampled with rubato |
+//! | `gate` | admission of media upgrades and callbacks (call token, ACS JWT) |
+//! | `acs_client` | `AcsApi`, typed ACS calls, `HttpAcsClient` (HMAC, retries, repeatability) |
 //! | `mock` | `MockAcs`, the in-process `AcsApi` for tests (feature `testkit`) |
-//! | [`jwt`] | ACS RS256 JWT validation with a cached, refreshed JWKS |
-//! | [`graph`] | Microsoft Graph resource-account lookup and its operator route |
-//! | [`tokens`] | issuing / checking the gateway's call tokens |
-//! | [`trace`] | the tracing span of each call operation, carrying the call's ids |
-//! | [`urls`] | the public `https://` / `wss://` bases |
-//! | [`dedupe`] | the bounded TTL set of seen IncomingCalls |
-//! | [`http`] | body limits per route, body deadline, query, bearer, JSON field errors |
+//! | `jwt` | ACS RS256 JWT validation with a cached, refreshed JWKS |
+//! | `graph` | Microsoft Graph resource-account lookup and its operator route |
+//! | `tokens` | issuing / checking the gateway's call tokens |
+//! | `trace` | the tracing span of each call operation, carrying the call's ids |
+//! | `urls` | the public `https://` / `wss://` bases |
+//! | `dedupe` | the bounded TTL set of seen IncomingCalls |
+//! | `http` | body limits per route, body deadline, query, bearer, constant-time comparison |
 //!
 //! Only this module talks HTTP to the outside (reqwest with rustls).
 
-pub mod acs_client;
-pub mod answer;
+pub(crate) mod acs_client;
+pub(crate) mod answer;
 mod api;
-pub mod callbacks;
-pub mod config;
-pub mod dedupe;
-pub mod gate;
-pub mod graph;
-pub mod http;
-pub mod jwt;
-#[cfg(any(test, feature = "testkit"))]
-pub mod mock;
-pub mod operator;
-pub mod plane;
-pub mod play_audio;
-pub mod playback;
-pub mod policy;
-pub mod registry;
-pub mod shared;
+pub(crate) mod callbacks;
+pub(crate) mod config;
+pub(crate) mod dedupe;
+pub(crate) mod gate;
+pub(crate) mod graph;
+pub(crate) mod http;
+pub(crate) mod jwt;
+#[cfg(test)]
+pub(crate) mod mock;
+pub(crate) mod operator;
+pub(crate) mod plane;
+pub(crate) mod play_audio;
+pub(crate) mod playback;
+pub(crate) mod policy;
+pub(crate) mod registry;
+pub(crate) mod shared;
 #[cfg(test)]
 pub(crate) mod testkit;
 #[cfg(test)]
 pub(crate) mod testserver;
-pub mod tokens;
-pub mod trace;
-pub mod urls;
-pub mod webhook;
+pub(crate) mod tokens;
+pub(crate) mod trace;
+pub(crate) mod urls;
+pub(crate) mod webhook;
 
 pub use config::PlaneConfig;
+pub use jwt::REFETCH_BURST;
 pub use plane::{ControlError, ControlPlane};
 
 use crate::metrics::Metrics;

@@ -54,12 +54,12 @@ use tracing::Instrument;
 
 const EP: &str = "operator";
 use super::api::{e164, object_id, raw_id, ApiError, Body, Res};
-pub use super::http::MAX_OPERATOR_BODY;
+pub(crate) use super::http::MAX_OPERATOR_BODY;
 /// Request header carrying a Microsoft Graph token.
-pub const HEADER_GRAPH_TOKEN: &str = "x-graph-token";
+pub(crate) const HEADER_GRAPH_TOKEN: &str = "x-graph-token";
 
 /// Serves the operator routes.
-pub async fn handle<B>(cp: &Arc<ControlPlane>, req: Request<B>) -> HttpResponse
+pub(crate) async fn handle<B>(cp: &Arc<ControlPlane>, req: Request<B>) -> HttpResponse
 where
     B: hyper::body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,

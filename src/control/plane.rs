@@ -48,36 +48,36 @@ pub enum ControlError {
 #[derive(Debug)]
 pub struct ControlPlane {
     /// Metrics.
-    pub metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     /// The call registry.
     pub registry: CallRegistry,
     /// The ACS client (`None` = ACS not configured).
-    pub acs: Option<Arc<dyn AcsApi>>,
+    pub(crate) acs: Option<Arc<dyn AcsApi>>,
     /// The answer policy.
-    pub policy: AnswerPolicy,
+    pub(crate) policy: AnswerPolicy,
     /// Call tokens.
-    pub tokens: CallTokens,
+    pub(crate) tokens: CallTokens,
     /// Public URLs.
-    pub urls: PublicUrls,
+    pub(crate) urls: PublicUrls,
     /// ACS JWT validation (`None` = off).
-    pub jwt: Option<JwtValidator>,
+    pub(crate) jwt: Option<JwtValidator>,
     /// Media connections need a call token.
-    pub require_call_token: bool,
+    pub(crate) require_call_token: bool,
     /// Operator API key (`None` = operator API disabled).
-    pub operator_api_key: Option<String>,
+    pub(crate) operator_api_key: Option<String>,
     /// Event Grid webhook secret (`None` = not checked).
-    pub webhook_secret: Option<String>,
+    pub(crate) webhook_secret: Option<String>,
     /// IncomingCall deduplication.
-    pub dedupe: Dedupe,
+    pub(crate) dedupe: Dedupe,
     /// Microsoft Graph.
-    pub graph: GraphClient,
+    pub(crate) graph: GraphClient,
     /// ACS immutable resource id (default `resourceId` of Teams extension users).
-    pub resource_id: Option<String>,
+    pub(crate) resource_id: Option<String>,
     /// Largest request body of the webhook and callbacks (`server.max_body_bytes`; the operator
     /// API takes at most [`MAX_OPERATOR_BODY`](super::http::MAX_OPERATOR_BODY) of it).
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
     /// `control.playback_dir` (`None` = file playback refused).
-    pub playback_dir: Option<std::path::PathBuf>,
+    pub(crate) playback_dir: Option<std::path::PathBuf>,
     /// The media side of operator playback (attached by `app`).
     player: std::sync::OnceLock<Arc<dyn super::playback::Player>>,
     /// Cluster mode: the shared state and routing (attached by `app`; none = single process).
@@ -91,22 +91,22 @@ fn non_empty(s: &str) -> Option<String> {
 
 impl ControlPlane {
     /// Attaches the media side of operator playback (once; later calls are ignored).
-    pub fn set_player(&self, player: Arc<dyn super::playback::Player>) {
+    pub(crate) fn set_player(&self, player: Arc<dyn super::playback::Player>) {
         let _ = self.player.set(player);
     }
 
     /// Attaches the cluster link (once; later calls are ignored): cluster mode.
-    pub fn set_link(&self, link: Arc<dyn super::shared::ClusterLink>) {
+    pub(crate) fn set_link(&self, link: Arc<dyn super::shared::ClusterLink>) {
         let _ = self.link.set(link);
     }
 
     /// The cluster link (`None`: single-process mode).
-    pub fn link(&self) -> Option<&Arc<dyn super::shared::ClusterLink>> {
+    pub(crate) fn link(&self) -> Option<&Arc<dyn super::shared::ClusterLink>> {
         self.link.get()
     }
 
     /// The media side of operator playback, when attached.
-    pub fn player(&self) -> Option<Arc<dyn super::playback::Player>> {
+    pub(crate) fn player(&self) -> Option<Arc<dyn super::playback::Player>> {
         self.player.get().cloned()
     }
 
@@ -141,7 +141,8 @@ impl ControlPlane {
     }
 
     /// Builds the control plane with a given ACS implementation (tests: a mock).
-    pub fn with_acs(
+    #[cfg(test)]
+    pub(crate) fn with_acs(
         cfg: &PlaneConfig,
         metrics: Arc<Metrics>,
         bound: SocketAddr,
@@ -239,19 +240,8 @@ impl ControlPlane {
         }
     }
 
-    /// The ACS client, or the 503 response when ACS is not configured.
-    #[allow(clippy::result_large_err)]
-    pub fn acs_or_503(&self) -> Result<&Arc<dyn AcsApi>, HttpResponse> {
-        self.acs.as_ref().ok_or_else(|| {
-            error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ACS not configured (set acs.connection_string)",
-            )
-        })
-    }
-
     /// Serves `/api/*`.
-    pub async fn handle<B>(self: &Arc<Self>, req: Request<B>) -> HttpResponse
+    pub(crate) async fn handle<B>(self: &Arc<Self>, req: Request<B>) -> HttpResponse
     where
         B: hyper::body::Body + Send,
         B::Data: Send,

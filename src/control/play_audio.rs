@@ -10,15 +10,15 @@ use rubato::{Fft, FixedSync, Resampler, WindowFunction};
 use std::path::{Component, Path, PathBuf};
 
 /// Largest request body (and file) of a playback: 32 MiB.
-pub const MAX_PLAY_BYTES: usize = 32 * 1024 * 1024;
+pub(crate) const MAX_PLAY_BYTES: usize = 32 * 1024 * 1024;
 /// Longest playback, seconds.
-pub const MAX_PLAY_SECONDS: usize = 600;
+pub(crate) const MAX_PLAY_SECONDS: usize = 600;
 /// Lowest and highest source sample rate accepted.
-pub const RATES: std::ops::RangeInclusive<u32> = 8_000..=48_000;
+pub(crate) const RATES: std::ops::RangeInclusive<u32> = 8_000..=48_000;
 
 /// Why a playback's audio was refused (each maps to a 4xx answer).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum AudioError {
+pub(crate) enum AudioError {
     /// Not a WAV file the gateway can read.
     #[error("not a readable WAV file: {0}")]
     BadWav(String),
@@ -47,7 +47,7 @@ pub enum AudioError {
 
 /// Mono PCM at a sample rate.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Pcm {
+pub(crate) struct Pcm {
     /// Sample rate, Hz.
     pub rate: u32,
     /// The samples.
@@ -56,7 +56,7 @@ pub struct Pcm {
 
 /// Reads a WAV file's bytes: PCM 8/16/24/32-bit integer or 32-bit float, any channel count
 /// (averaged to mono), 8-48 kHz.
-pub fn decode_wav(bytes: &[u8]) -> Result<Pcm, AudioError> {
+pub(crate) fn decode_wav(bytes: &[u8]) -> Result<Pcm, AudioError> {
     let bad = |e: hound::Error| AudioError::BadWav(e.to_string());
     let r = hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(bad)?;
     let spec = r.spec();
@@ -109,7 +109,7 @@ pub fn decode_wav(bytes: &[u8]) -> Result<Pcm, AudioError> {
 }
 
 /// Raw PCM16LE mono at `rate`.
-pub fn decode_pcm(bytes: &[u8], rate: Option<u32>) -> Result<Pcm, AudioError> {
+pub(crate) fn decode_pcm(bytes: &[u8], rate: Option<u32>) -> Result<Pcm, AudioError> {
     let rate = rate.ok_or_else(|| {
         AudioError::BadPcm("Content-Type needs a rate parameter, e.g. audio/pcm;rate=16000".into())
     })?;
@@ -151,7 +151,7 @@ fn to_i16(x: f32) -> i16 {
 /// Resolves `rel` under `dir`: refused when `dir` is `None`, when `rel` is empty, absolute or
 /// has a `..` component, when the file does not exist or is not a regular file, or when it
 /// resolves (through symlinks) outside `dir`.
-pub fn resolve_file(dir: Option<&Path>, rel: &str) -> Result<PathBuf, AudioError> {
+pub(crate) fn resolve_file(dir: Option<&Path>, rel: &str) -> Result<PathBuf, AudioError> {
     let dir = dir.ok_or(AudioError::NoPlaybackDir)?;
     let p = Path::new(rel);
     if rel.is_empty() {
@@ -186,7 +186,7 @@ pub fn resolve_file(dir: Option<&Path>, rel: &str) -> Result<PathBuf, AudioError
 }
 
 /// Reads a WAV file resolved by [`resolve_file`] (at most [`MAX_PLAY_BYTES`]).
-pub fn read_wav_file(path: &Path) -> Result<Pcm, AudioError> {
+pub(crate) fn read_wav_file(path: &Path) -> Result<Pcm, AudioError> {
     let len = std::fs::metadata(path)
         .map_err(|e| AudioError::BadFile(e.to_string()))?
         .len();
@@ -209,7 +209,7 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
 /// `pcm` at `to` Hz: unchanged when already there, otherwise converted with rubato (the output
 /// has `len * to / from` samples, rounded, aligned with the input: the resampler's delay of half
 /// a block is removed).
-pub fn resample(pcm: Pcm, to: u32) -> Result<Vec<i16>, AudioError> {
+pub(crate) fn resample(pcm: Pcm, to: u32) -> Result<Vec<i16>, AudioError> {
     if pcm.rate == to {
         return Ok(pcm.samples);
     }

@@ -27,9 +27,9 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// Most playbacks a call keeps a record of (older finished ones are forgotten).
-pub const MAX_RECORDS: usize = 32;
+pub(crate) const MAX_RECORDS: usize = 32;
 /// Most playbacks queued or playing per call; more is refused with 429.
-pub const MAX_QUEUED: usize = 8;
+pub(crate) const MAX_QUEUED: usize = 8;
 
 /// Where a playback is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -86,7 +86,7 @@ pub enum PlayError {
 
 /// The media side of operator playback. `keys` name the call: its gateway id and, when known,
 /// its `callConnectionId` (a media connection is found by either).
-pub trait Player: std::fmt::Debug + Send + Sync + 'static {
+pub(crate) trait Player: std::fmt::Debug + Send + Sync + 'static {
     /// The call's negotiated rate; `None` when it has no bidirectional media connection.
     fn rate(&self, keys: &[&str]) -> Option<u32>;
     /// Queues `samples` (at [`Player::rate`]) as a new playback.
@@ -198,7 +198,7 @@ fn decode(
 }
 
 /// `POST /api/calls/{id}/play` → 202 with the new playback.
-pub async fn play(
+pub(crate) async fn play(
     cp: &Arc<ControlPlane>,
     id: &str,
     content_type: &str,
@@ -231,7 +231,7 @@ pub async fn play(
 }
 
 /// `POST /api/calls/{id}/stop-audio`.
-pub fn stop(cp: &Arc<ControlPlane>, id: &str) -> Res<Value> {
+pub(crate) fn stop(cp: &Arc<ControlPlane>, id: &str) -> Res<Value> {
     let (r, player) = call_and_player(cp, id)?;
     let cancelled = player.stop(&keys(&r)).map_err(|_| no_socket(&r))?;
     let ids: Vec<&str> = cancelled.iter().map(|p| p.id.as_str()).collect();
@@ -240,7 +240,7 @@ pub fn stop(cp: &Arc<ControlPlane>, id: &str) -> Res<Value> {
 }
 
 /// `GET /api/calls/{id}/playbacks[/{pid}]`.
-pub fn status(cp: &Arc<ControlPlane>, id: &str, pid: Option<&str>) -> Res<Value> {
+pub(crate) fn status(cp: &Arc<ControlPlane>, id: &str, pid: Option<&str>) -> Res<Value> {
     let r = cp.registry.get(id).ok_or_else(|| {
         ApiError::status(
             StatusCode::NOT_FOUND,
@@ -315,7 +315,10 @@ where
 
 /// Serves the playback routes; gives the request back when it is not one of them. Runs after
 /// the operator API's key check.
-pub async fn route<B>(cp: &Arc<ControlPlane>, req: Request<B>) -> Result<HttpResponse, Request<B>>
+pub(crate) async fn route<B>(
+    cp: &Arc<ControlPlane>,
+    req: Request<B>,
+) -> Result<HttpResponse, Request<B>>
 where
     B: hyper::body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Name of the built-in profile (mixed, 16 kHz, streaming from the start).
-pub const DEFAULT_PROFILE: &str = "default";
+pub(crate) const DEFAULT_PROFILE: &str = "default";
 
 /// `[answer]`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -316,7 +316,7 @@ impl AnswerConfig {
 
 /// What to do with one IncomingCall.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Answer, streaming with `profile`.
     Answer {
         /// The matching rule's name (`None` for the default action).
@@ -344,7 +344,7 @@ pub enum Decision {
 
 impl Decision {
     /// `answer:<profile>`, `reject:<reason>` or `redirect:<rawId>` (for the registry and logs).
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         match self {
             Decision::Answer { profile_name, .. } => format!("answer:{profile_name}"),
             Decision::Reject { reason, .. } => format!("reject:{}", reason.as_str()),
@@ -353,7 +353,7 @@ impl Decision {
     }
 
     /// The rule that decided (`None` = default action).
-    pub fn rule(&self) -> Option<&str> {
+    pub(crate) fn rule(&self) -> Option<&str> {
         match self {
             Decision::Answer { rule, .. }
             | Decision::Reject { rule, .. }
@@ -371,14 +371,14 @@ struct CompiledRule {
 
 /// A validated policy, ready to decide.
 #[derive(Debug, Clone)]
-pub struct AnswerPolicy {
+pub(crate) struct AnswerPolicy {
     rules: Vec<CompiledRule>,
     default: Decision,
 }
 
 impl AnswerPolicy {
     /// Compiles a configuration (refused with every problem if it is not valid).
-    pub fn new(cfg: &AnswerConfig) -> Result<Self, PolicyError> {
+    pub(crate) fn new(cfg: &AnswerConfig) -> Result<Self, PolicyError> {
         let p = cfg.problems();
         if !p.is_empty() {
             return Err(PolicyError(p));
@@ -440,7 +440,7 @@ impl AnswerPolicy {
     }
 
     /// The decision for a call to `to_raw_id` from `from_raw_id`.
-    pub fn decide(&self, to_raw_id: &str, from_raw_id: &str) -> Decision {
+    pub(crate) fn decide(&self, to_raw_id: &str, from_raw_id: &str) -> Decision {
         self.rules
             .iter()
             .find(|r| glob_match(&r.to, to_raw_id) && glob_match(&r.from, from_raw_id))
@@ -449,7 +449,7 @@ impl AnswerPolicy {
 }
 
 /// `*` / `?` glob, ASCII case-insensitive; an empty pattern matches anything.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
     if pattern.is_empty() {
         return true;
     }
@@ -481,12 +481,8 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::testkit::vector;
     use crate::protocol::events::IncomingCallEventData;
-
-    fn vector(name: &str) -> Vec<u8> {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/vectors/").to_owned() + name;
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
 
     #[test]
     fn globs() {
@@ -544,7 +540,7 @@ mod tests {
     #[test]
     fn rules_in_order_with_the_teams_resource_account_vector() {
         let p = AnswerPolicy::new(&cfg_with_rules()).unwrap();
-        let data: IncomingCallEventData = serde_json::from_slice(&vector(
+        let data: IncomingCallEventData = serde_json::from_str(&vector(
             "eventgrid_incoming_call_data_teams_resource_account_tpe.json",
         ))
         .unwrap();

@@ -113,7 +113,7 @@ pub struct RecordingInfo {
 }
 
 /// Most DTMF keys kept in [`DtmfInfo::tones`] (the oldest go first).
-pub const MAX_DTMF_KEYS: usize = 64;
+pub(crate) const MAX_DTMF_KEYS: usize = 64;
 
 /// `dtmf`: continuous DTMF recognition and the keys it reported.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -285,7 +285,7 @@ pub enum RegistryError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     /// The record changed.
-    Applied,
+    Changed,
     /// The event id was seen before for this call.
     Duplicate,
     /// No such call (evicted).
@@ -293,14 +293,14 @@ pub enum Applied {
 }
 
 /// RFC 3339 with milliseconds, UTC.
-pub fn rfc3339(unix_ms: i64) -> String {
+pub(crate) fn rfc3339(unix_ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(unix_ms)
         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default()
 }
 
 /// Now, Unix milliseconds.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
@@ -568,7 +568,7 @@ impl CallRegistry {
                 r.seen_events.push_back(ev.id.clone());
             }
             apply(r, ev, now);
-            Applied::Applied
+            Applied::Changed
         });
         applied.unwrap_or(Applied::UnknownCall)
     }
@@ -781,8 +781,7 @@ mod tests {
     }
 
     fn vector_events(name: &str) -> Vec<CallbackEvent> {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/vectors/").to_owned() + name;
-        parse_callbacks(&std::fs::read(&path).unwrap()).unwrap()
+        parse_callbacks(crate::control::testkit::vector(name).as_bytes()).unwrap()
     }
 
     #[test]
@@ -835,7 +834,7 @@ mod tests {
         let mut apply = |name: &str| {
             t += 1;
             for e in vector_events(name) {
-                assert_eq!(reg.apply_callback("c1", &e, t), Applied::Applied, "{name}");
+                assert_eq!(reg.apply_callback("c1", &e, t), Applied::Changed, "{name}");
             }
             reg.get("c1").unwrap()
         };
@@ -892,7 +891,7 @@ mod tests {
         // CallDisconnected ends it; later events do not revive it.
         let mut e = CallbackEvent::new(CallbackKind::CallDisconnected, "d1", "conn");
         e.call_connection_id = None;
-        assert_eq!(reg.apply_callback("c1", &e, 9_000), Applied::Applied);
+        assert_eq!(reg.apply_callback("c1", &e, 9_000), Applied::Changed);
         assert_eq!(reg.apply_callback("c1", &e, 9_001), Applied::Duplicate);
         let r = reg.get("c1").unwrap();
         assert_eq!(r.state, CallState::Disconnected);

@@ -33,17 +33,18 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, VecDeque};
+#[cfg(test)]
+use std::{collections::HashMap, sync::Mutex};
 
 /// Most compare-and-set attempts of one call-record change.
-pub const CAS_ATTEMPTS: usize = 8;
+pub(crate) const CAS_ATTEMPTS: usize = 8;
 /// Header marking a request forwarded from another replica (never forwarded again).
-pub const ROUTED_HEADER: &str = "x-acs-gateway-routed";
+pub(crate) const ROUTED_HEADER: &str = "x-acs-gateway-routed";
 
 /// Why a cluster request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LinkError {
+pub(crate) enum LinkError {
     /// The key changed since the revision read (compare-and-set lost), or it exists already.
     #[error("revision conflict")]
     Conflict,
@@ -66,16 +67,16 @@ pub enum LinkError {
 
 /// A change of a call record that was not written to the shared bucket.
 #[derive(Debug)]
-pub struct NotShared<R> {
+pub(crate) struct NotShared<R> {
     /// Why.
-    pub error: LinkError,
+    pub(crate) error: LinkError,
     /// The change's result when it was applied to the local registry (the bucket's read worked,
     /// its write did not); `None` when nothing was applied.
     pub local: Option<R>,
 }
 
 /// A result of a cluster request.
-pub type LinkFuture<'a, T> = BoxFuture<'a, Result<T, LinkError>>;
+pub(crate) type LinkFuture<'a, T> = BoxFuture<'a, Result<T, LinkError>>;
 
 /// A request forwarded to the replica holding a call's media socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +102,7 @@ pub struct ForwardReply {
 
 /// Shared state and routing between replicas: a key-value store with revisions and
 /// create-if-absent, and request-reply to a named replica.
-pub trait ClusterLink: std::fmt::Debug + Send + Sync + 'static {
+pub(crate) trait ClusterLink: std::fmt::Debug + Send + Sync + 'static {
     /// This replica's id.
     fn replica(&self) -> &str;
     /// The link is up (`/readyz`).
@@ -121,16 +122,18 @@ pub trait ClusterLink: std::fmt::Debug + Send + Sync + 'static {
 
 /// The in-memory [`ClusterLink`]: one store shared by the control planes that hold it (tests of
 /// two replicas in one process, without a server). Forwarding reaches no one.
+#[cfg(test)]
 #[derive(Debug)]
-pub struct MemoryLink {
+pub(crate) struct MemoryLink {
     replica: String,
     store: std::sync::Arc<Mutex<HashMap<String, (Bytes, u64)>>>,
     down: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
+#[cfg(test)]
 impl MemoryLink {
     /// A new store, seen by `replica`.
-    pub fn new(replica: &str) -> Self {
+    pub(crate) fn new(replica: &str) -> Self {
         Self {
             replica: replica.to_owned(),
             store: Default::default(),
@@ -139,7 +142,7 @@ impl MemoryLink {
     }
 
     /// The same store, seen by another replica (down and up together with this one).
-    pub fn peer(&self, replica: &str) -> Self {
+    pub(crate) fn peer(&self, replica: &str) -> Self {
         Self {
             replica: replica.to_owned(),
             store: self.store.clone(),
@@ -149,7 +152,7 @@ impl MemoryLink {
 
     /// Failure injection: while down, every request fails with [`LinkError::Unreachable`] and
     /// [`ClusterLink::reachable`] is `false`, as with NATS unreachable.
-    pub fn set_down(&self, down: bool) {
+    pub(crate) fn set_down(&self, down: bool) {
         self.down.store(down, std::sync::atomic::Ordering::SeqCst);
     }
 
@@ -166,6 +169,7 @@ impl MemoryLink {
     }
 }
 
+#[cfg(test)]
 impl ClusterLink for MemoryLink {
     fn replica(&self) -> &str {
         &self.replica
@@ -238,7 +242,7 @@ struct Stored {
 }
 
 /// Encodes a record for the bucket.
-pub fn encode(r: &CallRecord) -> Bytes {
+pub(crate) fn encode(r: &CallRecord) -> Bytes {
     let s = Stored {
         record: r.clone(),
         token: r.token.clone(),
@@ -253,7 +257,7 @@ pub fn encode(r: &CallRecord) -> Bytes {
 }
 
 /// Decodes a record from the bucket.
-pub fn decode(b: &[u8]) -> Option<CallRecord> {
+pub(crate) fn decode(b: &[u8]) -> Option<CallRecord> {
     let s: Stored = serde_json::from_slice(b).ok()?;
     let mut r = s.record;
     r.token = s.token;
@@ -326,7 +330,11 @@ impl ControlPlane {
     /// could not be made (NATS unreachable): the call is then forgotten locally too, so that
     /// Event Grid's redelivery is taken as new. Once the context is claimed, a failed claim of
     /// the event id does not matter (the context names the call).
-    pub async fn first_incoming(&self, event_id: &str, context: &str) -> Result<bool, LinkError> {
+    pub(crate) async fn first_incoming(
+        &self,
+        event_id: &str,
+        context: &str,
+    ) -> Result<bool, LinkError> {
         if !self
             .dedupe
             .first_time(event_id, context, std::time::Instant::now())
@@ -361,7 +369,7 @@ impl ControlPlane {
     /// Cluster mode: reads the call (by gateway id or `callConnectionId`) from the bucket into
     /// the local registry. `Ok(false)` when the bucket has no such call (or no link); `Err`
     /// when the bucket cannot be read (the local registry is left as it was).
-    pub async fn refresh(&self, key: &str) -> Result<bool, LinkError> {
+    pub(crate) async fn refresh(&self, key: &str) -> Result<bool, LinkError> {
         let Some(link) = self.link() else {
             return Ok(false);
         };
@@ -393,7 +401,7 @@ impl ControlPlane {
     }
 
     /// Cluster mode: reads every call from the bucket into the local registry.
-    pub async fn refresh_all(&self) -> Result<(), LinkError> {
+    pub(crate) async fn refresh_all(&self) -> Result<(), LinkError> {
         let Some(link) = self.link() else {
             return Ok(());
         };
@@ -407,7 +415,7 @@ impl ControlPlane {
 
     /// Cluster mode: refreshes what an operator route reads (`/api/calls`: every call;
     /// `/api/calls/{id}…`: that call); `Err` when the bucket cannot be read.
-    pub async fn refresh_for_path(&self, path: &str) -> Result<(), LinkError> {
+    pub(crate) async fn refresh_for_path(&self, path: &str) -> Result<(), LinkError> {
         if self.link().is_none() {
             return Ok(());
         }
@@ -424,7 +432,7 @@ impl ControlPlane {
     /// The answer to a request that needs the shared call state while NATS cannot be reached:
     /// 503 `{"code":"nats_unreachable"}`, counted per `endpoint` (`incoming_call`, `callbacks`,
     /// `operator`).
-    pub fn nats_unreachable(&self, endpoint: &str, e: &LinkError) -> super::HttpResponse {
+    pub(crate) fn nats_unreachable(&self, endpoint: &str, e: &LinkError) -> super::HttpResponse {
         self.metrics.cluster.nats_unreachable(endpoint);
         tracing::warn!(endpoint, error = %e, "cluster: shared call state unreachable; 503");
         super::json_response(
@@ -453,7 +461,7 @@ impl ControlPlane {
     /// record after a conflict. When the bucket cannot be reached the change is kept locally
     /// (media open/close, the answer task: never lose what the call does on this replica); see
     /// [`Self::try_commit`] for requests that can be refused instead.
-    pub async fn commit<R>(&self, id: &str, f: impl Fn(&CallRegistry, &str) -> R) -> R {
+    pub(crate) async fn commit<R>(&self, id: &str, f: impl Fn(&CallRegistry, &str) -> R) -> R {
         match self.try_commit(id, &f).await {
             Ok(r) => r,
             Err(NotShared {
@@ -474,7 +482,7 @@ impl ControlPlane {
     /// when the record could not be read, applied only locally when it could not be written
     /// (the next read from the bucket replaces it). Losing [`CAS_ATTEMPTS`] races in a row
     /// keeps the change locally (`Ok`), as before.
-    pub async fn try_commit<R>(
+    pub(crate) async fn try_commit<R>(
         &self,
         id: &str,
         f: impl Fn(&CallRegistry, &str) -> R,

@@ -176,7 +176,7 @@ async fn a_lost_compare_and_set_is_retried_on_the_fresh_record_and_counted() {
     let applied = cp2
         .commit("c1", |reg, id| reg.apply_callback(id, &ev, now))
         .await;
-    assert_eq!(applied, crate::control::registry::Applied::Applied);
+    assert_eq!(applied, crate::control::registry::Applied::Changed);
     assert_eq!(
         cp2.metrics.cluster.cas_retries.get(),
         1,

@@ -15,15 +15,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The operator key of [`cfg`].
-pub const API_KEY: &str = "operator-key-0123456789";
+pub(crate) const API_KEY: &str = "operator-key-0123456789";
 /// The call token secret of [`cfg`].
-pub const TOKEN_SECRET: &str = "call-token-secret-0123456789abcdef";
+pub(crate) const TOKEN_SECRET: &str = "call-token-secret-0123456789abcdef";
 /// The public base of [`cfg`].
-pub const BASE: &str = "https://gw.contoso.test";
+pub(crate) const BASE: &str = "https://gw.contoso.test";
 
 /// A configuration with ACS "configured" (the mock stands in), an operator key, a fixed token
 /// secret and public URLs.
-pub fn cfg() -> PlaneConfig {
+pub(crate) fn cfg() -> PlaneConfig {
     let mut c = PlaneConfig::default();
     c.acs.connection_string =
         "endpoint=https://contoso.communication.azure.com/;accesskey=dGVzdC1rZXk=".into();
@@ -36,13 +36,13 @@ pub fn cfg() -> PlaneConfig {
 }
 
 /// A control plane over `mock` (or no ACS when `None`).
-pub fn plane(cfg: &PlaneConfig, mock: Option<Arc<MockAcs>>) -> Arc<ControlPlane> {
+pub(crate) fn plane(cfg: &PlaneConfig, mock: Option<Arc<MockAcs>>) -> Arc<ControlPlane> {
     let acs = mock.map(|m| m as Arc<dyn super::acs_client::AcsApi>);
     ControlPlane::with_acs(cfg, Metrics::new(), "127.0.0.1:8080".parse().unwrap(), acs).unwrap()
 }
 
 /// A request with a body.
-pub fn req(
+pub(crate) fn req(
     method: Method,
     uri: &str,
     headers: &[(&str, &str)],
@@ -56,13 +56,13 @@ pub fn req(
 }
 
 /// An operator request (with the API key).
-pub fn op(method: Method, uri: &str, body: &str) -> Request<Full<Bytes>> {
+pub(crate) fn op(method: Method, uri: &str, body: &str) -> Request<Full<Bytes>> {
     let auth = format!("Bearer {API_KEY}");
     req(method, uri, &[("authorization", &auth)], body)
 }
 
 /// Status and JSON body (`Value::Null` for an empty body).
-pub async fn read(r: HttpResponse) -> (u16, Value) {
+pub(crate) async fn read(r: HttpResponse) -> (u16, Value) {
     let status = r.status().as_u16();
     let b = r.into_body().collect().await.unwrap().to_bytes();
     let v = if b.is_empty() {
@@ -74,14 +74,20 @@ pub async fn read(r: HttpResponse) -> (u16, Value) {
     (status, v)
 }
 
-/// A fixture vector's text.
-pub fn vector(name: &str) -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/vectors/").to_owned() + name;
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+/// The bytes of a committed fixture, `rel` under the repository's `fixtures/` folder: the one
+/// fixture loader of the crate's unit tests (`tests/common` has the integration tests' one).
+pub(crate) fn fixture(rel: &str) -> Vec<u8> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/").to_owned() + rel;
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A fixture vector's text (`name` under `fixtures/vectors/`).
+pub(crate) fn vector(name: &str) -> String {
+    String::from_utf8(fixture(&format!("vectors/{name}"))).unwrap()
 }
 
 /// Polls `f` every 5 ms until it is true (bounded by 5 s).
-pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !f() {
         assert!(

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 /// One request as received.
 #[derive(Debug, Clone)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     /// Method.
     pub method: String,
     /// Path and query.
@@ -29,14 +29,14 @@ pub struct Recorded {
 
 impl Recorded {
     /// A header as text.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 
 /// What to answer.
 #[derive(Debug, Clone)]
-pub struct Reply {
+pub(crate) struct Reply {
     /// Status.
     pub status: u16,
     /// Extra headers.
@@ -49,7 +49,7 @@ pub struct Reply {
 
 impl Reply {
     /// A JSON reply.
-    pub fn json(status: u16, v: &serde_json::Value) -> Self {
+    pub(crate) fn json(status: u16, v: &serde_json::Value) -> Self {
         Self {
             status,
             headers: vec![("content-type", "application/json".into())],
@@ -59,7 +59,7 @@ impl Reply {
     }
 
     /// An empty reply.
-    pub fn empty(status: u16) -> Self {
+    pub(crate) fn empty(status: u16) -> Self {
         Self {
             status,
             headers: Vec::new(),
@@ -72,7 +72,7 @@ impl Reply {
 type Handler = dyn Fn(&Recorded, usize) -> Reply + Send + Sync;
 
 /// A running server; stopped on drop.
-pub struct TestServer {
+pub(crate) struct TestServer {
     /// Bound address.
     pub addr: SocketAddr,
     /// Every request so far.
@@ -82,7 +82,7 @@ pub struct TestServer {
 
 impl TestServer {
     /// Starts a server; `handler(request, index)` chooses each reply (`index` counts from 0).
-    pub async fn start(
+    pub(crate) async fn start(
         handler: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static,
     ) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -151,12 +151,12 @@ impl TestServer {
     }
 
     /// `http://127.0.0.1:port`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// A copy of the requests so far.
-    pub fn requests(&self) -> Vec<Recorded> {
+    pub(crate) fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
     }
 }

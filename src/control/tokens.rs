@@ -6,10 +6,10 @@ use crate::protocol::token::{self, CallToken, TokenError};
 use rand::RngCore;
 
 /// Bytes of a generated secret.
-pub const GENERATED_SECRET_LEN: usize = 32;
+pub(crate) const GENERATED_SECRET_LEN: usize = 32;
 
 /// Issues and verifies call tokens with one secret.
-pub struct CallTokens {
+pub(crate) struct CallTokens {
     secret: Vec<u8>,
     ttl_secs: i64,
     generated: bool,
@@ -28,7 +28,7 @@ impl std::fmt::Debug for CallTokens {
 impl CallTokens {
     /// With `secret` (its UTF-8 bytes; at least [`token::MIN_SECRET_LEN`], checked by the
     /// configuration), or a random secret when it is empty.
-    pub fn new(secret: &str, ttl_secs: u64) -> Result<Self, TokenError> {
+    pub(crate) fn new(secret: &str, ttl_secs: u64) -> Result<Self, TokenError> {
         let generated = secret.is_empty();
         let secret = if generated {
             let mut s = vec![0u8; GENERATED_SECRET_LEN];
@@ -48,25 +48,25 @@ impl CallTokens {
     }
 
     /// Whether the secret was generated at start (tokens do not survive a restart).
-    pub fn generated(&self) -> bool {
+    pub(crate) fn generated(&self) -> bool {
         self.generated
     }
 
     /// A token for `call_id`, valid from `now_unix` for the configured lifetime; returns the
     /// token and its expiry (Unix seconds).
-    pub fn issue(&self, call_id: &str, now_unix: i64) -> Result<(String, i64), TokenError> {
+    pub(crate) fn issue(&self, call_id: &str, now_unix: i64) -> Result<(String, i64), TokenError> {
         let expires = now_unix.saturating_add(self.ttl_secs);
         token::issue(&self.secret, call_id, expires).map(|t| (t, expires))
     }
 
     /// Checks a token (format, signature, expiry).
-    pub fn verify(&self, token: &str, now_unix: i64) -> Result<CallToken, TokenError> {
+    pub(crate) fn verify(&self, token: &str, now_unix: i64) -> Result<CallToken, TokenError> {
         token::verify(&self.secret, token, now_unix)
     }
 }
 
 /// The `auth_rejections_total` reason for a refused call token.
-pub fn rejection_reason(e: &TokenError) -> &'static str {
+pub(crate) fn rejection_reason(e: &TokenError) -> &'static str {
     match e {
         TokenError::Expired => "token_expired",
         TokenError::BadSignature => "token_bad_signature",

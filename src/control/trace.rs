@@ -11,7 +11,7 @@ use tracing::Span;
 
 /// A span for the operation `op` on a call; ids not known yet stay empty (and can be recorded
 /// later with [`record_ids`]).
-pub fn call_span(
+pub(crate) fn call_span(
     op: &'static str,
     call_id: Option<&str>,
     call_connection_id: Option<&str>,
@@ -29,7 +29,7 @@ pub fn call_span(
 }
 
 /// The span of `op` on the call of registry record `r`.
-pub fn record_span(op: &'static str, r: &CallRecord) -> Span {
+pub(crate) fn record_span(op: &'static str, r: &CallRecord) -> Span {
     call_span(
         op,
         Some(&r.id),
@@ -39,7 +39,7 @@ pub fn record_span(op: &'static str, r: &CallRecord) -> Span {
 }
 
 /// Records the ids given (non-empty ones) on `span`.
-pub fn record_ids(
+pub(crate) fn record_ids(
     span: &Span,
     call_id: Option<&str>,
     call_connection_id: Option<&str>,
@@ -59,7 +59,7 @@ pub fn record_ids(
 
 /// The span of an operator request: the call's when the path (`/api/calls/{id}/…`) names a
 /// known call (by gateway id or `callConnectionId`), else a bare `operator` span.
-pub fn operator_span(cp: &ControlPlane, path: &str) -> Span {
+pub(crate) fn operator_span(cp: &ControlPlane, path: &str) -> Span {
     let mut segs = path.trim_start_matches("/api/").split('/');
     match (segs.next(), segs.next()) {
         (Some("calls"), Some(id)) if !id.is_empty() => match cp.registry.get(id) {

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 /// Public URL bases, without a trailing `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicUrls {
+pub(crate) struct PublicUrls {
     /// `https://gateway.example.com` (callbacks, recording state callbacks).
     pub base: String,
     /// `wss://gateway.example.com` (media).
@@ -17,7 +17,7 @@ pub struct PublicUrls {
 
 impl PublicUrls {
     /// From the configured values (empty = derive) and the bound address.
-    pub fn new(public_base_url: &str, public_media_url: &str, bound: SocketAddr) -> Self {
+    pub(crate) fn new(public_base_url: &str, public_media_url: &str, bound: SocketAddr) -> Self {
         let base = if public_base_url.trim().is_empty() {
             format!("http://{bound}")
         } else {
@@ -32,17 +32,17 @@ impl PublicUrls {
     }
 
     /// `<media>/ws/<token>`: the `transportUrl` of a call.
-    pub fn transport_url(&self, token: &str) -> String {
+    pub(crate) fn transport_url(&self, token: &str) -> String {
         format!("{}/ws/{token}", self.media)
     }
 
     /// `<base>/api/callbacks/<token>`: the `callbackUri` of a call.
-    pub fn callback_uri(&self, token: &str) -> String {
+    pub(crate) fn callback_uri(&self, token: &str) -> String {
         format!("{}/api/callbacks/{token}", self.base)
     }
 
     /// Whether ACS in the cloud could reach these URLs (not loopback, TLS schemes).
-    pub fn looks_public(&self) -> bool {
+    pub(crate) fn looks_public(&self) -> bool {
         let local =
             |u: &str| u.contains("://127.") || u.contains("://localhost") || u.contains("://[::1]");
         self.base.starts_with("https://")

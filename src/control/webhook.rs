@@ -33,12 +33,12 @@ use std::time::Instant;
 use tracing::Instrument;
 
 /// Header alternative to `?secret=`.
-pub const HEADER_WEBHOOK_SECRET: &str = "x-webhook-secret";
+pub(crate) const HEADER_WEBHOOK_SECRET: &str = "x-webhook-secret";
 const EP: &str = "incoming_call";
 
 /// What became of one IncomingCall.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Intake {
+pub(crate) enum Intake {
     /// Registered and being answered (gateway call id).
     Accepted(String),
     /// Seen before.
@@ -50,7 +50,7 @@ pub enum Intake {
 }
 
 /// Serves the webhook.
-pub async fn handle<B>(cp: &Arc<ControlPlane>, req: Request<B>) -> HttpResponse
+pub(crate) async fn handle<B>(cp: &Arc<ControlPlane>, req: Request<B>) -> HttpResponse
 where
     B: hyper::body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -152,7 +152,7 @@ fn handshake<B>(req: &Request<B>) -> HttpResponse {
 }
 
 /// Takes one IncomingCall: dedupe, decide, register, answer on a task.
-pub async fn intake(
+pub(crate) async fn intake(
     cp: &Arc<ControlPlane>,
     event_id: &str,
     data: IncomingCallEventData,

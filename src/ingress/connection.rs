@@ -55,21 +55,21 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 /// tungstenite's read buffer per connection (see `run`).
-pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+pub(crate) const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// How long the gateway waits for the peer's answer to its close frame.
-pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Longest interval of the connection's one housekeeping timer: it flushes the call's batched
 /// metrics and checks the idle timeout (a quarter of `idle_timeout` when that is shorter).
-pub const TICK: Duration = Duration::from_secs(1);
+pub(crate) const TICK: Duration = Duration::from_secs(1);
 
 /// The span of one media connection, entered by its task and its playback writer, so every log
 /// line of the connection carries the call's ids: `call` (the label), `conn` (the gateway's
 /// connection number) and, when known, `call_id` (the gateway call id the control plane gave
 /// the IncomingCall), `call_connection_id` and `server_call_id` — the same field names the
 /// control plane's spans use (`control::trace`).
-pub fn span(call: &CallInfo) -> tracing::Span {
+pub(crate) fn span(call: &CallInfo) -> tracing::Span {
     let span = tracing::info_span!(
         "media",
         call = %call.label,
@@ -97,7 +97,7 @@ pub fn span(call: &CallInfo) -> tracing::Span {
 /// `enableBidirectional`, or `media.bidirectional` is set); it is then registered with the
 /// playback hub and a writer task owning the socket's sending half paces playback to ACS.
 /// Otherwise the reading task owns the whole socket: no writer task, no lock per message.
-pub async fn run<S>(
+pub(crate) async fn run<S>(
     io: S,
     mut call: CallPipeline,
     st: Arc<IngressState>,

@@ -21,15 +21,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How often the monitor samples.
-pub const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+pub(crate) const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// Samples the lag is judged over.
-pub const WINDOW: usize = 20;
+pub(crate) const WINDOW: usize = 20;
 /// The lag that counts is the this-many-th worst of the window.
-pub const SUSTAINED: usize = 5;
+pub(crate) const SUSTAINED: usize = 5;
 /// How long both signals must stay below half their thresholds before admission resumes.
-pub const CLEAR_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const CLEAR_AFTER: Duration = Duration::from_secs(1);
 /// `Retry-After` (seconds) sent with an overload 503.
-pub const RETRY_AFTER_SECS: u32 = 2;
+pub(crate) const RETRY_AFTER_SECS: u32 = 2;
 
 /// Thresholds (0 turns a check off).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -81,7 +81,7 @@ impl Headroom {
 
 /// The pure decision, fed one sample at a time (kept apart from the timer for tests).
 #[derive(Debug)]
-pub struct Judge {
+pub(crate) struct Judge {
     cfg: HeadroomConfig,
     lags: [Duration; WINDOW],
     next: usize,
@@ -91,7 +91,7 @@ pub struct Judge {
 
 impl Judge {
     /// A judge with no samples yet (not overloaded).
-    pub fn new(cfg: HeadroomConfig) -> Self {
+    pub(crate) fn new(cfg: HeadroomConfig) -> Self {
         Self {
             cfg,
             lags: [Duration::ZERO; WINDOW],
@@ -102,14 +102,14 @@ impl Judge {
     }
 
     /// The sustained lag: the [`SUSTAINED`]-th worst of the window.
-    pub fn lag(&self) -> Duration {
+    pub(crate) fn lag(&self) -> Duration {
         let mut l = self.lags;
         l.sort_unstable();
         l[WINDOW - SUSTAINED]
     }
 
     /// Takes one sample (`lag` of the timer, worst sink `fill`) at `now`; returns the verdict.
-    pub fn sample(&mut self, now: Instant, lag: Duration, fill: f64) -> bool {
+    pub(crate) fn sample(&mut self, now: Instant, lag: Duration, fill: f64) -> bool {
         self.lags[self.next] = lag;
         self.next = (self.next + 1) % WINDOW;
         let worst = self.lag();
@@ -138,7 +138,7 @@ impl Judge {
 }
 
 /// Samples the headroom until draining starts (a task on the runtime it measures).
-pub async fn monitor(
+pub(crate) async fn monitor(
     headroom: Arc<Headroom>,
     cfg: HeadroomConfig,
     fanout: FanOut,

@@ -23,7 +23,7 @@ const EVICTED: u8 = 2;
 
 /// One plain HTTP connection's shared state.
 #[derive(Debug, Default)]
-pub struct ConnCtl {
+pub(crate) struct ConnCtl {
     /// WAITING on its client, WORKING on a request that arrived whole, or EVICTED (for good).
     state: AtomicU8,
     /// Requests received on this connection.
@@ -35,7 +35,7 @@ impl ConnCtl {
     /// A request arrived whole: the gateway works on it, the connection cannot be evicted until
     /// [`ConnCtl::waiting`]. `false` when it was evicted already (then answer nothing of
     /// substance: the connection is going away).
-    pub fn start_work(&self) -> bool {
+    pub(crate) fn start_work(&self) -> bool {
         match self
             .state
             .compare_exchange(WAITING, WORKING, Ordering::AcqRel, Ordering::Acquire)
@@ -46,7 +46,7 @@ impl ConnCtl {
     }
 
     /// The request was answered and the connection waits on its client again.
-    pub fn waiting(&self) {
+    pub(crate) fn waiting(&self) {
         let _ = self
             .state
             .compare_exchange(WORKING, WAITING, Ordering::AcqRel, Ordering::Acquire);
@@ -59,14 +59,14 @@ impl ConnCtl {
     }
 
     /// Resolves when this connection was chosen for eviction (then drop it).
-    pub async fn evicted(&self) {
+    pub(crate) async fn evicted(&self) {
         self.evict.notified().await;
     }
 }
 
 /// The plain HTTP connections of one listener, oldest first.
 #[derive(Debug)]
-pub struct HttpConns {
+pub(crate) struct HttpConns {
     cap: usize,
     next: AtomicU64,
     live: Mutex<BTreeMap<u64, Arc<ConnCtl>>>,
@@ -75,7 +75,7 @@ pub struct HttpConns {
 
 /// A connection's place in the budget; leaving (drop) frees it.
 #[derive(Debug)]
-pub struct HttpConn {
+pub(crate) struct HttpConn {
     conns: Arc<HttpConns>,
     id: u64,
     /// Its shared state.
@@ -90,7 +90,7 @@ impl Drop for HttpConn {
 
 impl HttpConns {
     /// A budget of `cap` connections.
-    pub fn new(cap: usize, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub(crate) fn new(cap: usize, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self {
             cap: cap.max(1),
             next: AtomicU64::new(0),
@@ -104,18 +104,14 @@ impl HttpConns {
     }
 
     /// Open plain HTTP connections.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.lock().len()
-    }
-
-    /// Whether none is open.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Takes a place for a new connection, evicting the oldest one waiting on its client when
     /// the budget is full; `None` when every connection is being worked on.
-    pub fn admit(self: &Arc<Self>) -> Option<HttpConn> {
+    pub(crate) fn admit(self: &Arc<Self>) -> Option<HttpConn> {
         let mut live = self.lock();
         if live.len() >= self.cap {
             // claimed atomically: a connection that just started work is not taken

@@ -1,6 +1,6 @@
 //! EDGE: the one listener. Accepts TCP, serves HTTP/1.1 with hyper, answers the plain routes and
 //! `/api/*` via [`crate::control`], and upgrades `GET /ws` and `GET /ws/{token}` to the ACS media
-//! WebSocket (tokio-tungstenite on the upgraded stream), one task per connection ([`connection`]).
+//! WebSocket (tokio-tungstenite on the upgraded stream), one task per connection (`connection`).
 //!
 //! With a control plane (given to [`IngressState::new`]), every upgrade is admitted by
 //! [`ControlPlane::authorize_media`](crate::control::ControlPlane::authorize_media) first (call
@@ -12,21 +12,21 @@
 //! Limits: `max_connections` media connections (more get HTTP 503 before the upgrade, counted
 //! `connection_limit`); a separate budget of `max_connections + SOCKET_HEADROOM` plain HTTP
 //! connections (not upgraded), where a newcomer evicts the oldest connection waiting on its
-//! client ([`http_conns`]); `handshake_timeout_ms` to send a request head (counted
+//! client (`http_conns`); `handshake_timeout_ms` to send a request head (counted
 //! `handshake_timeout`; on a keep-alive connection that already served a request it is the idle
 //! timeout, counted `http_connections_closed_total{reason="keepalive_idle"}` instead); a body
-//! limit per route ([`control::http::body_route`], 413 at once for a `Content-Length` over it)
+//! limit per route (`control::http::body_route`, 413 at once for a `Content-Length` over it)
 //! and `body_timeout_ms` to receive the body (408); `max_frame_bytes` per WebSocket message
 //! (close 1009); `idle_timeout_ms` without any message (close 1001). While draining, upgrades get
-//! 503 (`draining`). Past capacity ([`headroom`]: runtime lag or sink queues over their
+//! 503 (`draining`). Past capacity (`headroom`: runtime lag or sink queues over their
 //! thresholds) upgrades get 503 with `Retry-After` (`overload`), so the calls already admitted
 //! keep their audio.
 
-pub mod connection;
-pub mod headroom;
-pub mod http_conns;
+pub(crate) mod connection;
+pub(crate) mod headroom;
+pub(crate) mod http_conns;
 pub mod playback;
-pub mod playback_items;
+pub(crate) mod playback_items;
 
 use crate::control::http::{body_route, check_declared, DeadlineBody};
 use crate::control::{self, error_response, ControlPlane, HttpResponse};
@@ -63,7 +63,7 @@ pub struct IngressConfig {
     pub max_frame_bytes: usize,
     /// Time to receive a request head (and to wait for the next one on a keep-alive connection).
     pub handshake_timeout: Duration,
-    /// Largest request body of the webhook and callbacks (see [`body_route`]).
+    /// Largest request body of the webhook and callbacks (see `body_route`).
     pub max_body_bytes: usize,
     /// Time to receive a whole request body after its head.
     pub body_timeout: Duration,
@@ -89,7 +89,7 @@ pub struct IngressState {
     pub shutdown: Shutdown,
     /// Calls that can play audio back.
     pub playback: Arc<playback::PlaybackHub>,
-    /// Whether there is room for another call ([`headroom::monitor`] keeps it current).
+    /// Whether there is room for another call (`headroom::monitor` keeps it current).
     pub headroom: Arc<headroom::Headroom>,
     control: Option<Arc<ControlPlane>>,
     media: AtomicUsize,

@@ -6,16 +6,16 @@
 //! never blocks reading from it. Underruns (the queue ran dry in the middle of playback) and
 //! overruns (audio refused because the queue was full) are counted.
 //!
-//! Operator playbacks (`POST /api/calls/{id}/play`, [`Player`]) are whole clips in the call's
-//! [`Items`]: they need no jitter buffer, start at the next slot, and take precedence over audio
+//! Operator playbacks (`POST /api/calls/{id}/play`, `Player`) are whole clips in the call's
+//! `Items`: they need no jitter buffer, start at the next slot, and take precedence over audio
 //! a forward target returns (which waits in its queue meanwhile); see
-//! [`playback_items`](super::playback_items) for how each one ends.
+//! `playback_items` for how each one ends.
 //!
 //! Every frame the writer sends (and every `StopAudio`) also goes to the call's outbound track
-//! ([`CallPlayback::record_outbound`], [`crate::pipeline::outbound`]), which the recorder writes
-//! as the call's `bot` track. The track is laid on the call timeline at the live edge: the
-//! connection reports each inbound frame's arrival ([`CallPlayback::heard`]) and the writer
-//! extrapolates from the most timely one on its clock.
+//! (`CallPlayback::record_outbound`, `pipeline::outbound`), which the recorder writes as the
+//! call's `bot` track. The track is laid on the call timeline at the live edge: the connection
+//! reports each inbound frame's arrival (`CallPlayback::heard`) and the writer extrapolates from
+//! the most timely one on its clock.
 
 use super::playback_items::{Items, Reporter};
 use crate::control::playback::{PlayError, PlaybackRecord, Player};

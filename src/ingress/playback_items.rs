@@ -24,10 +24,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How long after a playback's last frame the gateway waits for ACS's `MarkData`.
-pub const MARK_WAIT: Duration = Duration::from_millis(1_500);
+pub(crate) const MARK_WAIT: Duration = Duration::from_millis(1_500);
 /// A `StopAudio` this soon after a playback's last frame flushed (part of) it from ACS's
 /// playout buffer: the jitter buffer's lead plus a frame.
-pub const CUT_WINDOW: Duration = Duration::from_millis(60);
+pub(crate) const CUT_WINDOW: Duration = Duration::from_millis(60);
 
 /// Where the call's events go (sinks) and what it is.
 #[derive(Clone)]

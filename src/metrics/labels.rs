@@ -156,7 +156,7 @@ pub const HTTP_CLOSE_REASONS: [&str; 2] = ["keepalive_idle", "evicted"];
 pub const RECORDING_FAILURE_REASONS: [&str; 2] = ["disk_full", "io_error"];
 
 /// `op` label of `acs_gateway_cluster_requests_total`.
-pub const CLUSTER_OPS: [&str; 7] = [
+pub(super) const CLUSTER_OPS: [&str; 7] = [
     "claim",
     "load",
     "store",
@@ -166,11 +166,12 @@ pub const CLUSTER_OPS: [&str; 7] = [
     "other",
 ];
 /// `outcome` label of `acs_gateway_cluster_requests_total`.
-pub const CLUSTER_OUTCOMES: [&str; 4] = ["ok", "conflict", "timeout", "error"];
+pub(super) const CLUSTER_OUTCOMES: [&str; 4] = ["ok", "conflict", "timeout", "error"];
 /// `endpoint` label of `acs_gateway_cluster_nats_unreachable_total`.
-pub const CLUSTER_UNREACHABLE_ENDPOINTS: [&str; 3] = ["incoming_call", "callbacks", "operator"];
+pub(super) const CLUSTER_UNREACHABLE_ENDPOINTS: [&str; 3] =
+    ["incoming_call", "callbacks", "operator"];
 /// `reason` label of `acs_gateway_cluster_routing_failures_total`.
-pub const CLUSTER_ROUTING_FAILURES: [&str; 3] = ["replica_gone", "timeout", "error"];
+pub(super) const CLUSTER_ROUTING_FAILURES: [&str; 3] = ["replica_gone", "timeout", "error"];
 
 /// The `status` label for an ACS response status (bounded: see [`ACS_STATUS_CODES`]).
 pub fn acs_status_label(status: u16) -> &'static str {

@@ -5,14 +5,14 @@
 //! whatever the callers send.
 //!
 //! Submodules: `labels` (the closed label sets), `control` (control plane), `forward` (the
-//! forward sink), [`process`] (the `process_*` families and `acs_gateway_build_info`); this file
+//! forward sink), `process` (the `process_*` families and `acs_gateway_build_info`); this file
 //! holds the media and sink metrics and [`Metrics`], which owns them all.
 
 mod cluster;
 mod control;
 mod forward;
 mod labels;
-pub mod process;
+pub(crate) mod process;
 mod register;
 
 pub use cluster::ClusterMetrics;

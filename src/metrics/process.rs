@@ -7,11 +7,11 @@ use super::register::Reg;
 use prometheus::Registry;
 
 /// The gateway's version (`Cargo.toml`).
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The git commit the gateway was built from (12 hex digits), `unknown` when the build had no git
 /// checkout and no `ACS_MEDIA_GATEWAY_COMMIT` (set by `build.rs`).
-pub const COMMIT: &str = env!("ACS_MEDIA_GATEWAY_GIT_COMMIT");
+pub(crate) const COMMIT: &str = env!("ACS_MEDIA_GATEWAY_GIT_COMMIT");
 
 /// Registers the process collector (on Linux) and `acs_gateway_build_info`.
 pub(super) fn register(registry: &Registry) {

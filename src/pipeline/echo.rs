@@ -28,26 +28,26 @@
 use std::time::Instant;
 
 /// Caller audio judged per check (ms).
-pub const WINDOW_MS: u32 = 60;
+pub(crate) const WINDOW_MS: u32 = 60;
 /// Longest echo delay searched (ms).
-pub const MAX_DELAY_MS: u32 = 400;
+pub(crate) const MAX_DELAY_MS: u32 = 400;
 /// Residual energy share above which the caller is talking over the playback. Low: a linear echo
 /// leaves next to nothing, while a voice's own short-term periodicity can make a delayed copy of
 /// it fit to 70–90 % (a sustained vowel matches itself a few pitch periods later).
-pub const TALK_SHARE: f32 = 0.1;
+pub(crate) const TALK_SHARE: f32 = 0.1;
 /// Once a speech start was the echo, a later window is the caller talking over it only when the
 /// echo leaves at least this share unexplained (the caller at least as loud as the echo, as a
 /// classic double-talk detector asks): a window whose fit merely degrades (the echo path's delay
 /// drifting with scheduling, a frame laid differently) does not stop the playback.
-pub const TALK_OVER_SHARE: f32 = 0.5;
+pub(crate) const TALK_OVER_SHARE: f32 = 0.5;
 /// An echo is never louder than this relative to what was played (dB).
-pub const MAX_ECHO_GAIN_DB: f32 = 6.0;
+pub(crate) const MAX_ECHO_GAIN_DB: f32 = 6.0;
 /// A residual quieter than this (RMS dBFS) is never talk.
-pub const TALK_FLOOR_DBFS: f32 = -55.0;
+pub(crate) const TALK_FLOOR_DBFS: f32 = -55.0;
 /// Played audio kept (ms): the longest delay plus the window, with room for scheduling.
-pub const KEEP_MS: u32 = MAX_DELAY_MS + WINDOW_MS + 140;
+pub(crate) const KEEP_MS: u32 = MAX_DELAY_MS + WINDOW_MS + 140;
 /// Frames arriving at most this late after the previous one ended play back to back (ms).
-pub const JITTER_MS: u32 = 40;
+pub(crate) const JITTER_MS: u32 = 40;
 /// Block averaging of the coarse delay search.
 const DECIMATE: usize = 4;
 

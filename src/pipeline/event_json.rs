@@ -20,7 +20,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 /// A [`CallEvent`] with the participant of its stream (for speech events, which name only the
 /// stream): what sinks serialise. `CallEvent` itself serialises as `EventJson` without one.
 #[derive(Clone, Copy, Debug)]
-pub struct EventJson<'a> {
+pub(crate) struct EventJson<'a> {
     /// The event.
     pub event: &'a CallEvent,
     /// rawId of the participant of the event's stream, when the sink knows it (speech events).

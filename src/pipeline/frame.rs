@@ -146,7 +146,7 @@ pub enum StreamKind {
     /// The gateway's own mix of the unmixed participants, aligned on the call timeline.
     Mix,
     /// What the gateway sent to ACS (the bot's or an operator's playback), laid on the call
-    /// timeline ([`super::outbound`]); no participant, never forwarded back to a bot.
+    /// timeline (`pipeline::outbound`); no participant, never forwarded back to a bot.
     Outbound,
 }
 

@@ -10,14 +10,14 @@
 use std::time::Duration;
 
 /// How often the sink workers summarise repeated sink errors.
-pub const SINK_ERROR_SUMMARY_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const SINK_ERROR_SUMMARY_EVERY: Duration = Duration::from_secs(10);
 
 /// Most kinds tracked at once; occurrences of further kinds are logged as first ones.
 const MAX_KINDS: usize = 16;
 
 /// What to do with one occurrence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// The first of its kind in the current window: log it.
     Log,
     /// A repeat: counted, summarised later.
@@ -26,7 +26,7 @@ pub enum Verdict {
 
 /// A summary due for one kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Summary<K> {
+pub(crate) struct Summary<K> {
     /// The kind.
     pub kind: K,
     /// Occurrences not logged since the previous line of this kind.
@@ -44,14 +44,14 @@ struct Entry<K> {
 
 /// First occurrence logged, repeats counted and summarised every `every` (per kind).
 #[derive(Debug)]
-pub struct LogLimiter<K> {
+pub(crate) struct LogLimiter<K> {
     every: Duration,
     entries: Vec<Entry<K>>,
 }
 
 impl<K: Copy + PartialEq> LogLimiter<K> {
     /// A limiter summarising every `every`.
-    pub fn new(every: Duration) -> Self {
+    pub(crate) fn new(every: Duration) -> Self {
         Self {
             every,
             entries: Vec::new(),
@@ -59,7 +59,7 @@ impl<K: Copy + PartialEq> LogLimiter<K> {
     }
 
     /// One occurrence of `kind` at `now`.
-    pub fn hit(&mut self, kind: K, now: Duration) -> Verdict {
+    pub(crate) fn hit(&mut self, kind: K, now: Duration) -> Verdict {
         if let Some(e) = self.entries.iter_mut().find(|e| e.kind == kind) {
             if e.suppressed == 0 && now.saturating_sub(e.since) >= self.every {
                 // quiet for a whole window: this is a new first occurrence
@@ -82,7 +82,7 @@ impl<K: Copy + PartialEq> LogLimiter<K> {
     /// Hands `report` the summary of each kind whose window has passed with repeats in it, and
     /// starts its next window; kinds quiet for a whole window are forgotten (their next
     /// occurrence is logged again).
-    pub fn due(&mut self, now: Duration, mut report: impl FnMut(Summary<K>)) {
+    pub(crate) fn due(&mut self, now: Duration, mut report: impl FnMut(Summary<K>)) {
         let every = self.every;
         self.entries.retain_mut(|e| {
             let over = now.saturating_sub(e.since);
@@ -105,7 +105,7 @@ impl<K: Copy + PartialEq> LogLimiter<K> {
 
     /// Hands `report` every pending summary regardless of the window (at shutdown) and forgets
     /// every kind.
-    pub fn flush(&mut self, now: Duration, mut report: impl FnMut(Summary<K>)) {
+    pub(crate) fn flush(&mut self, now: Duration, mut report: impl FnMut(Summary<K>)) {
         for e in self.entries.drain(..) {
             if e.suppressed > 0 {
                 report(Summary {

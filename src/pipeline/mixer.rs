@@ -10,7 +10,7 @@ use super::ring::{Cursor, Ring};
 /// One input of the mixer: a participant's ring, where it starts on the call timeline, and the
 /// mixer's cursor into it.
 #[derive(Debug)]
-pub struct MixInput<'a> {
+pub(crate) struct MixInput<'a> {
     /// The participant's samples.
     pub ring: &'a Ring<i16>,
     /// Call-timeline position of the ring's position 0.
@@ -20,7 +20,7 @@ pub struct MixInput<'a> {
 }
 
 /// Anything the mixer can read from: gives a [`MixInput`] view, or `None` to be left out.
-pub trait MixSource {
+pub(crate) trait MixSource {
     /// The view, borrowed for one use.
     fn mix_input(&mut self) -> Option<MixInput<'_>>;
 }
@@ -37,7 +37,7 @@ impl MixSource for MixInput<'_> {
 
 /// Mixer state for one call.
 #[derive(Debug)]
-pub struct Mixer {
+pub(crate) struct Mixer {
     pos: u64,
     block: usize,
     latency: u64,
@@ -48,7 +48,7 @@ pub struct Mixer {
 
 /// What one [`Mixer::pump`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct PumpOutcome {
+pub(crate) struct PumpOutcome {
     /// Blocks emitted.
     pub blocks: usize,
     /// Samples skipped as silence because the mixer had fallen more than a ring capacity behind.
@@ -59,7 +59,7 @@ pub struct PumpOutcome {
 
 impl Mixer {
     /// A mixer emitting `block`-sample blocks (20 ms), waiting `latency` samples for stragglers.
-    pub fn new(block: usize, latency: u64) -> Self {
+    pub(crate) fn new(block: usize, latency: u64) -> Self {
         let block = block.max(1);
         Self {
             pos: 0,
@@ -72,7 +72,7 @@ impl Mixer {
     }
 
     /// Call-timeline position of the next sample to be mixed.
-    pub fn position(&self) -> u64 {
+    pub(crate) fn position(&self) -> u64 {
         self.pos
     }
 
@@ -80,7 +80,7 @@ impl Mixer {
     /// minus the latency (or, with `flush`, everything up to the furthest end). `gap` is told
     /// about samples skipped because they left every ring; `emit` gets each block with its
     /// call-timeline position.
-    pub fn pump<S: MixSource>(
+    pub(crate) fn pump<S: MixSource>(
         &mut self,
         inputs: &mut [S],
         flush: bool,

@@ -4,21 +4,22 @@
 //! connection a [`CallPipeline`], which takes every WebSocket message of that call through:
 //! parse (borrowed strings) → base64 decode into a reused buffer → sample-alignment and length
 //! checks → the participant's state (looked up by `participantRawID` in a small vector) →
-//! [`timeline`] placement (gap fill, late/duplicate drop) → [`ring`] buffer → [`silence`]
+//! [`timeline`] placement (gap fill, late/duplicate drop) → `ring` buffer → [`silence`]
 //! detector (speech start/end events) → fan-out to every sink's bounded queue ([`sink`]). In
-//! unmixed calls the [`mixer`] adds a mixed stream aligned on the call timeline. The steady-state
-//! AudioData path does not allocate. [`outbound`] lays what a bidirectional call sent to ACS on
-//! the same timeline, as the call's outbound stream.
+//! unmixed calls the `mixer` adds a mixed stream aligned on the call timeline. The steady-state
+//! AudioData path does not allocate. `outbound` lays what a bidirectional call sent to ACS on
+//! the same timeline, as the call's outbound stream. The crate's front page has a runnable
+//! example: a pipeline with one sink, fed a media connection's first messages.
 
-pub mod echo;
-pub mod event_json;
+pub(crate) mod echo;
+pub(crate) mod event_json;
 pub mod frame;
-pub mod log_limit;
-pub mod mixer;
-pub mod outbound;
-pub mod pcm;
+pub(crate) mod log_limit;
+pub(crate) mod mixer;
+pub(crate) mod outbound;
+pub(crate) mod pcm;
 pub mod playback;
-pub mod ring;
+pub(crate) mod ring;
 pub mod silence;
 pub mod sink;
 pub mod timeline;

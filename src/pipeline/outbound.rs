@@ -41,7 +41,7 @@ use std::sync::Arc;
 
 /// Where one sent frame goes on the call timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Placed {
+pub(crate) struct Placed {
     /// Silence before the frame (samples since the end of the previous frame, or since the
     /// call's start for the first one).
     pub gap: u64,
@@ -51,7 +51,7 @@ pub struct Placed {
 
 /// Lays sent frames on the call timeline (see the module docs).
 #[derive(Clone, Debug)]
-pub struct OutboundTimeline {
+pub(crate) struct OutboundTimeline {
     jitter: u64,
     /// Position just after the last frame laid (0 before the first).
     end: u64,
@@ -62,7 +62,7 @@ pub struct OutboundTimeline {
 
 impl OutboundTimeline {
     /// An empty timeline at `rate`.
-    pub fn new(rate: u32) -> Self {
+    pub(crate) fn new(rate: u32) -> Self {
         Self {
             jitter: u64::from(rate) * u64::from(super::echo::JITTER_MS) / 1000,
             end: 0,
@@ -72,7 +72,7 @@ impl OutboundTimeline {
     }
 
     /// Lays a frame of `n` samples sent when the call's live edge was at `live`.
-    pub fn place(&mut self, live: u64, n: usize) -> Placed {
+    pub(crate) fn place(&mut self, live: u64, n: usize) -> Placed {
         let back_to_back = self.started && !self.cut && live <= self.end + self.jitter;
         let pos = if back_to_back {
             self.end
@@ -87,12 +87,12 @@ impl OutboundTimeline {
     }
 
     /// Playback was stopped (`StopAudio`): the next frame starts at the live edge.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         self.cut = true;
     }
 
     /// Position just after the last frame laid.
-    pub fn end(&self) -> u64 {
+    pub(crate) fn end(&self) -> u64 {
         self.end
     }
 }

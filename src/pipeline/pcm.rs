@@ -1,19 +1,19 @@
 //! PCM helpers: little-endian bytes to samples, and the negotiated frame sizes.
 
 /// Bytes of one 20 ms frame at `sample_rate` (640 at 16 kHz, 960 at 24 kHz).
-pub const fn frame_bytes(sample_rate: u32) -> usize {
+pub(crate) const fn frame_bytes(sample_rate: u32) -> usize {
     (sample_rate as usize / 50) * 2
 }
 
 /// Samples of one 20 ms frame at `sample_rate`.
-pub const fn frame_samples(sample_rate: u32) -> usize {
+pub(crate) const fn frame_samples(sample_rate: u32) -> usize {
     sample_rate as usize / 50
 }
 
 /// Converts PCM16LE bytes into `out` (cleared first; capacity reused). An odd trailing byte is
 /// ignored; callers check alignment first.
 #[inline]
-pub fn le_bytes_to_i16(bytes: &[u8], out: &mut Vec<i16>) {
+pub(crate) fn le_bytes_to_i16(bytes: &[u8], out: &mut Vec<i16>) {
     out.resize(bytes.len() / 2, 0);
     for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
         *o = i16::from_le_bytes([b[0], b[1]]);
@@ -21,7 +21,8 @@ pub fn le_bytes_to_i16(bytes: &[u8], out: &mut Vec<i16>) {
 }
 
 /// Converts samples to PCM16LE bytes into `out` (cleared first).
-pub fn i16_to_le_bytes(samples: &[i16], out: &mut Vec<u8>) {
+#[cfg(test)]
+pub(crate) fn i16_to_le_bytes(samples: &[i16], out: &mut Vec<u8>) {
     out.clear();
     out.reserve(samples.len() * 2);
     for s in samples {

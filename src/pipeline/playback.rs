@@ -6,7 +6,7 @@
 //! Barge-in needs three more things from the target: whether anything is playing (a `StopAudio`
 //! is sent only when it stops something), a playback generation (audio a bot sent before it
 //! learned of a barge-in is refused, never played after the stop), and what the call is playing
-//! now, to tell the playback's echo from a caller talking ([`super::echo`]).
+//! now, to tell the playback's echo from a caller talking (`super::echo`).
 
 use super::echo::{EchoCheck, Verdict};
 use super::frame::CallId;

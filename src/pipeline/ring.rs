@@ -15,7 +15,7 @@
 
 /// A fixed-capacity ring of samples with one writer and any number of independent reader cursors.
 #[derive(Clone, Debug)]
-pub struct Ring<T: Copy + Default> {
+pub(crate) struct Ring<T: Copy + Default> {
     buf: Box<[T]>,
     write_pos: u64,
 }
@@ -24,14 +24,14 @@ pub struct Ring<T: Copy + Default> {
 ///
 /// A cursor is plain data (it does not borrow the ring); use it only with the ring that created it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cursor {
+pub(crate) struct Cursor {
     pos: u64,
     overruns: u64,
 }
 
 /// The result of one [`Ring::read`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ReadOutcome {
+pub(crate) struct ReadOutcome {
     /// Samples copied into the output slice.
     pub copied: usize,
     /// Samples this reader lost during this call (overwritten before it read them).
@@ -40,19 +40,20 @@ pub struct ReadOutcome {
 
 impl Cursor {
     /// The absolute position of the next sample this cursor reads.
-    pub fn pos(&self) -> u64 {
+    pub(crate) fn pos(&self) -> u64 {
         self.pos
     }
 
     /// Total samples this reader has lost to overruns since it was created.
-    pub fn overruns(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn overruns(&self) -> u64 {
         self.overruns
     }
 }
 
 impl<T: Copy + Default> Ring<T> {
     /// A ring holding the most recent `capacity` samples (a capacity of 0 is raised to 1).
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             buf: vec![T::default(); capacity.max(1)].into_boxed_slice(),
             write_pos: 0,
@@ -60,17 +61,17 @@ impl<T: Copy + Default> Ring<T> {
     }
 
     /// The number of samples the ring can hold.
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.buf.len()
     }
 
     /// Total samples ever written (the absolute position of the next sample to be written).
-    pub fn write_pos(&self) -> u64 {
+    pub(crate) fn write_pos(&self) -> u64 {
         self.write_pos
     }
 
     /// The absolute position of the oldest sample still stored: `write_pos - min(write_pos, capacity)`.
-    pub fn oldest_pos(&self) -> u64 {
+    pub(crate) fn oldest_pos(&self) -> u64 {
         self.write_pos - self.write_pos.min(self.cap64())
     }
 
@@ -93,7 +94,7 @@ impl<T: Copy + Default> Ring<T> {
     ///
     /// Only the last `capacity` samples of a slice longer than the ring are copied (the earlier
     /// ones would be overwritten anyway), but `write_pos` advances by the whole length.
-    pub fn push(&mut self, samples: &[T]) {
+    pub(crate) fn push(&mut self, samples: &[T]) {
         let cap = self.buf.len();
         let len = samples.len();
         let (skip, tail) = if len > cap {
@@ -110,7 +111,7 @@ impl<T: Copy + Default> Ring<T> {
     }
 
     /// Appends `n` copies of `value` (silence for gap filling). Costs `O(min(n, capacity))`.
-    pub fn push_fill(&mut self, value: T, n: u64) {
+    pub(crate) fn push_fill(&mut self, value: T, n: u64) {
         let cap = self.buf.len();
         // min(n, cap) <= cap, so it fits in a usize.
         let m = n.min(self.cap64()) as usize;
@@ -122,8 +123,18 @@ impl<T: Copy + Default> Ring<T> {
         self.write_pos = self.write_pos.saturating_add(n);
     }
 
+    /// Samples readable now by this cursor: `min(write_pos - pos, capacity)`.
+    ///
+    /// Samples already lost to an overrun are not counted (the next [`Ring::read`] reports them).
+    /// A cursor ahead of `write_pos` (only possible with another ring's cursor) has nothing to read.
+    #[cfg(test)]
+    pub(crate) fn available(&self, c: &Cursor) -> u64 {
+        self.write_pos.saturating_sub(c.pos).min(self.cap64())
+    }
+
     /// A cursor at `write_pos`: it reads only audio written from now on.
-    pub fn cursor(&self) -> Cursor {
+    #[cfg(test)]
+    pub(crate) fn cursor(&self) -> Cursor {
         Cursor {
             pos: self.write_pos,
             overruns: 0,
@@ -131,26 +142,18 @@ impl<T: Copy + Default> Ring<T> {
     }
 
     /// A cursor at `pos`, clamped into `[oldest_pos, write_pos]`.
-    pub fn cursor_at(&self, pos: u64) -> Cursor {
+    pub(crate) fn cursor_at(&self, pos: u64) -> Cursor {
         Cursor {
             pos: pos.clamp(self.oldest_pos(), self.write_pos),
             overruns: 0,
         }
     }
 
-    /// Samples readable now by this cursor: `min(write_pos - pos, capacity)`.
-    ///
-    /// Samples already lost to an overrun are not counted (the next [`Ring::read`] reports them).
-    /// A cursor ahead of `write_pos` (only possible with another ring's cursor) has nothing to read.
-    pub fn available(&self, c: &Cursor) -> u64 {
-        self.write_pos.saturating_sub(c.pos).min(self.cap64())
-    }
-
     /// Copies up to `out.len()` unread samples into `out` and advances the cursor.
     ///
     /// If the cursor fell behind `oldest_pos`, it first jumps to `oldest_pos` and the jump is
     /// reported as [`ReadOutcome::overrun`] (and added to [`Cursor::overruns`]).
-    pub fn read(&self, c: &mut Cursor, out: &mut [T]) -> ReadOutcome {
+    pub(crate) fn read(&self, c: &mut Cursor, out: &mut [T]) -> ReadOutcome {
         let oldest = self.oldest_pos();
         let mut overrun = 0;
         if c.pos < oldest {
@@ -168,7 +171,7 @@ impl<T: Copy + Default> Ring<T> {
 
     /// Copies the most recent `min(out.len(), stored)` samples, oldest first, into the start of
     /// `out`; returns the count.
-    pub fn latest(&self, out: &mut [T]) -> usize {
+    pub(crate) fn latest(&self, out: &mut [T]) -> usize {
         // min(.., out.len()) fits in a usize.
         let n = self.stored().min(out.len() as u64) as usize;
         self.copy_out(self.write_pos - n as u64, &mut out[..n]);

@@ -6,8 +6,8 @@
 //! This module owns the forward sink's configuration ([`ForwardSinkConfig`]), the routing of a
 //! call's messages to its downstream connections ([`ForwardSink`], a blocking [`Sink`] on its
 //! worker thread that never touches the network), and the downstream protocol below. Its parts:
-//! [`conn`] (each connection's task on the gateway's tokio runtime: connect, keepalive,
-//! reconnect, returned audio), [`proto`] (the messages), [`interp`] (sample conversions) and
+//! `conn` (each connection's task on the gateway's tokio runtime: connect, keepalive,
+//! reconnect, returned audio), `proto` (the messages), [`interp`] (sample conversions) and
 //! `echo` (feature `testkit`: the echo bot of `examples/echo_bot.rs`, also used by the tests).
 //!
 //! # How messages flow
@@ -63,7 +63,7 @@
 //!    `lateFrames`, `duplicateFrames`), `format` (`encoding`, `sampleRate`, `channels`: the
 //!    audio that follows changed rate), `gap` (`stream`, `samples` of silence not sent),
 //!    the call events in their one wire shape
-//!    ([`event_json`](crate::pipeline::event_json), shared with the NATS sink):
+//!    (`event_json`, shared with the NATS sink):
 //!    `participant_joined` / `participant_left` (`stream`, `participantRawId`),
 //!    `speech_started` (`stream`, `participantRawId`, `pos`), `speech_ended` (`stream`,
 //!    `participantRawId`, `start`, `end`), `dtmf` (`tone`, `participantRawId`, `time`; in `acs`
@@ -99,7 +99,7 @@
 //! `enableBidirectional`); otherwise it is counted
 //! (`acs_gateway_forward_playback_refused_total{reason="not_bidirectional"}`) and dropped.
 //!
-//! **Barge-in** (`barge_in = true`, default; [`barge`]): when our silence detector hears a caller
+//! **Barge-in** (`barge_in = true`, default; `barge`): when our silence detector hears a caller
 //! start speaking (`speech_started` on any stream of a bidirectional call) while something is
 //! queued or playing, and the call's own playback echoed back does not explain what the caller's
 //! stream holds (a delay/level search against the audio played in the last 400 ms; a caller
@@ -142,14 +142,14 @@
 //!
 //! wss:// uses rustls (ring) with the webpki root certificates.
 
-pub mod barge;
+pub(crate) mod barge;
 mod config;
-pub mod conn;
+pub(crate) mod conn;
 #[cfg(any(test, feature = "testkit"))]
 #[doc(hidden)]
 pub mod echo;
 pub mod interp;
-pub mod proto;
+pub(crate) mod proto;
 
 pub use config::{Encoding, ForwardMode, ForwardSinkConfig, Per, ReconnectConfig, StreamSelect};
 

@@ -5,7 +5,7 @@
 //! outer sink owns the inner sink's instance and drives it on its own worker thread.
 
 pub mod forward;
-pub mod names;
+pub(crate) mod names;
 pub mod nats;
 pub mod null;
 pub mod resample;

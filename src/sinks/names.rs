@@ -8,18 +8,18 @@
 use std::collections::HashSet;
 
 /// Longest name produced (before an extension), in bytes.
-pub const MAX_NAME_LEN: usize = 80;
+pub(crate) const MAX_NAME_LEN: usize = 80;
 
 /// Windows device names: a file whose name before the first `.` is one of these (any case) is
 /// the device, not a file, on Windows (and on SMB shares and some sync tools).
-pub const WINDOWS_DEVICE_NAMES: [&str; 22] = [
+pub(crate) const WINDOWS_DEVICE_NAMES: [&str; 22] = [
     "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
     "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
 ];
 
 /// Whether `name` is taken by a Windows device or by one of `reserved`: its part before the first
 /// `.` equals one of them, ignoring case (so `con`, `CON.txt`, `Mixed.wav` all match).
-pub fn is_reserved(name: &str, reserved: &[&str]) -> bool {
+pub(crate) fn is_reserved(name: &str, reserved: &[&str]) -> bool {
     let stem = name.split('.').next().unwrap_or(name);
     WINDOWS_DEVICE_NAMES
         .iter()
@@ -32,21 +32,21 @@ pub fn is_reserved(name: &str, reserved: &[&str]) -> bool {
 /// `-` and 8 hex digits of a hash of the whole original are appended, so `8:acs:x` and `8_acs_x`
 /// stay distinct. A Windows device name gets the hash after its stem (`CON` → `CON-1a2b3c4d`,
 /// `con.txt` → `con-5e6f7a8b.txt`). Empty input gives `unnamed`.
-pub fn sanitize(id: &str) -> String {
+pub(crate) fn sanitize(id: &str) -> String {
     sanitize_with(id, true, &[])
 }
 
 /// Like [`sanitize`], and the result is never one of `reserved` either (compared like
 /// [`is_reserved`]): a sink passes the names of its own files, so a participant called `mixed`
 /// or `CALL.json` gets `mixed-<hash>` / `CALL-<hash>.json` and the sink's files keep their names.
-pub fn sanitize_avoiding(id: &str, reserved: &[&str]) -> String {
+pub(crate) fn sanitize_avoiding(id: &str, reserved: &[&str]) -> String {
     sanitize_with(id, true, reserved)
 }
 
 /// Like [`sanitize`], but `.` is replaced too (for NATS subject tokens and other dot-separated
 /// names that never reach a file system, so device names are kept); altered ids still get the
 /// hash suffix, so `a.b` and `a_b` stay distinct.
-pub fn sanitize_no_dots(id: &str) -> String {
+pub(crate) fn sanitize_no_dots(id: &str) -> String {
     sanitize_with(id, false, &[])
 }
 
@@ -102,13 +102,13 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// Names already given out in one folder; [`NameSet::claim`] returns a fresh one.
 #[derive(Debug, Default, Clone)]
-pub struct NameSet {
+pub(crate) struct NameSet {
     used: HashSet<String>,
 }
 
 impl NameSet {
     /// A set where `reserved` names are already taken.
-    pub fn with_reserved(reserved: &[&str]) -> Self {
+    pub(crate) fn with_reserved(reserved: &[&str]) -> Self {
         Self {
             used: reserved.iter().map(|s| s.to_ascii_lowercase()).collect(),
         }
@@ -116,7 +116,7 @@ impl NameSet {
 
     /// Claims `base` (compared case-insensitively, for case-insensitive filesystems), or
     /// `base-2`, `base-3`, ... when taken.
-    pub fn claim(&mut self, base: &str) -> String {
+    pub(crate) fn claim(&mut self, base: &str) -> String {
         let mut candidate = base.to_string();
         let mut n = 2u32;
         while !self.used.insert(candidate.to_ascii_lowercase()) {
@@ -124,11 +124,6 @@ impl NameSet {
             n += 1;
         }
         candidate
-    }
-
-    /// Claims the name as given, without reserving it further (for names produced elsewhere).
-    pub fn reserve(&mut self, name: &str) -> bool {
-        self.used.insert(name.to_ascii_lowercase())
     }
 }
 

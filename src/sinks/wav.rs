@@ -1,10 +1,10 @@
 //! The WAV recorder sink: one file per participant and, optionally, one mixed file per call,
 //! under `<dir>/<YYYY-MM-DD>/<call>/`, with a `call.json` beside them.
 //!
-//! Files are written by the bulk writer in [`writer`] (16-bit mono PCM, one buffer per file of
+//! Files are written by the bulk writer in `writer` (16-bit mono PCM, one buffer per file of
 //! `buffer_kib`, [`DEFAULT_BUFFER_KIB`]). Every file's header is brought up to date on each [`Sink::flush`] (at
 //! least once a second), so a killed process leaves playable files; files are finalised when
-//! their stream closes and at shutdown. Folder and file names come from [`super::names`]:
+//! their stream closes and at shutdown. Folder and file names come from `super::names`:
 //! sanitised, bounded and distinct, never a Windows device name, and never one of the sink's own
 //! names ([`OWN_NAMES`]): a participant called `mixed`, `CALL` or `con.txt` gets a hash-marked
 //! name, the call's `mixed.wav` and `call.json` keep theirs, and ids differing only in case get
@@ -12,11 +12,11 @@
 //! its file.
 //!
 //! A bidirectional call's outbound audio (what the gateway sent to ACS:
-//! [`StreamKind::Outbound`], see [`crate::pipeline::outbound`]) is the `bot` track
+//! [`StreamKind::Outbound`], see `pipeline::outbound`) is the `bot` track
 //! ([`OUTBOUND_NAME`], `record_outbound`): it starts at the call's start, its silences are gaps
 //! and a frame lost on the way (the queue was full) becomes silence, so it lines up sample for
 //! sample with the inbound files. With `mix_outbound` it is also added into the call's mixed
-//! file when the call ends ([`mix_outbound`]), so `mixed.wav` holds the whole conversation.
+//! file when the call ends (`mix_outbound`), so `mixed.wav` holds the whole conversation.
 //!
 //! A full disk (or any I/O error) never costs audio already on disk: a file whose write failed
 //! stops taking audio and is finalised with a header stating the whole samples on disk; a file
@@ -53,8 +53,8 @@ use std::time::Duration;
 
 mod call_json;
 use call_json::give_up_json;
-pub mod mix_outbound;
-pub mod writer;
+pub(crate) mod mix_outbound;
+pub(crate) mod writer;
 
 use writer::WavFile;
 

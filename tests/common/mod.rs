@@ -229,6 +229,38 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     tokio::time::timeout(STEP, fut).await.expect("http in time")
 }
 
+/// One request to the gateway's HTTP API at `addr` (operator routes): `bearer` as the
+/// credentials, `body` sent as `content_type`, on a new connection each time (a proxy in front
+/// balances connections, not requests). Returns the status and the JSON body (`Null` when there
+/// is none), or status 0 when no answer came (refused, reset, or nothing within [`STEP`]).
+pub async fn api(
+    addr: SocketAddr,
+    method: reqwest::Method,
+    path: &str,
+    bearer: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+        .request(method, format!("http://{addr}{path}"))
+        .bearer_auth(bearer)
+        .header("content-type", content_type)
+        .body(body)
+        .timeout(STEP)
+        .send()
+        .await;
+    match r {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            (s, r.json().await.unwrap_or(serde_json::Value::Null))
+        }
+        Err(_) => (0, serde_json::Value::Null),
+    }
+}
+
 /// One HTTP/1.1 response read off a raw connection: status, head (lowercased), body.
 #[derive(Debug)]
 pub struct RawResponse {

@@ -26,9 +26,9 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`queue`] | [`QueueConfig`], the queue policy and [`SinkHandle`], the sending side |
-//! | [`worker`] | [`spawn_blocking_sink`], [`SinkWorkers`], [`ManualSink`]: the worker loop, error and panic containment |
-//! | [`fanout`] | [`FanOut`]: every sink a call goes to |
+//! | `queue` | [`QueueConfig`], the queue policy and [`SinkHandle`], the sending side |
+//! | `worker` | [`spawn_blocking_sink`], [`SinkWorkers`], [`ManualSink`]: the worker loop, error and panic containment |
+//! | `fanout` | [`FanOut`]: every sink a call goes to |
 //! | `contract` | the shared contract every sink's tests run (feature `testkit`) |
 //!
 //! A call's messages always go to the same worker, so per-call order holds with several workers.
@@ -38,9 +38,9 @@
 #[cfg(any(test, feature = "testkit"))]
 #[doc(hidden)]
 pub mod contract;
-pub mod fanout;
-pub mod queue;
-pub mod worker;
+pub(crate) mod fanout;
+pub(crate) mod queue;
+pub(crate) mod worker;
 
 pub use fanout::FanOut;
 pub use queue::{Overflow, QueueConfig, SinkHandle, CONTROL_WAIT_LIMIT, DEFAULT_CONTROL_RESERVE};

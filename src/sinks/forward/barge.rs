@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 /// One caller stream's barge-in state.
 #[derive(Debug)]
-pub struct Guard {
+pub(crate) struct Guard {
     check: EchoCheck,
     /// The stream's latest samples (the check's window), oldest first.
     recent: Vec<i16>,
@@ -50,7 +50,7 @@ const ANCHOR_CREEP: u32 = 1_000;
 
 impl Guard {
     /// State for a stream at `rate`.
-    pub fn new(rate: u32) -> Self {
+    pub(crate) fn new(rate: u32) -> Self {
         let check = EchoCheck::new(rate);
         let recent = vec![0; check.window()];
         Self {
@@ -72,7 +72,7 @@ impl Guard {
     /// host, so `now` says little about one frame, but the least-delayed frame so far pins where
     /// the stream's position 0 lies (`now - end / rate`, its minimum over the frames; it may
     /// move later by at most [`ANCHOR_CREEP`] to follow clock drift).
-    pub fn push(&mut self, samples: &[i16], pos: u64, now: Instant) -> bool {
+    pub(crate) fn push(&mut self, samples: &[i16], pos: u64, now: Instant) -> bool {
         let n = self.recent.len();
         let k = samples.len().min(n);
         self.recent.copy_within(k.., 0);
@@ -103,14 +103,14 @@ impl Guard {
     }
 
     /// The stream's speech ended.
-    pub fn speech_ended(&mut self) {
+    pub(crate) fn speech_ended(&mut self) {
         self.suspect = false;
     }
 }
 
 /// What [`decide`] concluded.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Barge in now.
     BargeIn,
     /// Nothing to do.
@@ -119,7 +119,7 @@ pub enum Decision {
 
 /// Judges a stream's speech (`start`: its speech just started; else a later frame of a suspect
 /// stream) against the call's playback.
-pub fn decide(
+pub(crate) fn decide(
     pb: &dyn PlaybackTarget,
     call: CallId,
     guard: &mut Guard,
@@ -164,7 +164,7 @@ pub fn decide(
 
 /// Barge-in: a new playback generation, the queue flushed and `StopAudio` sent; returns the
 /// `barge_in` message for the call's connections (None: the call is not bidirectional).
-pub fn barge_in(
+pub(crate) fn barge_in(
     pb: &dyn PlaybackTarget,
     call: CallId,
     stream: StreamId,

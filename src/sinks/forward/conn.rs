@@ -38,11 +38,11 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
 /// Largest message a target may send (a few seconds of audio at once is fine).
-pub const MAX_UPSTREAM_MESSAGE: usize = 4 << 20;
+pub(crate) const MAX_UPSTREAM_MESSAGE: usize = 4 << 20;
 /// A connection that lasted at least this long resets the backoff.
-pub const STABLE_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const STABLE_AFTER: Duration = Duration::from_secs(1);
 /// How long the close handshake at the end may take.
-pub const CLOSE_WAIT: Duration = Duration::from_secs(1);
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// How long returned audio may pause before the rate converter lets out what it holds.
 const TAIL_FLUSH: Duration = Duration::from_millis(40);
 /// Send stall limit when pings are off.
@@ -50,7 +50,7 @@ const STALL_WITHOUT_PING: Duration = Duration::from_secs(10);
 
 /// What the sink's worker sends a connection task, in call order.
 #[derive(Debug)]
-pub enum Down {
+pub(crate) enum Down {
     /// One block of audio, already encoded (PCM bytes in the sink's encoding).
     Audio {
         /// The stream.
@@ -78,7 +78,7 @@ pub enum Down {
 }
 
 /// Everything a connection task needs.
-pub struct ConnSpec {
+pub(crate) struct ConnSpec {
     /// The sink's settings.
     pub cfg: Arc<ForwardSinkConfig>,
     /// The rendered URL.
@@ -101,7 +101,7 @@ pub struct ConnSpec {
 /// `min(max, initial · 2ⁿ) · (1 − jitter · r)` with `r` uniform in `[0, 1)`, so jitter only ever
 /// shortens a wait and never pushes it past `max`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     initial: Duration,
     max: Duration,
     jitter: f64,
@@ -110,7 +110,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// A fresh schedule.
-    pub fn new(cfg: &ReconnectConfig) -> Self {
+    pub(crate) fn new(cfg: &ReconnectConfig) -> Self {
         Self {
             initial: Duration::from_millis(cfg.initial_ms),
             max: Duration::from_millis(cfg.max_ms.max(cfg.initial_ms)),
@@ -120,7 +120,7 @@ impl Backoff {
     }
 
     /// The wait before the next attempt; `r` (in `[0, 1)`) picks the jitter.
-    pub fn next_delay(&mut self, r: f64) -> Duration {
+    pub(crate) fn next_delay(&mut self, r: f64) -> Duration {
         let base = self
             .initial
             .saturating_mul(1u32 << self.attempt.min(24))
@@ -130,21 +130,21 @@ impl Backoff {
     }
 
     /// Back to the first step (after a connection that held).
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.attempt = 0;
     }
 }
 
 /// The byte stream under a downstream WebSocket (TCP, or TLS over TCP).
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// A downstream WebSocket.
-pub type Ws = WebSocketStream<Box<dyn Io>>;
+pub(crate) type Ws = WebSocketStream<Box<dyn Io>>;
 
 /// Why a connection attempt failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
+pub(crate) enum ConnectError {
     /// The URL is not a ws:// or wss:// URL with a host.
     #[error("bad url {url}: {why}")]
     Url {
@@ -188,7 +188,11 @@ fn tls_config() -> Result<Arc<tokio_rustls::rustls::ClientConfig>, ConnectError>
 /// Connects to `url` (ws:// or wss://, the latter with the webpki roots), within `timeout`. The
 /// upgrade carries `x-ms-call-connection-id` and `x-ms-call-correlation-id` when known, as ACS's
 /// own upgrade does.
-pub async fn connect(url: &str, call: &CallInfo, timeout: Duration) -> Result<Ws, ConnectError> {
+pub(crate) async fn connect(
+    url: &str,
+    call: &CallInfo,
+    timeout: Duration,
+) -> Result<Ws, ConnectError> {
     tokio::time::timeout(timeout, connect_inner(url, call))
         .await
         .map_err(|_| ConnectError::Timeout(timeout))?
@@ -256,7 +260,11 @@ enum Outcome {
 }
 
 /// Runs one downstream connection until the call (or stream) ends.
-pub async fn run(spec: ConnSpec, mut rx: mpsc::Receiver<Down>, mut urgent: mpsc::Receiver<String>) {
+pub(crate) async fn run(
+    spec: ConnSpec,
+    mut rx: mpsc::Receiver<Down>,
+    mut urgent: mpsc::Receiver<String>,
+) {
     let m = spec.metrics.clone();
     let mut st = State {
         streams: spec.streams.clone(),

@@ -17,16 +17,16 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 /// Version of the downstream protocol, sent in `start` as `protocol`.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub(crate) const PROTOCOL_VERSION: u32 = 1;
 
 /// The placeholders a URL template may hold.
-pub const PLACEHOLDERS: [&str; 2] = ["{call}", "{participant}"];
+pub(crate) const PLACEHOLDERS: [&str; 2] = ["{call}", "{participant}"];
 
 /// Percent-encodes one URL path segment or query value: every byte outside
 /// `A-Z a-z 0-9 - . _ ~` becomes `%XX`, so no value can add a path segment, a query or a
 /// fragment. A value that is empty or only dots (`.`, `..`, which URL normalisation would treat as
 /// a path step) gets a leading `_`.
-pub fn encode_component(value: &str) -> String {
+pub(crate) fn encode_component(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 8);
     if value.bytes().all(|b| b == b'.') {
         out.push('_');
@@ -43,7 +43,7 @@ pub fn encode_component(value: &str) -> String {
 
 /// The `{participant}` value of a stream: the participant's rawId, `mixed` for ACS's mixed
 /// stream, `mix` for the gateway's mix.
-pub fn participant_value(stream: &StreamInfo) -> &str {
+pub(crate) fn participant_value(stream: &StreamInfo) -> &str {
     match (&stream.participant, stream.kind) {
         (Some(p), _) => p,
         (None, StreamKind::Mix) => "mix",
@@ -53,7 +53,7 @@ pub fn participant_value(stream: &StreamInfo) -> &str {
 
 /// Fills a URL template: `{call}` becomes the call's label and `{participant}` the stream's
 /// [`participant_value`] (empty when there is no stream), both through [`encode_component`].
-pub fn render_url(template: &str, call: &CallInfo, stream: Option<&StreamInfo>) -> String {
+pub(crate) fn render_url(template: &str, call: &CallInfo, stream: Option<&StreamInfo>) -> String {
     let mut out = String::with_capacity(template.len() + 64);
     let mut rest = template;
     while let Some(i) = rest.find('{') {
@@ -75,7 +75,7 @@ pub fn render_url(template: &str, call: &CallInfo, stream: Option<&StreamInfo>) 
 }
 
 /// `{…}` placeholders in `template` that are not in [`PLACEHOLDERS`].
-pub fn unknown_placeholders(template: &str) -> Vec<String> {
+pub(crate) fn unknown_placeholders(template: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut rest = template;
     while let Some(i) = rest.find('{') {
@@ -98,7 +98,7 @@ pub fn unknown_placeholders(template: &str) -> Vec<String> {
 }
 
 /// The stream kind's wire name.
-pub fn kind_str(kind: StreamKind) -> &'static str {
+pub(crate) fn kind_str(kind: StreamKind) -> &'static str {
     match kind {
         StreamKind::Participant => "participant",
         StreamKind::Mixed => "mixed",
@@ -115,7 +115,7 @@ fn ts(ms: i64) -> String {
 
 /// The stream object of `start` and `stream_open`:
 /// `{"id","kind","participant","sampleRate","startTime"}`.
-pub fn stream_json(s: &StreamInfo) -> Value {
+pub(crate) fn stream_json(s: &StreamInfo) -> Value {
     json!({
         "id": s.id,
         "kind": kind_str(s.kind),
@@ -126,13 +126,13 @@ pub fn stream_json(s: &StreamInfo) -> Value {
 }
 
 /// The `format` object: `{"encoding","sampleRate","channels":1}`.
-pub fn format_json(encoding: Encoding, rate: u32) -> Value {
+pub(crate) fn format_json(encoding: Encoding, rate: u32) -> Value {
     json!({"encoding": encoding.as_str(), "sampleRate": rate, "channels": 1})
 }
 
 /// What a `start` message says.
 #[derive(Debug)]
-pub struct Start<'a> {
+pub(crate) struct Start<'a> {
     /// The call.
     pub call: &'a CallInfo,
     /// Connection granularity.
@@ -154,7 +154,7 @@ pub struct Start<'a> {
 }
 
 /// The `start` message (first on every connection, reconnects included).
-pub fn start_message(s: &Start<'_>) -> String {
+pub(crate) fn start_message(s: &Start<'_>) -> String {
     let c = s.call;
     json!({
         "type": "start",
@@ -178,30 +178,30 @@ pub fn start_message(s: &Start<'_>) -> String {
 }
 
 /// `{"type":"format",…}`: the audio that follows has this format (a mid-call rate change).
-pub fn format_message(encoding: Encoding, rate: u32) -> String {
+pub(crate) fn format_message(encoding: Encoding, rate: u32) -> String {
     json!({"type": "format", "encoding": encoding.as_str(), "sampleRate": rate, "channels": 1})
         .to_string()
 }
 
 /// `{"type":"stream_open","stream":{…}}`.
-pub fn stream_open_message(s: &StreamInfo) -> String {
+pub(crate) fn stream_open_message(s: &StreamInfo) -> String {
     json!({"type": "stream_open", "stream": stream_json(s)}).to_string()
 }
 
 /// `{"type":"stream_close","stream":<id>,…counters}`.
-pub fn stream_close_message(stream: StreamId, st: &StreamStats) -> String {
+pub(crate) fn stream_close_message(stream: StreamId, st: &StreamStats) -> String {
     json!({"type": "stream_close", "stream": stream, "frames": st.frames, "samples": st.samples,
            "gapsFilled": st.gaps, "lateFrames": st.late, "duplicateFrames": st.duplicates})
     .to_string()
 }
 
 /// `{"type":"gap","stream":<id>,"samples":n}`: `n` samples of silence were not sent.
-pub fn gap_message(stream: StreamId, samples: u64) -> String {
+pub(crate) fn gap_message(stream: StreamId, samples: u64) -> String {
     json!({"type": "gap", "stream": stream, "samples": samples}).to_string()
 }
 
 /// `{"type":"barge_in","stream":<id>,"participant":…,"pos":n,"generation":g}`.
-pub fn barge_in_message(
+pub(crate) fn barge_in_message(
     stream: StreamId,
     participant: Option<&str>,
     pos: u64,
@@ -213,13 +213,13 @@ pub fn barge_in_message(
 }
 
 /// `{"type":"end","reason":…}`, the last message before the close (1000).
-pub fn end_message(reason: &str) -> String {
+pub(crate) fn end_message(reason: &str) -> String {
     json!({"type": "end", "reason": reason}).to_string()
 }
 
 /// The message for a call event. `participant` resolves a stream id to its participant rawId.
 /// In `acs` mode DTMF goes out as ACS `DtmfData`; every other event is a `{"type":…}` message.
-pub fn event_message(
+pub(crate) fn event_message(
     mode: ForwardMode,
     event: &CallEvent,
     participant: impl Fn(StreamId) -> Option<Arc<str>>,
@@ -259,7 +259,7 @@ pub fn event_message(
 
 /// ISO-8601 time of sample `pos` of `stream` (ACS `AudioData.timestamp`): the stream's start time
 /// (else the call's open time plus the stream's offset on the call timeline) plus `pos` samples.
-pub fn sample_time(stream: &StreamInfo, pos: u64, out: &mut String) {
+pub(crate) fn sample_time(stream: &StreamInfo, pos: u64, out: &mut String) {
     let rate = u64::from(stream.sample_rate.max(1));
     let start = stream
         .start_unix_ms
@@ -270,7 +270,7 @@ pub fn sample_time(stream: &StreamInfo, pos: u64, out: &mut String) {
 
 /// What one text message from a target asks for.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Upstream<'a> {
+pub(crate) enum Upstream<'a> {
     /// ACS-format `AudioData`: base64 PCM16LE to play.
     AcsAudio(Cow<'a, str>),
     /// `{"type":"format"}`: binary audio from now on is at this rate / encoding (each `None`
@@ -289,7 +289,7 @@ pub enum Upstream<'a> {
 
 /// Why a target's message was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
-pub enum UpstreamError {
+pub(crate) enum UpstreamError {
     /// Not JSON, or JSON of the wrong shape.
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
@@ -310,7 +310,7 @@ struct TypeProbe<'a> {
 
 /// Parses a text message from a target: a gateway message (`type`) or an ACS outbound message
 /// (`kind`, any casing; see [`parse_outbound`]).
-pub fn parse_upstream_text(text: &[u8]) -> Result<Upstream<'_>, UpstreamError> {
+pub(crate) fn parse_upstream_text(text: &[u8]) -> Result<Upstream<'_>, UpstreamError> {
     let probe: TypeProbe<'_> = serde_json::from_slice(text).map_err(ProtocolError::json)?;
     if let Some(ty) = probe.ty {
         return Ok(match ty.to_ascii_lowercase().as_str() {

@@ -13,7 +13,7 @@ use super::*;
 use std::os::unix::fs::FileExt;
 
 /// Samples mixed per read/write.
-pub const BLOCK_SAMPLES: usize = 8192;
+pub(crate) const BLOCK_SAMPLES: usize = 8192;
 
 impl WavSink {
     /// Adds the call's finalised outbound tracks into its finalised mixed files (with
@@ -82,7 +82,7 @@ impl WavSink {
 /// Adds the samples of `segments` (stream positions) of the WAV file `out` (its first sample at
 /// call-timeline position `out_offset`) into the WAV file `mixed` (its first sample at
 /// `mixed_offset`, `mixed_len` samples long), saturating; what falls outside `mixed` is left out.
-pub fn mix_into(
+pub(crate) fn mix_into(
     mixed: &Path,
     mixed_offset: u64,
     mixed_len: u64,

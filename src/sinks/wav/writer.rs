@@ -21,9 +21,9 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// Bytes of the canonical header.
-pub const HEADER_LEN: u64 = 44;
+pub(crate) const HEADER_LEN: u64 = 44;
 /// Largest data chunk: the RIFF size (data + 36) must fit a `u32`; whole samples only.
-pub const MAX_DATA_BYTES: u64 = (u32::MAX as u64 - 36) & !1;
+pub(crate) const MAX_DATA_BYTES: u64 = (u32::MAX as u64 - 36) & !1;
 /// Bytes per sample (16-bit mono).
 const BLOCK: u64 = 2;
 /// Page size the buffer's writes are aligned to: a write that covers whole page-cache pages
@@ -32,13 +32,13 @@ const BLOCK: u64 = 2;
 const PAGE: u64 = 4096;
 
 /// Largest write buffer a file takes.
-pub const MAX_BUFFER: usize = 1 << 20;
+pub(crate) const MAX_BUFFER: usize = 1 << 20;
 
 /// Shared source of gap fills (no per-file or per-gap zero buffer).
 static ZEROS: [u8; 16 * 1024] = [0; 16 * 1024];
 
 /// The 44-byte header of a 16-bit mono PCM file at `rate` holding `data` bytes of samples.
-pub fn header(rate: u32, data: u32) -> [u8; HEADER_LEN as usize] {
+pub(crate) fn header(rate: u32, data: u32) -> [u8; HEADER_LEN as usize] {
     let mut h = [0u8; HEADER_LEN as usize];
     h[0..4].copy_from_slice(b"RIFF");
     h[4..8].copy_from_slice(&data.saturating_add(36).to_le_bytes());
@@ -57,7 +57,7 @@ pub fn header(rate: u32, data: u32) -> [u8; HEADER_LEN as usize] {
 }
 
 /// One WAV file being recorded (16-bit mono PCM).
-pub struct WavFile {
+pub(crate) struct WavFile {
     file: File,
     rate: u32,
     /// Samples not yet handed to the file; never longer than `cap`.
@@ -76,7 +76,7 @@ pub struct WavFile {
 impl WavFile {
     /// Creates (truncating) `path` with a header stating no data; `buf_bytes` (64 bytes to
     /// [`MAX_BUFFER`]) is the write buffer, allocated here once.
-    pub fn create(path: &Path, rate: u32, buf_bytes: usize) -> io::Result<Self> {
+    pub(crate) fn create(path: &Path, rate: u32, buf_bytes: usize) -> io::Result<Self> {
         let mut file = File::create(path)?;
         file.write_all(&header(rate, 0))?;
         let cap = buf_bytes.clamp(64, MAX_BUFFER) & !1;
@@ -93,12 +93,12 @@ impl WavFile {
     }
 
     /// Samples accepted so far (on disk or buffered).
-    pub fn samples(&self) -> u64 {
+    pub(crate) fn samples(&self) -> u64 {
         self.data / BLOCK
     }
 
     /// Whether an I/O error stopped the file.
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.failed.is_some()
     }
 
@@ -152,7 +152,7 @@ impl WavFile {
     }
 
     /// Appends `samples` (little-endian on disk).
-    pub fn write(&mut self, samples: &[i16]) -> io::Result<()> {
+    pub(crate) fn write(&mut self, samples: &[i16]) -> io::Result<()> {
         self.check(samples.len() as u64)?;
         for chunk in samples.chunks(self.cap / BLOCK as usize) {
             let bytes = chunk.len() * BLOCK as usize;
@@ -173,7 +173,7 @@ impl WavFile {
     }
 
     /// Appends `samples` samples of silence.
-    pub fn write_silence(&mut self, samples: u64) -> io::Result<()> {
+    pub(crate) fn write_silence(&mut self, samples: u64) -> io::Result<()> {
         self.check(samples)?;
         let mut left = samples * BLOCK;
         while left > 0 {
@@ -200,7 +200,7 @@ impl WavFile {
 
     /// Writes the buffer out and brings the header's sizes up to date (skipped when they
     /// already are): afterwards the file on disk is a complete WAV of everything written.
-    pub fn refresh(&mut self) -> io::Result<()> {
+    pub(crate) fn refresh(&mut self) -> io::Result<()> {
         if self.failed.is_some() {
             return Ok(()); // reported when it happened; finalize patches what is on disk
         }
@@ -221,7 +221,7 @@ impl WavFile {
     }
 
     /// Samples the header on disk states.
-    pub fn samples_in_header(&self) -> u64 {
+    pub(crate) fn samples_in_header(&self) -> u64 {
         self.in_header / BLOCK
     }
 
@@ -230,7 +230,7 @@ impl WavFile {
     /// samples actually on disk (a trailing half sample is cut off), they are returned, and so is
     /// the first error. Patching the header rewrites bytes already on disk, so it works on a full
     /// disk too.
-    pub fn finalize(mut self) -> (u64, io::Result<()>) {
+    pub(crate) fn finalize(mut self) -> (u64, io::Result<()>) {
         let r = self.refresh();
         let Some(kind) = self.failed else {
             return (self.samples_in_header(), r);
