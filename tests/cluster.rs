@@ -78,6 +78,22 @@ async fn operator(
 }
 
 /// The call `id` as replica `gw` reports it, once `f` holds for it.
+/// Key-value operations (claim, load, store, list; any outcome) the replicas have made, by op.
+async fn kv_ops(gws: &[&Gw]) -> std::collections::BTreeMap<String, f64> {
+    let mut m = std::collections::BTreeMap::new();
+    for op in ["claim", "load", "store", "list"] {
+        for outcome in ["ok", "conflict", "timeout", "error"] {
+            for gw in gws {
+                let series = format!(
+                    "acs_gateway_cluster_requests_total{{op=\"{op}\",outcome=\"{outcome}\"}}"
+                );
+                *m.entry(op.to_owned()).or_insert(0.0) += gw.metric(&series).await;
+            }
+        }
+    }
+    m
+}
+
 async fn wait_call(gw: &Gw, id: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
     let f = &f;
     eventually(&format!("call {what}"), STEP, || async move {
@@ -140,11 +156,15 @@ async fn two_replicas_share_calls_answer_once_and_route_media_operations() {
     assert!(ready.contains("\"nats\":\"reachable\""), "{ready}");
 
     // The IncomingCall delivered to both replicas: answered once.
+    let kv_before = kv_ops(&[&a, &b]).await;
     let data = acs.incoming_call(IncomingCallSpec::phone("+14255550123", "+18005550100"));
+    let mut webhook = Vec::new();
     for gw in [&a, &b] {
+        let t = std::time::Instant::now();
         let r = eventgrid::deliver_incoming_call(&target(gw), &acs.topic(), &data, 0)
             .await
             .unwrap();
+        webhook.push(t.elapsed());
         assert!(r.delivered, "{r:?}");
     }
     let conn = acs
@@ -189,6 +209,25 @@ async fn two_replicas_share_calls_answer_once_and_route_media_operations() {
     );
     assert_eq!(a.app().media_connections(), 0);
     assert_eq!(b.app().media_connections(), 1);
+    // What the shared registry cost this call so far (answer, callbacks, media admission):
+    // the key-value operations of both replicas, printed for the README and bounded here.
+    let kv_after = kv_ops(&[&a, &b]).await;
+    let per_op: Vec<String> = kv_after
+        .iter()
+        .map(|(op, n)| format!("{op} {}", n - kv_before.get(op).copied().unwrap_or(0.0)))
+        .collect();
+    let total: f64 = kv_after.values().sum::<f64>() - kv_before.values().sum::<f64>();
+    eprintln!(
+        "cluster: one call from IncomingCall (delivered twice) to streaming: {total} KV operations \
+         ({}); IncomingCall webhook on the answering replica {:?}, on the other {:?}",
+        per_op.join(", "),
+        webhook[0],
+        webhook[1]
+    );
+    assert!(
+        (3.0..=60.0).contains(&total),
+        "KV operations per call out of bounds: {total}"
+    );
 
     // /play on A: routed to B, which holds the socket and plays it.
     let (s, p) = operator(
@@ -304,6 +343,25 @@ async fn two_replicas_share_calls_answer_once_and_route_media_operations() {
         1.0
     );
     assert!(a.metric("acs_gateway_cluster_replicas").await >= 2.0);
+
+    // The same IncomingCall delivery to a gateway without a cluster (same fake ACS, same
+    // machine), for the latency the shared registry adds: first delivery and a duplicate.
+    let solo = replica_on(&acs, &prefix, "solo", None, String::new()).await;
+    let data = acs.incoming_call(IncomingCallSpec::phone("+14255550124", "+18005550100"));
+    let mut solo_webhook = Vec::new();
+    for _ in 0..2 {
+        let t = std::time::Instant::now();
+        let r = eventgrid::deliver_incoming_call(&target(&solo), &acs.topic(), &data, 0)
+            .await
+            .unwrap();
+        solo_webhook.push(t.elapsed());
+        assert!(r.delivered, "{r:?}");
+    }
+    eprintln!(
+        "cluster: IncomingCall webhook without a cluster: {:?} (duplicate {:?}); with NATS: {:?} \
+         (duplicate on the other replica {:?})",
+        solo_webhook[0], solo_webhook[1], webhook[0], webhook[1]
+    );
 
     // Hang up through A: the call ends on ACS, whose CallDisconnected lands on B.
     let (s, v) = operator(

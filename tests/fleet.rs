@@ -21,7 +21,7 @@ use acs_media_gateway::upload::policy::{DEV_ACCOUNT, DEV_ACCOUNT_KEY};
 use acs_sim::acs::IncomingCallSpec;
 use acs_sim::eventgrid::{self, EventGridTarget};
 use acs_sim::proxy::Route;
-use common::{nats_url, STEP};
+use common::{eventually, nats_url, wait_until, STEP};
 use object_store::ObjectStoreExt;
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -87,13 +87,8 @@ async fn media_sockets(addr: SocketAddr) -> f64 {
         .unwrap_or_else(|| panic!("no ws_connections_active on {addr}"))
 }
 
-async fn wait_for(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// How long the fleet is given for each step it is waited on.
+const WAIT: Duration = Duration::from_secs(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_behind_a_proxy_carry_a_call_through_kill_and_drain() {
@@ -194,7 +189,7 @@ dir = "{dir}"
     }
     for r in &replicas {
         let a = r.addr;
-        wait_for(&format!("{} ready", r.name), async || {
+        wait_until(&format!("{} ready", r.name), WAIT, || async {
             tokio::net::TcpStream::connect(a).await.is_ok()
                 && common::http_get(a, "/readyz").await.0 == 200
         })
@@ -250,9 +245,8 @@ dir = "{dir}"
 
     // Media lands on one replica, another than the answering one: observed on the replicas'
     // own gauges, and the shared record and the proxy's log agree.
-    let mut rec = Value::Null;
-    wait_for("streaming", async || {
-        rec = http(
+    let rec = eventually("streaming", WAIT, || async {
+        let rec = http(
             proxy.addr,
             reqwest::Method::GET,
             &format!("/api/calls/{conn}"),
@@ -260,7 +254,11 @@ dir = "{dir}"
         )
         .await
         .1;
-        rec["state"] == "streaming" && rec["mediaConnection"]["connected"] == true
+        if rec["state"] == "streaming" && rec["mediaConnection"]["connected"] == true {
+            Ok(rec)
+        } else {
+            Err(rec)
+        }
     })
     .await;
     let id = rec["id"].as_str().unwrap().to_owned();
@@ -343,7 +341,7 @@ dir = "{dir}"
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    wait_for("the recording callback applied", async || {
+    wait_until("the recording callback applied", WAIT, || async {
         let v = http(
             proxy.addr,
             reqwest::Method::GET,
@@ -365,7 +363,7 @@ dir = "{dir}"
         vec![holder.clone()],
         "{holder} still holds the media socket before SIGTERM"
     );
-    wait_for("a second of audio on the media holder", async || {
+    wait_until("a second of audio on the media holder", WAIT, || async {
         metric(holder_addr, "acs_gateway_frames_total{kind=\"audio_data\"}").await >= 50.0
     })
     .await;
@@ -450,7 +448,7 @@ dir = "{dir}"
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    wait_for("disconnected", async || {
+    wait_until("disconnected", WAIT, || async {
         let v = http(
             proxy.addr,
             reqwest::Method::GET,
