@@ -13,7 +13,7 @@ mod common;
 
 use acs_sim::acs::{FakeAcsHandle, IncomingCallSpec};
 use acs_sim::eventgrid::{self, EventGridTarget};
-use common::{eventually, nats_url, Gw, STEP};
+use common::{eventually, nats_url, wait_until, Gw, STEP};
 use futures_util::StreamExt;
 use serde_json::Value;
 use std::time::Duration;
@@ -411,17 +411,12 @@ impl OwnNats {
             child,
             _store: store,
         };
-        let deadline = tokio::time::Instant::now() + STEP;
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "own nats-server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_until("own nats-server started", STEP, || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
         Some(me)
     }
 
@@ -461,23 +456,17 @@ async fn with_nats_gone_mid_call_requests_get_503_and_media_keeps_recording() {
     let id = v["id"].as_str().unwrap().to_owned();
     let audio = "acs_gateway_frames_total{kind=\"audio_data\"}";
     let wav = "acs_gateway_sink_frames_total{sink=\"wav\"}";
-    let deadline = tokio::time::Instant::now() + STEP;
-    while gw.metric(audio).await < 10.0 {
-        assert!(tokio::time::Instant::now() < deadline, "no audio");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until("audio", STEP, || async { gw.metric(audio).await >= 10.0 }).await;
 
     nats.stop();
-    let deadline = tokio::time::Instant::now() + STEP;
-    loop {
-        let (s, body) = common::http_get(gw.addr, "/readyz").await;
-        if s == 503 {
-            assert!(body.contains("nats_unreachable"), "{body}");
-            break;
+    let body = eventually("/readyz 503", STEP, || async {
+        match common::http_get(gw.addr, "/readyz").await {
+            (503, body) => Ok(body),
+            other => Err(other),
         }
-        assert!(tokio::time::Instant::now() < deadline, "/readyz still {s}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    assert!(body.contains("nats_unreachable"), "{body}");
     let (frames, written) = (gw.metric(audio).await, gw.metric(wav).await);
 
     // A new IncomingCall cannot be claimed cluster-wide: 503 for Event Grid to redeliver.
@@ -504,14 +493,10 @@ async fn with_nats_gone_mid_call_requests_get_503_and_media_keeps_recording() {
     assert_eq!((s, &v["code"]), (503, &"nats_unreachable".into()), "{v}");
 
     // The call's media keeps streaming and recording (half a second more of it).
-    let deadline = tokio::time::Instant::now() + STEP;
-    while gw.metric(audio).await < frames + 25.0 || gw.metric(wav).await < written + 25.0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "media stopped with NATS"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until("media going on without NATS", STEP, || async {
+        gw.metric(audio).await >= frames + 25.0 && gw.metric(wav).await >= written + 25.0
+    })
+    .await;
     assert_eq!(gw.app().media_connections(), 1);
     assert_eq!(
         acs.requests_of("answer_call").len(),

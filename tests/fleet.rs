@@ -374,16 +374,15 @@ dir = "{dir}"
         .unwrap()
         .success());
     let drain = Instant::now();
-    let status = loop {
-        if let Some(s) = replicas[h].child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            drain.elapsed() < Duration::from_secs(30),
-            "{holder} did not exit on SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = eventually(
+        &format!("{holder} exited on SIGTERM"),
+        Duration::from_secs(30),
+        || {
+            let exited = replicas[h].child.try_wait().unwrap();
+            async move { exited.ok_or("running") }
+        },
+    )
+    .await;
     assert!(status.success(), "{holder} exit: {status:?}");
     let wavs: Vec<PathBuf> = walk(&replicas[h].dir)
         .into_iter()
