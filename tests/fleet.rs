@@ -53,25 +53,16 @@ fn free_port() -> SocketAddr {
 }
 
 async fn http(addr: SocketAddr, method: reqwest::Method, path: &str, body: &str) -> (u16, Value) {
-    // a new connection per request: the proxy balances connections
-    let r = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap()
-        .request(method, format!("http://{addr}{path}"))
-        .bearer_auth(OPERATOR_KEY)
-        .header("content-type", "application/json")
-        .body(body.to_owned())
-        .timeout(STEP)
-        .send()
-        .await;
-    match r {
-        Ok(r) => {
-            let s = r.status().as_u16();
-            (s, r.json().await.unwrap_or(Value::Null))
-        }
-        Err(_) => (0, Value::Null),
-    }
+    // common::api opens a new connection per request: the proxy balances connections
+    common::api(
+        addr,
+        method,
+        path,
+        OPERATOR_KEY,
+        "application/json",
+        body.to_owned(),
+    )
+    .await
 }
 
 async fn metric(addr: SocketAddr, series: &str) -> f64 {
