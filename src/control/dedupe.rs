@@ -30,6 +30,15 @@ pub(crate) struct Dedupe {
     ttl: Duration,
 }
 
+/// The keys an IncomingCall is known by: its event id and its context (empty values ignored).
+fn keys(event_id: &str, incoming_call_context: &str) -> Vec<Key> {
+    [("id", event_id), ("ctx", incoming_call_context)]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| digest(k, v))
+        .collect()
+}
+
 fn digest(kind: &str, v: &str) -> Key {
     let mut h = Sha256::new();
     h.update(kind.as_bytes());
@@ -56,11 +65,7 @@ impl Dedupe {
         incoming_call_context: &str,
         now: Instant,
     ) -> bool {
-        let keys: Vec<Key> = [("id", event_id), ("ctx", incoming_call_context)]
-            .into_iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| digest(k, v))
-            .collect();
+        let keys = keys(event_id, incoming_call_context);
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(&(k, t)) = g.order.front() {
             if now.saturating_duration_since(t) < self.ttl {
@@ -92,11 +97,7 @@ impl Dedupe {
     /// Forgets an IncomingCall recorded by [`Self::first_time`] that could not be taken after
     /// all (cluster mode, NATS unreachable), so that its redelivery counts as new.
     pub(crate) fn forget(&self, event_id: &str, incoming_call_context: &str) {
-        let keys: Vec<Key> = [("id", event_id), ("ctx", incoming_call_context)]
-            .into_iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| digest(k, v))
-            .collect();
+        let keys = keys(event_id, incoming_call_context);
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         for k in &keys {
             g.seen.remove(k);
