@@ -281,24 +281,8 @@ impl EchoCheck {
             return all_talk;
         }
         // The window at delay d is r[span - n - d .. span - d].
-        let fit = |d: usize| -> (f64, f64) {
-            let seg = &r[span - n - d..span - d];
-            let (mut xr, mut rr) = (0f64, 0f64);
-            for (&a, &b) in x.iter().zip(seg) {
-                let (a, b) = (f64::from(a), f64::from(b));
-                xr += a * b;
-                rr += b * b;
-            }
-            (xr, rr)
-        };
-        let score = |d: usize| -> f64 {
-            let (xr, rr) = fit(d);
-            if rr <= 0.0 {
-                0.0
-            } else {
-                xr * xr / rr
-            }
-        };
+        let fit = |d: usize| fit_at(x, r, d);
+        let score = |d: usize| explained(fit(d));
         // Try the delay found before; search all delays when it no longer explains the window.
         let mut best = None;
         if let Some(d0) = self.last_delay {
@@ -380,6 +364,29 @@ struct Pieces {
     gain: f64,
 }
 
+/// The cross term and the reference energy of `x` against the part of `r` it lines up with at
+/// delay `d` (`r`'s end is `x`'s end at delay 0): `(Σ x·r, Σ r²)`.
+fn fit_at(x: &[i16], r: &[i16], d: usize) -> (f64, f64) {
+    let end = r.len() - d;
+    let seg = &r[end - x.len()..end];
+    let (mut xr, mut rr) = (0f64, 0f64);
+    for (&a, &b) in x.iter().zip(seg) {
+        let (a, b) = (f64::from(a), f64::from(b));
+        xr += a * b;
+        rr += b * b;
+    }
+    (xr, rr)
+}
+
+/// The energy of the window a least-squares gain on the reference explains: `(Σ x·r)² / Σ r²`.
+fn explained((xr, rr): (f64, f64)) -> f64 {
+    if rr <= 0.0 {
+        0.0
+    } else {
+        xr * xr / rr
+    }
+}
+
 /// The window `x` (whose end is `r`'s end at delay 0) fitted in [`PIECES`] pieces, each at its
 /// own delay: the summed residual and the largest gain; None when the window is too short or a
 /// piece has nothing behind it.
@@ -407,24 +414,8 @@ fn piecewise(
             continue;
         }
         let span = rb.len();
-        let fit = |d: usize| -> (f64, f64) {
-            let seg = &rb[span - len - d..span - d];
-            let (mut xr, mut rr) = (0f64, 0f64);
-            for (&a, &b) in xb.iter().zip(seg) {
-                let (a, b) = (f64::from(a), f64::from(b));
-                xr += a * b;
-                rr += b * b;
-            }
-            (xr, rr)
-        };
-        let score = |d: usize| -> f64 {
-            let (xr, rr) = fit(d);
-            if rr <= 0.0 {
-                0.0
-            } else {
-                xr * xr / rr
-            }
-        };
+        let fit = |d: usize| fit_at(xb, rb, d);
+        let score = |d: usize| explained(fit(d));
         let max_delay = max_delay.min(span - len);
         let dc = coarse(xb, rb, cx, cr, max_delay);
         let (_, d) = best_of(
