@@ -114,6 +114,19 @@ async fn wait_call(gw: &Gw, id: &str, what: &str, f: impl Fn(&Value) -> bool) ->
     .await
 }
 
+/// The delivered callbacks of a call as (event without prefix, time the receiver took).
+fn callback_latencies(acs: &FakeAcsHandle, conn: &str) -> Vec<(String, Duration)> {
+    let call = acs.call(conn).expect("call known to the fake ACS");
+    call.callbacks
+        .iter()
+        .filter(|c| c.delivered())
+        .map(|c| {
+            let event = c.event_type.rsplit('.').next().unwrap_or_default().to_owned();
+            (event, Duration::from_micros(c.latency_us))
+        })
+        .collect()
+}
+
 fn target(gw: &Gw) -> EventGridTarget {
     let mut t = EventGridTarget::new(format!("http://{}/api/incomingCall", gw.addr));
     t.attempt_timeout = STEP;
@@ -361,6 +374,30 @@ async fn two_replicas_share_calls_answer_once_and_route_media_operations() {
         "cluster: IncomingCall webhook without a cluster: {:?} (duplicate {:?}); with NATS: {:?} \
          (duplicate on the other replica {:?})",
         solo_webhook[0], solo_webhook[1], webhook[0], webhook[1]
+    );
+    // Callbacks: how long each replica took to answer ACS's POSTs (the fake ACS times them),
+    // the clustered call's (on B, which loads and stores the shared record) against the solo
+    // gateway's call.
+    let solo_conn = acs
+        .wait_for_answer(&data.incoming_call_context, STEP)
+        .await
+        .expect("solo answered")
+        .call_connection_id;
+    acs.wait_for_callback(&solo_conn, "CallConnected", STEP)
+        .await
+        .expect("solo CallConnected");
+    let (clustered, single) = (callback_latencies(&acs, &conn), callback_latencies(&acs, &solo_conn));
+    eprintln!(
+        "cluster: callback POST answered in (event, time) with NATS: {clustered:?}; without a \
+         cluster: {single:?}"
+    );
+    for (event, took) in clustered.iter().chain(&single) {
+        assert!(*took < STEP, "{event} took {took:?}");
+    }
+    assert!(
+        clustered.iter().any(|(e, _)| e == "CallConnected")
+            && single.iter().any(|(e, _)| e == "CallConnected"),
+        "{clustered:?} {single:?}"
     );
 
     // Hang up through A: the call ends on ACS, whose CallDisconnected lands on B.

@@ -458,13 +458,15 @@ where
         pb.items.expire(tokio::time::Instant::now());
         if pb.stop.swap(false, Ordering::AcqRel) {
             due = None;
+            // nothing plays after this: recorded before ACS (or anyone watching the socket) can
+            // see the StopAudio, so a stop that follows it finds nothing left to stop
+            if let Ok(mut p) = pb.played.lock() {
+                p.stop(std::time::Instant::now());
+            }
             if sink.send(Message::text(STOP_AUDIO_JSON)).await.is_err() {
                 return sink;
             }
             metrics.playback_stops.inc();
-            if let Ok(mut p) = pb.played.lock() {
-                p.stop(std::time::Instant::now());
-            }
             if let Some(r) = rec.as_mut() {
                 r.stopped();
             }

@@ -395,8 +395,11 @@ impl Actor {
             }
         };
         let body = callbacks_body(std::slice::from_ref(&event));
+        let mut sent = std::time::Instant::now();
         let result = match self.shared.signer().sign(CALLBACK_TOKEN_LIFETIME) {
-            Ok(token) => self
+            Ok(token) => {
+                sent = std::time::Instant::now();
+                self
                 .shared
                 .http
                 .post(&url)
@@ -405,10 +408,12 @@ impl Actor {
                 .body(body)
                 .send()
                 .await
-                .map(|r| r.status().as_u16())
-                .map_err(|e| e.to_string()),
+                    .map(|r| r.status().as_u16())
+                    .map_err(|e| e.to_string())
+            }
             Err(e) => Err(e.to_string()),
         };
+        let latency_us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
         let record = PostedCallback {
             event_type: event.raw_type.clone(),
             id: event.id.clone(),
@@ -417,6 +422,7 @@ impl Actor {
             status: result.as_ref().ok().copied(),
             error: result.err(),
             at_ms: self.shared.elapsed_ms(),
+            latency_us,
         };
         self.shared.update(|s| {
             if let Some(c) = s.call_mut(&self.id) {

@@ -441,6 +441,9 @@ pub struct PostedCallback {
     pub error: Option<String>,
     /// Milliseconds since the fake started.
     pub at_ms: u64,
+    /// How long the receiver took to answer the POST (request sent to status received), in
+    /// microseconds; the time to the error when it failed.
+    pub latency_us: u64,
 }
 
 impl PostedCallback {
