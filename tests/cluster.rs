@@ -121,7 +121,12 @@ fn callback_latencies(acs: &FakeAcsHandle, conn: &str) -> Vec<(String, Duration)
         .iter()
         .filter(|c| c.delivered())
         .map(|c| {
-            let event = c.event_type.rsplit('.').next().unwrap_or_default().to_owned();
+            let event = c
+                .event_type
+                .rsplit('.')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             (event, Duration::from_micros(c.latency_us))
         })
         .collect()
@@ -386,7 +391,10 @@ async fn two_replicas_share_calls_answer_once_and_route_media_operations() {
     acs.wait_for_callback(&solo_conn, "CallConnected", STEP)
         .await
         .expect("solo CallConnected");
-    let (clustered, single) = (callback_latencies(&acs, &conn), callback_latencies(&acs, &solo_conn));
+    let (clustered, single) = (
+        callback_latencies(&acs, &conn),
+        callback_latencies(&acs, &solo_conn),
+    );
     eprintln!(
         "cluster: callback POST answered in (event, time) with NATS: {clustered:?}; without a \
          cluster: {single:?}"

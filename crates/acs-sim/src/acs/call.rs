@@ -399,15 +399,14 @@ impl Actor {
         let result = match self.shared.signer().sign(CALLBACK_TOKEN_LIFETIME) {
             Ok(token) => {
                 sent = std::time::Instant::now();
-                self
-                .shared
-                .http
-                .post(&url)
-                .header("content-type", "application/json")
-                .bearer_auth(token)
-                .body(body)
-                .send()
-                .await
+                self.shared
+                    .http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .bearer_auth(token)
+                    .body(body)
+                    .send()
+                    .await
                     .map(|r| r.status().as_u16())
                     .map_err(|e| e.to_string())
             }
