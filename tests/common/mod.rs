@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: start a gateway on 127.0.0.1:0 with its recordings
 //! in a temporary folder, the one fake ACS the tests use (acs-sim's, [`fake_acs`]) and a gateway
-//! pointed at it ([`Gw::start_with_acs`]), speak the ACS media protocol to it, read back WAVs,
+//! pointed at it ([`Gw::start_with_acs`]), a call from that fake ACS into the gateway
+//! ([`acs_call`]), speak the ACS media protocol to it by hand, read back WAVs,
 //! call.json and /metrics, load committed fixtures ([`fixture_path`]) and wait for conditions
 //! ([`wait`]). Everything is loopback with timeouts.
 #![allow(dead_code)]
@@ -10,7 +11,8 @@ use acs_media_gateway::config::Config;
 use acs_media_gateway::protocol::media::{inbound_audio_data_json, inbound_audio_metadata_json};
 use acs_media_gateway::protocol::timestamp::format_timestamp;
 use acs_media_gateway::sinks::SinkConfig;
-use acs_sim::acs::{CallAudio, FakeAcs, FakeAcsConfig, FakeAcsHandle};
+use acs_sim::acs::{CallAudio, FakeAcs, FakeAcsConfig, FakeAcsHandle, IncomingCallSpec};
+use acs_sim::eventgrid::EventGridTarget;
 use acs_sim::jwt::SigningKeySource;
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
@@ -383,11 +385,50 @@ pub async fn fake_acs_realtime(
             after: acs_sim::acs::AfterAudio::Silence,
             silent_threshold_dbfs: -50.0,
             echo: None,
+            first_audio_after: Duration::ZERO,
         };
         cfg.max_stream_duration = max_stream;
         tweak(cfg);
     })
     .await
+}
+
+/// The fake ACS calls the gateway: an IncomingCall for `spec` delivered to its Event Grid webhook
+/// (`/api/incomingCall`, no secret), answered, and media streaming started (the fake's media
+/// client is on the gateway's WebSocket, playing the call's [`CallAudio`] and recording what
+/// comes back: [`FakeAcsHandle::outbound_events`], [`FakeAcsHandle::outbound_pcm`]). Returns the
+/// `callConnectionId` (the call's recordings folder).
+pub async fn acs_call(acs: &FakeAcsHandle, gw: &Gw, spec: IncomingCallSpec) -> String {
+    let mut target = EventGridTarget::new(format!("http://{}/api/incomingCall", gw.addr));
+    target.attempt_timeout = STEP;
+    target.retry_delays = vec![Duration::from_millis(200)];
+    let data = acs.incoming_call(spec);
+    let report = acs_sim::eventgrid::deliver_incoming_call(&target, &acs.topic(), &data, 0)
+        .await
+        .expect("IncomingCall delivered");
+    assert!(report.delivered, "{report:?}");
+    let conn = acs
+        .wait_for_answer(&data.incoming_call_context, STEP)
+        .await
+        .expect("the gateway answers")
+        .call_connection_id;
+    let media = |c: &acs_sim::acs::CallInfo| {
+        c.callback_names()
+            .iter()
+            .any(|n| n.starts_with("MediaStreaming"))
+    };
+    let call = acs
+        .wait_for(LONG, |h| h.call(&conn).filter(media))
+        .await
+        .or_else(|| acs.call(&conn));
+    assert!(
+        call.as_ref().is_some_and(|c| c
+            .callback_names()
+            .iter()
+            .any(|n| n == "MediaStreamingStarted")),
+        "media streaming started for {conn}: {call:#?}"
+    );
+    conn
 }
 
 /// Rate and samples of a mono 16-bit WAV.
