@@ -67,11 +67,6 @@ fn received(acs: &FakeAcsHandle, conn: &str) -> Received {
     }
 }
 
-/// `AudioData` frames the fake ACS has sent on call `conn`.
-fn frames_sent(acs: &FakeAcsHandle, conn: &str) -> u64 {
-    acs.call(conn).map_or(0, |c| c.media.audio_frames_sent)
-}
-
 /// Runs one call at `rate`; checks `bot.wav`, `call.json` and `mixed.wav` (with `mix`).
 async fn both_directions(rate: u32, mix: bool) {
     let per = rate as usize / 50;
@@ -114,10 +109,8 @@ async fn both_directions(rate: u32, mix: bool) {
         hub.calls().first().copied().ok_or("no call")
     })
     .await;
-    wait_until("half a second of caller audio", STEP, || async {
-        frames_sent(&acs, &conn) >= 25
-    })
-    .await;
+    // half a second of caller audio
+    wait_acs_frames(&acs, &conn, 25).await;
     wait_until("the call's rate", STEP, || async {
         hub.sample_rate(call) == Some(rate)
     })
@@ -145,12 +138,8 @@ async fn both_directions(rate: u32, mix: bool) {
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // the caller hangs up: the fake closes the media socket (1000) and posts the call's end
-    assert!(acs.hang_up(&conn), "the call is live");
-    acs.wait_for_callback(&conn, "CallDisconnected", STEP)
-        .await
-        .expect("the call ends");
-    gw.wait_no_connections().await;
-    let sent = frames_sent(&acs, &conn) as usize * per;
+    acs_hang_up(&acs, &gw, &conn).await;
+    let sent = acs_frames_sent(&acs, &conn) as usize * per;
     assert!(
         sent <= audio_in.len(),
         "the caller's audio outlasts the call"

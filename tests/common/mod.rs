@@ -1,7 +1,8 @@
 //! Shared helpers for the integration tests: start a gateway on 127.0.0.1:0 with its recordings
 //! in a temporary folder, the one fake ACS the tests use (acs-sim's, [`fake_acs`]) and a gateway
 //! pointed at it ([`Gw::start_with_acs`]), a call from that fake ACS into the gateway
-//! ([`acs_call`]), speak the ACS media protocol to it by hand, read back WAVs,
+//! ([`acs_call`], [`wait_acs_frames`], [`acs_hang_up`]), speak the ACS media protocol to it by
+//! hand (tests about the frames themselves), read back WAVs,
 //! call.json and /metrics, load committed fixtures ([`fixture_path`]) and wait for conditions
 //! ([`wait`]). Everything is loopback with timeouts.
 #![allow(dead_code)]
@@ -429,6 +430,30 @@ pub async fn acs_call(acs: &FakeAcsHandle, gw: &Gw, spec: IncomingCallSpec) -> S
         "media streaming started for {conn}: {call:#?}"
     );
     conn
+}
+
+/// `AudioData` frames the fake ACS has sent on call `conn` (all its connections).
+pub fn acs_frames_sent(acs: &FakeAcsHandle, conn: &str) -> u64 {
+    acs.call(conn).map_or(0, |c| c.media.audio_frames_sent)
+}
+
+/// Waits until the fake ACS has sent `n` audio frames on call `conn` (the caller's stream is
+/// `n` × 20 ms along); panics after [`LONG`].
+pub async fn wait_acs_frames(acs: &FakeAcsHandle, conn: &str, n: u64) {
+    wait_until(&format!("{n} caller frames on {conn}"), LONG, || async {
+        acs_frames_sent(acs, conn) >= n
+    })
+    .await;
+}
+
+/// The far end of call `conn` hangs up: the fake ACS closes the media socket (1000) and posts
+/// the call's end; returns once the gateway has no media connection left.
+pub async fn acs_hang_up(acs: &FakeAcsHandle, gw: &Gw, conn: &str) {
+    assert!(acs.hang_up(conn), "call {conn} is live");
+    acs.wait_for_callback(conn, "CallDisconnected", STEP)
+        .await
+        .unwrap_or_else(|| panic!("call {conn} ends"));
+    gw.wait_no_connections().await;
 }
 
 /// Rate and samples of a mono 16-bit WAV.
