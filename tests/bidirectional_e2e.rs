@@ -1,73 +1,63 @@
-//! End to end on loopback: a caller streams into the gateway's media WebSocket in real time →
-//! resample (16 → 24 kHz) → forward sink → echo bot → back through the forward sink → paced
-//! playback → outbound AudioData to the caller. Checks that the returned audio is what was sent
-//! (after two rate conversions), that frames leave at 20 ms ± 5 ms, that the caller's speech
-//! start (barge-in) brings StopAudio within 50 ms, and that a forward target killed and restarted
-//! mid-call is reconnected without disturbing the recording.
+//! End to end on loopback: a caller (acs-sim's fake ACS, calling through the control plane and
+//! streaming the test's audio in real time) → the gateway's media WebSocket → resample (16 →
+//! 24 kHz) → forward sink → echo bot → back through the forward sink → paced playback → outbound
+//! AudioData to the caller, which records it with arrival times and its stream position. Checks
+//! that the returned audio is what was sent (after two rate conversions), that frames leave at
+//! 20 ms ± 5 ms, that the caller's speech start (barge-in) brings StopAudio soon after, and that a
+//! forward target killed and restarted mid-call is reconnected without disturbing the recording.
 
 mod common;
-use acs_media_gateway::protocol::b64::decode_base64_into;
-use acs_media_gateway::protocol::media::{parse_outbound, Outbound};
 use acs_media_gateway::sinks::forward::echo::{Clip, EchoBot, EchoOptions};
 use acs_media_gateway::sinks::SinkConfig;
+use acs_sim::acs::{
+    AudioInput, AudioSource, CallAudio, FakeAcsHandle, IncomingCallSpec, OutboundKind,
+};
 use common::*;
-use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
+use std::time::Duration;
 
 fn sink(toml_text: &str) -> SinkConfig {
     toml::from_str(toml_text).unwrap_or_else(|e| panic!("{e}\n{toml_text}"))
 }
 
-/// What the caller hears.
-#[derive(Default)]
-struct Heard {
-    frames: Vec<(Instant, Vec<i16>)>,
-    stops: Vec<Instant>,
+/// The fake ACS as the caller: `pcm` (16 kHz) in real time, then digital silence until the call
+/// is hung up.
+async fn caller(pcm: Vec<i16>) -> FakeAcsHandle {
+    fake_acs(|c| {
+        c.audio = CallAudio {
+            sources: vec![AudioSource {
+                raw_id: None,
+                input: AudioInput::Pcm {
+                    sample_rate: 16_000,
+                    samples: Arc::new(pcm),
+                },
+            }],
+            ..CallAudio::default()
+        };
+        c.max_stream_duration = Duration::from_secs(60);
+    })
+    .await
 }
 
-/// Streams `frames` in real time (20 ms apart) while collecting outbound messages; keeps
-/// listening for `tail` afterwards. `on_sent(k, t)` sees each frame's send time.
-async fn talk(ws: Ws, frames: &[(Vec<i16>, bool)], tail: Duration) -> (Heard, Vec<Instant>) {
-    let (mut tx, mut rx) = ws.split();
-    let reader = tokio::spawn(async move {
-        let mut heard = Heard::default();
-        let mut buf = Vec::new();
-        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(5), rx.next()).await {
-            let Message::Text(t) = m else { continue };
-            match parse_outbound(t.as_bytes()).unwrap() {
-                Outbound::AudioData { data } => {
-                    let n = decode_base64_into(data.as_bytes(), &mut buf).unwrap();
-                    let s = buf[..n]
-                        .chunks_exact(2)
-                        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                        .collect();
-                    heard.frames.push((Instant::now(), s));
-                }
-                Outbound::StopAudio => heard.stops.push(Instant::now()),
-                Outbound::Unknown { kind } => panic!("unexpected {kind}"),
-            }
+/// A gateway pointed at `acs`, answering with bidirectional media, with `extra` after its WAV
+/// sink.
+async fn gateway(acs: &FakeAcsHandle, extra: SinkConfig) -> Gw {
+    Gw::start_with_acs(acs, move |c| {
+        c.media.bidirectional = true;
+        for p in c.answer.profiles.values_mut() {
+            p.enable_bidirectional = true;
         }
-        heard
-    });
-    tx.send(Message::text(metadata(16_000))).await.unwrap();
-    let start = tokio::time::Instant::now();
-    let mut sent = Vec::new();
-    for (k, (f, silent)) in frames.iter().enumerate() {
-        tokio::time::sleep_until(start + Duration::from_millis(20 * k as u64)).await;
-        tx.send(Message::text(audio(f, k as i64, None, *silent)))
-            .await
-            .unwrap();
-        sent.push(Instant::now());
-    }
-    tokio::time::sleep(tail).await;
-    let _ = tx.send(Message::Close(None)).await;
-    let heard = tokio::time::timeout(Duration::from_secs(10), reader)
-        .await
-        .unwrap()
-        .unwrap();
-    (heard, sent)
+        c.sinks.push(extra);
+    })
+    .await
+}
+
+/// The call's recording is `pcm` and then the caller's silence, one frame for each sent.
+fn assert_recorded(acs: &FakeAcsHandle, gw: &Gw, conn: &str, pcm: &[i16]) {
+    let (_, rec) = read_wav(&gw.call_dir(conn).join("mixed.wav"));
+    assert_eq!(rec.len() as u64, acs_frames_sent(acs, conn) * 320);
+    assert_eq!(&rec[..pcm.len()], pcm);
+    assert!(rec[pcm.len()..].iter().all(|&x| x == 0), "then silence");
 }
 
 /// Best alignment of `got` against `want` (lag in samples) and the SNR there, in dB.
@@ -102,19 +92,19 @@ async fn caller_audio_goes_through_resample_forward_echo_and_comes_back_paced() 
         .await
         .unwrap();
     let url = bot.url("/calls/{call}");
-    let mut gw = Gw::start(move |c| {
-        c.media.bidirectional = true;
-        c.sinks.push(sink(&format!(
-            "type = \"resample\"\nrate = 24000\n[then]\ntype = \"forward\"\nurl = \"{url}\"\nbarge_in = false\n"
-        )));
-    })
-    .await;
     let (_, tone) = fixture("tone_1k_16k.wav");
-    let frames: Vec<(Vec<i16>, bool)> =
-        frames(&tone, 320).into_iter().map(|f| (f, false)).collect();
-    let ws = gw.connect("/ws", "echo-e2e").await;
-    let (heard, _) = talk(ws, &frames, Duration::from_millis(600)).await;
-    gw.wait_no_connections().await;
+    let acs = caller(tone.clone()).await;
+    let mut gw = gateway(
+        &acs,
+        sink(&format!(
+            "type = \"resample\"\nrate = 24000\n[then]\ntype = \"forward\"\nurl = \"{url}\"\nbarge_in = false\n"
+        )),
+    )
+    .await;
+    let conn = acs_call(&acs, &gw, IncomingCallSpec::default()).await;
+    // the tone, then 600 ms of the caller's silence for the echo to come back
+    wait_acs_frames(&acs, &conn, tone.len().div_ceil(320) as u64 + 30).await;
+    acs_hang_up(&acs, &gw, &conn).await;
     let m = gw.metrics().await;
     assert!(gw.shutdown().await.clean());
 
@@ -122,7 +112,7 @@ async fn caller_audio_goes_through_resample_forward_echo_and_comes_back_paced() 
     let starts = bot.starts();
     assert_eq!(starts[0]["format"]["sampleRate"], 24_000, "{starts:?}");
     // what came back is what was said, after 16 → 24 → 16 kHz
-    let back: Vec<i16> = heard.frames.iter().flat_map(|(_, f)| f.clone()).collect();
+    let back = acs.outbound_pcm(&conn).unwrap();
     assert!(
         back.len() >= tone.len() - 2 * 320,
         "{} samples back of {}",
@@ -131,17 +121,18 @@ async fn caller_audio_goes_through_resample_forward_echo_and_comes_back_paced() 
     );
     let (lag, snr) = snr_db(&tone, &back);
     assert!(snr > 40.0, "returned audio SNR {snr:.1} dB at lag {lag}");
-    // paced: 20 ms ± 5 ms
-    assert!(heard
-        .frames
-        .iter()
-        .all(|(_, f)| f.len() == 320 || f.len() < 320));
-    let gaps: Vec<f64> = heard
-        .frames
-        .windows(2)
-        .skip(3)
-        .map(|w| (w[1].0 - w[0].0).as_secs_f64() * 1e3)
+    // paced: 20 ms ± 5 ms (arrival times at the fake ACS)
+    let audio: Vec<_> = acs
+        .outbound_events(&conn)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            OutboundKind::Audio { pcm_bytes, .. } => Some((e.at_ms, pcm_bytes)),
+            _ => None,
+        })
         .collect();
+    assert!(audio.iter().all(|&(_, n)| n <= 640), "{audio:?}");
+    let gaps: Vec<f64> = audio.windows(2).skip(3).map(|w| w[1].0 - w[0].0).collect();
     let within = gaps.iter().filter(|g| (**g - 20.0).abs() <= 5.0).count();
     assert!(
         within * 10 >= gaps.len() * 9,
@@ -150,8 +141,8 @@ async fn caller_audio_goes_through_resample_forward_echo_and_comes_back_paced() 
     let v = |s: &str| acs_sim::scrape::scrape_value(&m, s).unwrap_or(0.0);
     assert!(v("acs_gateway_playback_frames_total") >= 45.0);
     // the recording is untouched by all this
-    let (_, rec) = read_wav(&gw.call_dir("echo-e2e").join("mixed.wav"));
-    assert_eq!(rec, tone);
+    assert_recorded(&acs, &gw, &conn, &tone);
+    acs.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,38 +163,50 @@ async fn caller_speech_start_stops_the_bot_within_50_ms() {
     .await
     .unwrap();
     let url = bot.url("/calls/{call}");
-    let mut gw = Gw::start(move |c| {
-        c.media.bidirectional = true;
-        c.sinks.push(sink(&format!(
-            "type = \"forward\"\nurl = \"{url}\"\nbarge_in = true\n"
-        )));
-    })
-    .await;
     // the caller listens (digital silence) for 1 s, then talks (a loud tone) for 0.6 s
     let (_, tone) = fixture("tone_1k_16k.wav");
-    let mut frames: Vec<(Vec<i16>, bool)> = (0..50).map(|_| (vec![0i16; 320], true)).collect();
-    frames.extend(tone.chunks(320).take(30).map(|c| (c.to_vec(), false)));
-    let ws = gw.connect("/ws", "barge-in-e2e").await;
-    let (heard, sent) = talk(ws, &frames, Duration::from_millis(300)).await;
-    gw.wait_no_connections().await;
+    let mut pcm = vec![0i16; 50 * 320];
+    pcm.extend_from_slice(&tone[..30 * 320]);
+    let acs = caller(pcm).await;
+    let mut gw = gateway(
+        &acs,
+        sink(&format!(
+            "type = \"forward\"\nurl = \"{url}\"\nbarge_in = true\n"
+        )),
+    )
+    .await;
+    let conn = acs_call(&acs, &gw, IncomingCallSpec::default()).await;
+    wait_acs_frames(&acs, &conn, 80 + 15).await;
+    acs_hang_up(&acs, &gw, &conn).await;
     assert!(gw.shutdown().await.clean());
 
+    let call = acs.call(&conn).unwrap();
+    let out = &call.media.outbound;
     assert!(
-        heard.frames.len() >= 30,
+        out.audio_frames >= 30,
         "the bot's clip was playing: {} frames",
-        heard.frames.len()
+        out.audio_frames
     );
-    let first_stop = *heard.stops.first().expect("StopAudio reached the caller");
-    // speech start fires on the frame that completes min_speech_ms (40 ms): the 2nd voiced frame
-    let speech_start_sent = sent[51];
-    assert!(first_stop > sent[49], "no stop before the caller spoke");
-    let latency = first_stop.duration_since(speech_start_sent);
+    let events = acs.outbound_events(&conn).unwrap();
+    let first_stop = events
+        .iter()
+        .find(|e| e.kind == OutboundKind::StopAudio)
+        .expect("StopAudio reached the caller");
+    // the caller's frames 0–49 are silence, frame 50 the first voiced one
     assert!(
-        latency < Duration::from_millis(250),
-        "StopAudio {latency:?} after speech start (wall clock, loose; exact in playback_paced.rs)"
+        first_stop.stream_frames >= 50,
+        "no stop before the caller spoke: {first_stop:?}"
+    );
+    // the fake measures from the onset (frame 50); speech start fires on the frame that
+    // completes min_speech_ms (40 ms): the 2nd voiced frame, 20 ms later
+    let latency = out.stop_audio_latency_ms[0].expect("the onset before the stop") - 20.0;
+    assert!(
+        latency < 250.0,
+        "StopAudio {latency:.1} ms after speech start (wall clock, loose; exact in playback_paced.rs)"
     );
     // the bot was told
     assert!(!bot.texts("barge_in").is_empty());
+    acs.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,37 +220,23 @@ async fn a_killed_and_restarted_forward_target_is_reconnected_without_disturbing
         .trim_end_matches('/')
         .to_string();
     let url = bot.url("/calls/{call}");
-    let mut gw = Gw::start(move |c| {
-        c.media.bidirectional = true;
-        c.sinks.push(sink(&format!(
-            "type = \"forward\"\nurl = \"{url}\"\nbarge_in = false\n[reconnect]\ninitial_ms = 50\nmax_ms = 200\n"
-        )));
-    })
-    .await;
     let (_, speech) = fixture("speech_16k.wav");
-    let fr = frames(&speech, 320);
-    let mut ws = gw.connect("/ws", "reconnect-e2e").await;
-    send_all(&mut ws, vec![metadata(16_000)]).await;
-    let t0 = tokio::time::Instant::now();
-    let mut bot = Some(bot);
-    let mut restarted = None;
-    for (k, f) in fr.iter().enumerate() {
-        tokio::time::sleep_until(t0 + Duration::from_millis(20 * k as u64)).await;
-        ws.send(Message::text(audio(f, k as i64, None, false)))
-            .await
-            .unwrap();
-        if k == 50 {
-            bot.take().unwrap().kill().await;
-        }
-        if k == 80 {
-            restarted = Some(
-                EchoBot::start(addr.as_str(), EchoOptions::default())
-                    .await
-                    .unwrap(),
-            );
-        }
-    }
-    let restarted = restarted.unwrap();
+    let acs = caller(speech.clone()).await;
+    let mut gw = gateway(
+        &acs,
+        sink(&format!(
+            "type = \"forward\"\nurl = \"{url}\"\nbarge_in = false\n[reconnect]\ninitial_ms = 50\nmax_ms = 200\n"
+        )),
+    )
+    .await;
+    let conn = acs_call(&acs, &gw, IncomingCallSpec::default()).await;
+    wait_acs_frames(&acs, &conn, 50).await;
+    bot.kill().await;
+    wait_acs_frames(&acs, &conn, 80).await;
+    let restarted = EchoBot::start(addr.as_str(), EchoOptions::default())
+        .await
+        .unwrap();
+    wait_acs_frames(&acs, &conn, speech.len().div_ceil(320) as u64).await;
     assert!(
         restarted
             .wait_for(STEP, |r| r.iter().any(|x| matches!(
@@ -262,10 +251,9 @@ async fn a_killed_and_restarted_forward_target_is_reconnected_without_disturbing
         starts[0]["connection"].as_u64().unwrap() >= 2,
         "a reconnect: {starts:?}"
     );
-    close_normally(ws).await;
-    gw.wait_no_connections().await;
+    acs_hang_up(&acs, &gw, &conn).await;
     assert!(gw.shutdown().await.clean());
     // ingress and the recording never noticed
-    let (_, rec) = read_wav(&gw.call_dir("reconnect-e2e").join("mixed.wav"));
-    assert_eq!(rec, speech);
+    assert_recorded(&acs, &gw, &conn, &speech);
+    acs.shutdown().await;
 }

@@ -1,47 +1,23 @@
-//! Both directions recorded: a bidirectional call whose caller (this test, speaking the ACS
-//! media protocol in real time) hears two utterances of the bot — the second cut by a stop — gets
-//! a `bot.wav` in its call folder, listed in `call.json` as the outbound stream, holding exactly
-//! the samples ACS received (bit for bit, silence between the utterances), nothing of the audio
-//! the stop flushed, and lined up with the inbound track on the call timeline; with
-//! `mix_outbound` the call's `mixed.wav` is the caller plus the bot, sample for sample.
+//! Both directions recorded: a bidirectional call whose caller (acs-sim's fake ACS, streaming
+//! the test's PCM in real time, its first frame 500 ms after the media socket opened) hears two
+//! utterances of the bot — the second cut by a stop — gets a `bot.wav` in its call folder, listed
+//! in `call.json` as the outbound stream, holding exactly the samples ACS received (bit for bit,
+//! silence between the utterances), nothing of the audio the stop flushed, and lined up with the
+//! inbound track on the call timeline (the fake records each outbound message with the caller's
+//! stream position at its arrival); with `mix_outbound` the call's `mixed.wav` is the caller plus
+//! the bot, sample for sample.
 //!
 //! The bot here is the playback hub itself (`PlaybackTarget::enqueue` and `stop`, the calls the
 //! forward sink makes for its target's audio and for a barge-in).
 
 mod common;
 use acs_media_gateway::pipeline::playback::{Enqueued, PlaybackTarget};
-use acs_media_gateway::protocol::b64::decode_base64_into;
-use acs_media_gateway::protocol::media::{parse_outbound, Outbound};
+use acs_sim::acs::{
+    AudioInput, AudioSource, CallAudio, FakeAcsHandle, IncomingCallSpec, OutboundKind,
+};
 use common::*;
-use futures_util::{SinkExt, StreamExt};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
-
-/// What the fake ACS side saw.
-#[derive(Default)]
-struct Seen {
-    /// Inbound frames sent so far.
-    sent: u64,
-    /// Outbound messages in order: (inbound frames sent when it arrived, audio or `None` for
-    /// StopAudio).
-    out: Vec<(u64, Option<Vec<i16>>)>,
-}
-
-impl Seen {
-    fn audio_samples(&self) -> usize {
-        self.out
-            .iter()
-            .filter_map(|(_, a)| a.as_ref())
-            .map(Vec::len)
-            .sum()
-    }
-    fn stopped(&self) -> bool {
-        self.out.iter().any(|(_, a)| a.is_none())
-    }
-}
 
 /// The caller's audio: small, never saturates with the bot's, deterministic.
 fn caller(n: usize) -> Vec<i16> {
@@ -62,89 +38,79 @@ fn utterance(n: usize, seed: usize) -> Vec<i16> {
         .collect()
 }
 
-/// Plays the caller side of a call in real time (20 ms frames, timestamps from `T0`) and records
-/// what comes back, until `close` fires; then closes normally. The first frame goes 500 ms after
-/// the connection opened. Returns the caller audio sent.
-async fn caller_side(
-    mut ws: Ws,
-    rate: u32,
-    seen: Arc<Mutex<Seen>>,
-    mut close: oneshot::Receiver<()>,
-) -> Vec<i16> {
-    let per = rate as usize / 50;
-    let audio_in = caller(per * 50 * 30);
-    ws.send(Message::text(metadata(rate))).await.unwrap();
-    // the caller's first sample (the call timeline's 0) comes well after the connection opened:
-    // the bot track must follow the caller's timeline, not the connection's clock
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    let mut k = 0usize;
-    let mut buf = Vec::new();
-    loop {
-        tokio::select! {
-            _ = &mut close => break,
-            _ = tick.tick(), if (k + 1) * per <= audio_in.len() => {
-                let frame = &audio_in[k * per..(k + 1) * per];
-                ws.send(Message::text(audio(frame, k as i64, None, false))).await.unwrap();
-                k += 1;
-                seen.lock().unwrap().sent = k as u64;
-            }
-            m = ws.next() => {
-                let Some(Ok(Message::Text(t))) = m else { continue };
-                let item = match parse_outbound(t.as_bytes()).unwrap() {
-                    Outbound::AudioData { data } => {
-                        let n = decode_base64_into(data.as_bytes(), &mut buf).unwrap();
-                        Some(buf[..n].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect())
-                    }
-                    Outbound::StopAudio => None,
-                    Outbound::Unknown { kind } => panic!("unexpected outbound {kind}"),
-                };
-                let mut s = seen.lock().unwrap();
-                let at = s.sent;
-                s.out.push((at, item));
-            }
-        }
+/// What the fake ACS received back on the call's media socket.
+struct Received {
+    /// The audio, in arrival order.
+    pcm: Vec<i16>,
+    /// The caller's frames sent when the first `AudioData` arrived.
+    first_at: Option<u64>,
+    /// A `StopAudio` came.
+    stopped: bool,
+}
+
+/// What the fake ACS has received on call `conn` so far; nothing but `AudioData` and `StopAudio`.
+fn received(acs: &FakeAcsHandle, conn: &str) -> Received {
+    let events = acs.outbound_events(conn).expect("the call");
+    for e in &events {
+        assert!(
+            matches!(e.kind, OutboundKind::Audio { .. } | OutboundKind::StopAudio),
+            "unexpected outbound {e:?}"
+        );
     }
-    ws.send(Message::Close(Some(CloseFrame {
-        code: 1000.into(),
-        reason: "bye".into(),
-    })))
-    .await
-    .unwrap();
-    let _ = tokio::time::timeout(STEP, async {
-        while let Some(Ok(m)) = ws.next().await {
-            if matches!(m, Message::Close(_)) {
-                break;
-            }
-        }
-    })
-    .await;
-    audio_in[..k * per].to_vec()
+    Received {
+        pcm: acs.outbound_pcm(conn).expect("the call"),
+        first_at: events
+            .iter()
+            .find(|e| matches!(e.kind, OutboundKind::Audio { .. }))
+            .map(|e| e.stream_frames),
+        stopped: events.iter().any(|e| e.kind == OutboundKind::StopAudio),
+    }
 }
 
 /// Runs one call at `rate`; checks `bot.wav`, `call.json` and `mixed.wav` (with `mix`).
 async fn both_directions(rate: u32, mix: bool) {
-    let mut gw = Gw::start(|c| {
+    let per = rate as usize / 50;
+    let audio_in = caller(per * 50 * 30);
+    let pcm = Arc::new(audio_in.clone());
+    let acs = fake_acs(|c| {
+        c.audio = CallAudio {
+            sources: vec![AudioSource {
+                raw_id: None,
+                input: AudioInput::Pcm {
+                    sample_rate: rate,
+                    samples: pcm,
+                },
+            }],
+            // the caller's first sample (the call timeline's 0) comes well after the connection
+            // opened: the bot track must follow the caller's timeline, not the connection's clock
+            first_audio_after: Duration::from_millis(500),
+            ..CallAudio::default()
+        };
+        c.max_stream_duration = Duration::from_secs(60);
+    })
+    .await;
+    let format = if rate == 24_000 {
+        "pcm24KMono"
+    } else {
+        "pcm16KMono"
+    };
+    let mut gw = Gw::start_with_acs(&acs, |c| {
         c.media.bidirectional = true;
+        for p in c.answer.profiles.values_mut() {
+            p.enable_bidirectional = true;
+            p.audio_format = format.into();
+        }
         wav_only(c).mix_outbound = mix;
     })
     .await;
-    let label = format!("botrec-{rate}");
-    let ws = gw.connect("/ws", &label).await;
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let (close_tx, close_rx) = oneshot::channel();
-    let side = tokio::spawn(caller_side(ws, rate, seen.clone(), close_rx));
+    let conn = acs_call(&acs, &gw, IncomingCallSpec::default()).await;
     let hub = gw.app().playback().clone();
     let call = eventually("the call registers for playback", STEP, || async {
         hub.calls().first().copied().ok_or("no call")
     })
     .await;
-    let per = rate as usize / 50;
-    let sent = |s: &Seen| s.sent;
-    wait_until("half a second of caller audio", STEP, || async {
-        sent(&seen.lock().unwrap()) >= 25
-    })
-    .await;
+    // half a second of caller audio
+    wait_acs_frames(&acs, &conn, 25).await;
     wait_until("the call's rate", STEP, || async {
         hub.sample_rate(call) == Some(rate)
     })
@@ -154,7 +120,7 @@ async fn both_directions(rate: u32, mix: bool) {
     let a = utterance(per * 30, 1);
     assert_eq!(hub.enqueue(call, &a, rate), Enqueued::Queued);
     wait_until("the first utterance reached ACS", STEP, || async {
-        seen.lock().unwrap().audio_samples() >= a.len()
+        received(&acs, &conn).pcm.len() >= a.len()
     })
     .await;
     // a pause, then a 3 s utterance cut after about 10 frames
@@ -162,19 +128,24 @@ async fn both_directions(rate: u32, mix: bool) {
     let b = utterance(per * 150, 2);
     assert_eq!(hub.enqueue(call, &b, rate), Enqueued::Queued);
     wait_until("ten frames of the second utterance", STEP, || async {
-        seen.lock().unwrap().audio_samples() >= a.len() + 10 * per
+        received(&acs, &conn).pcm.len() >= a.len() + 10 * per
     })
     .await;
     assert!(hub.stop(call), "the stop stops something");
     wait_until("StopAudio", STEP, || async {
-        seen.lock().unwrap().stopped()
+        received(&acs, &conn).stopped
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    close_tx.send(()).unwrap();
-    let inbound = tokio::time::timeout(LONG, side).await.unwrap().unwrap();
-    gw.wait_no_connections().await;
-    let dir = gw.call_dir(&label);
+    // the caller hangs up: the fake closes the media socket (1000) and posts the call's end
+    acs_hang_up(&acs, &gw, &conn).await;
+    let sent = acs_frames_sent(&acs, &conn) as usize * per;
+    assert!(
+        sent <= audio_in.len(),
+        "the caller's audio outlasts the call"
+    );
+    let inbound = &audio_in[..sent];
+    let dir = gw.call_dir(&conn);
     let doc = eventually("the ended call's call.json", LONG, || async {
         let p = dir.join("call.json");
         let doc: serde_json::Value = std::fs::read(&p)
@@ -190,13 +161,11 @@ async fn both_directions(rate: u32, mix: bool) {
     .await;
 
     // what ACS received, in order: every audio frame before and after the stop
-    let seen = std::mem::take(&mut *seen.lock().unwrap());
-    let received: Vec<i16> = seen
-        .out
-        .iter()
-        .filter_map(|(_, a)| a.clone())
-        .flatten()
-        .collect();
+    let Received {
+        pcm: received,
+        first_at,
+        ..
+    } = received(&acs, &conn);
     assert_eq!(&received[..a.len()], &a[..], "the first utterance whole");
     let b_sent = received.len() - a.len();
     assert!(
@@ -268,7 +237,7 @@ async fn both_directions(rate: u32, mix: bool) {
     );
 
     // on the call timeline: the first frame sits where the caller's audio was when it was sent
-    let first_at = seen.out.iter().find(|(_, a)| a.is_some()).unwrap().0 as usize * per;
+    let first_at = first_at.expect("audio came") as usize * per;
     let a_start = runs[0].0 as i64;
     let tolerance = rate as i64 * 15 / 100; // 150 ms: scheduling on a loaded machine
     eprintln!(
@@ -283,11 +252,13 @@ async fn both_directions(rate: u32, mix: bool) {
     // the caller's track (ACS's mixed stream) starts at the same place: with the bot mixed in
     // when asked, exactly the caller otherwise
     let (_, mixed) = read_wav(&dir.join("mixed.wav"));
+    assert_eq!(mixed.len(), inbound.len(), "every frame the caller sent");
     for (i, &m) in mixed.iter().enumerate() {
         let want = inbound[i] + if mix { *track.get(i).unwrap_or(&0) } else { 0 };
         assert_eq!(m, want, "mixed.wav sample {i} (mix_outbound = {mix})");
     }
     gw.shutdown().await;
+    acs.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: start a gateway on 127.0.0.1:0 with its recordings
 //! in a temporary folder, the one fake ACS the tests use (acs-sim's, [`fake_acs`]) and a gateway
-//! pointed at it ([`Gw::start_with_acs`]), speak the ACS media protocol to it, read back WAVs,
+//! pointed at it ([`Gw::start_with_acs`]), a call from that fake ACS into the gateway
+//! ([`acs_call`], [`wait_acs_frames`], [`acs_hang_up`]), speak the ACS media protocol to it by
+//! hand (tests about the frames themselves), read back WAVs,
 //! call.json and /metrics, load committed fixtures ([`fixture_path`]) and wait for conditions
 //! ([`wait`]). Everything is loopback with timeouts.
 #![allow(dead_code)]
@@ -10,7 +12,8 @@ use acs_media_gateway::config::Config;
 use acs_media_gateway::protocol::media::{inbound_audio_data_json, inbound_audio_metadata_json};
 use acs_media_gateway::protocol::timestamp::format_timestamp;
 use acs_media_gateway::sinks::SinkConfig;
-use acs_sim::acs::{CallAudio, FakeAcs, FakeAcsConfig, FakeAcsHandle};
+use acs_sim::acs::{CallAudio, FakeAcs, FakeAcsConfig, FakeAcsHandle, IncomingCallSpec};
+use acs_sim::eventgrid::EventGridTarget;
 use acs_sim::jwt::SigningKeySource;
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
@@ -383,11 +386,74 @@ pub async fn fake_acs_realtime(
             after: acs_sim::acs::AfterAudio::Silence,
             silent_threshold_dbfs: -50.0,
             echo: None,
+            first_audio_after: Duration::ZERO,
         };
         cfg.max_stream_duration = max_stream;
         tweak(cfg);
     })
     .await
+}
+
+/// The fake ACS calls the gateway: an IncomingCall for `spec` delivered to its Event Grid webhook
+/// (`/api/incomingCall`, no secret), answered, and media streaming started (the fake's media
+/// client is on the gateway's WebSocket, playing the call's [`CallAudio`] and recording what
+/// comes back: [`FakeAcsHandle::outbound_events`], [`FakeAcsHandle::outbound_pcm`]). Returns the
+/// `callConnectionId` (the call's recordings folder).
+pub async fn acs_call(acs: &FakeAcsHandle, gw: &Gw, spec: IncomingCallSpec) -> String {
+    let mut target = EventGridTarget::new(format!("http://{}/api/incomingCall", gw.addr));
+    target.attempt_timeout = STEP;
+    target.retry_delays = vec![Duration::from_millis(200)];
+    let data = acs.incoming_call(spec);
+    let report = acs_sim::eventgrid::deliver_incoming_call(&target, &acs.topic(), &data, 0)
+        .await
+        .expect("IncomingCall delivered");
+    assert!(report.delivered, "{report:?}");
+    let conn = acs
+        .wait_for_answer(&data.incoming_call_context, STEP)
+        .await
+        .expect("the gateway answers")
+        .call_connection_id;
+    let media = |c: &acs_sim::acs::CallInfo| {
+        c.callback_names()
+            .iter()
+            .any(|n| n.starts_with("MediaStreaming"))
+    };
+    let call = acs
+        .wait_for(LONG, |h| h.call(&conn).filter(media))
+        .await
+        .or_else(|| acs.call(&conn));
+    assert!(
+        call.as_ref().is_some_and(|c| c
+            .callback_names()
+            .iter()
+            .any(|n| n == "MediaStreamingStarted")),
+        "media streaming started for {conn}: {call:#?}"
+    );
+    conn
+}
+
+/// `AudioData` frames the fake ACS has sent on call `conn` (all its connections).
+pub fn acs_frames_sent(acs: &FakeAcsHandle, conn: &str) -> u64 {
+    acs.call(conn).map_or(0, |c| c.media.audio_frames_sent)
+}
+
+/// Waits until the fake ACS has sent `n` audio frames on call `conn` (the caller's stream is
+/// `n` × 20 ms along); panics after [`LONG`].
+pub async fn wait_acs_frames(acs: &FakeAcsHandle, conn: &str, n: u64) {
+    wait_until(&format!("{n} caller frames on {conn}"), LONG, || async {
+        acs_frames_sent(acs, conn) >= n
+    })
+    .await;
+}
+
+/// The far end of call `conn` hangs up: the fake ACS closes the media socket (1000) and posts
+/// the call's end; returns once the gateway has no media connection left.
+pub async fn acs_hang_up(acs: &FakeAcsHandle, gw: &Gw, conn: &str) {
+    assert!(acs.hang_up(conn), "call {conn} is live");
+    acs.wait_for_callback(conn, "CallDisconnected", STEP)
+        .await
+        .unwrap_or_else(|| panic!("call {conn} ends"));
+    gw.wait_no_connections().await;
 }
 
 /// Rate and samples of a mono 16-bit WAV.

@@ -127,6 +127,11 @@ pub struct FakeAcsArgs {
     /// (first) caller's stream that much later and quieter, as a loudspeaker would return it.
     #[arg(long, value_name = "LEVEL_DB:DELAY_MS", value_parser = parse_echo)]
     pub echo: Option<EchoPath>,
+    /// Hold each call's first `AudioData` back this long after its `AudioMetadata` (0–60000): the
+    /// socket opens, the caller's audio starts later (timestamps shift with it).
+    #[arg(long, default_value_t = 0, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub first_audio_after_ms: u64,
     /// Media pacing.
     #[arg(long, value_enum, default_value_t = Pacing::Realtime)]
     pub pace: Pacing,
@@ -197,6 +202,7 @@ impl FakeAcsArgs {
             audio.after = AfterAudio::Loop;
         }
         audio.echo = self.echo;
+        audio.first_audio_after = Duration::from_millis(self.first_audio_after_ms);
         Ok(FakeAcsConfig {
             listen,
             access_key,
@@ -719,6 +725,8 @@ mod tests {
             "cloud-events",
             "--retry-delays-ms",
             "10,20",
+            "--first-audio-after-ms",
+            "500",
         ])
         .unwrap();
         let Command::Call(a) = cli.command else {
@@ -742,6 +750,11 @@ mod tests {
         );
         let cfg = a.acs.config("127.0.0.1:0".parse().unwrap()).unwrap();
         assert_eq!(cfg.access_key, b"test-key");
+        assert_eq!(cfg.audio.first_audio_after, Duration::from_millis(500));
+        assert!(
+            Cli::try_parse_from(["acs-sim", "acs", "--first-audio-after-ms", "60001"]).is_err(),
+            "at most a minute"
+        );
         match &cfg.signing_key {
             SigningKeySource::Persistent(p) => {
                 assert_eq!(p, &Path::new(".acs-sim").join("signing-key.pem"))

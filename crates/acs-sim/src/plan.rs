@@ -252,7 +252,8 @@ pub enum PlannedKind {
 /// One message to send, in send order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedFrame {
-    /// When to send it, relative to the start of the stream (a multiple of 20 ms).
+    /// When to send it, relative to the start of the stream (a multiple of 20 ms, plus the
+    /// lead-in of a fake ACS stream with `CallAudio::first_audio_after`).
     pub at: Duration,
     /// What it is.
     pub kind: PlannedKind,

@@ -738,6 +738,91 @@ async fn outbound_audio_is_recorded_with_pacing_and_stop_latency() {
 }
 
 #[tokio::test]
+async fn first_audio_after_and_given_pcm_and_outbound_stream_positions() {
+    // the caller's audio is the test's PCM, held back 400 ms after the metadata
+    let pcm: Vec<i16> = (0..16_000)
+        .map(|i| (i * 7919 % 2001) as i16 - 1000)
+        .collect();
+    let lead_in = Duration::from_millis(400);
+    let acs = start_fake(FakeAcsConfig {
+        audio: CallAudio {
+            sources: vec![AudioSource {
+                raw_id: None,
+                input: AudioInput::Pcm {
+                    sample_rate: 16_000,
+                    samples: std::sync::Arc::new(pcm.clone()),
+                },
+            }],
+            first_audio_after: lead_in,
+            ..CallAudio::default()
+        },
+        ..test_config()
+    })
+    .await;
+    let hooks = Receiver::start().await;
+    let media = MediaServer::start(TalkBack {
+        frames: 5,
+        pcm_bytes: 640,
+        interval: Duration::from_millis(40),
+        stop_audio: true,
+    })
+    .await;
+    let id = answer(&acs, &hooks.url("/cb"), Some(&media.url)).await;
+    let info = acs
+        .wait_for(WAIT, |h| {
+            h.call(&id).filter(|c| c.media.outbound.stop_audio == 1)
+        })
+        .await
+        .expect("the talk-back and its StopAudio recorded");
+    let conns = media
+        .wait_until("15 audio frames", |c| {
+            c.first().is_some_and(|c| c.texts.len() > 15)
+        })
+        .await;
+    let texts = &conns[0].texts;
+    assert!(matches!(
+        parse_inbound(texts[0].1.as_bytes()).unwrap(),
+        Inbound::AudioMetadata(_)
+    ));
+    // the metadata came at once, the audio only after the lead-in (arrival times: the metadata
+    // may have been a little late itself, hence the slack)
+    let gap = texts[1].0 - texts[0].0;
+    assert!(gap >= lead_in - Duration::from_millis(100), "{gap:?}");
+    // and it is the PCM given, frame by frame
+    let mut sent = Vec::new();
+    for (_, t) in &texts[1..] {
+        let Inbound::AudioData(a) = parse_inbound(t.as_bytes()).unwrap() else {
+            panic!("{t}")
+        };
+        let mut bytes = Vec::new();
+        acs_protocol::decode_base64_into(a.data.as_bytes(), &mut bytes).unwrap();
+        sent.extend(
+            bytes
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]])),
+        );
+    }
+    assert_eq!(&sent[..], &pcm[..sent.len()]);
+
+    // each message back carries the caller's stream position at its arrival: the talk-back
+    // starts once the first frame arrived, and the position only grows
+    let events = acs.outbound_events(&id).unwrap();
+    assert_eq!(events.len(), 6, "{events:?}");
+    let pos: Vec<u64> = events.iter().map(|e| e.stream_frames).collect();
+    assert!(pos[0] >= 1, "{pos:?}");
+    assert!(pos.windows(2).all(|w| w[0] <= w[1]), "{pos:?}");
+    assert!(
+        pos[5] <= info.media.audio_frames_sent,
+        "{pos:?} of {}",
+        info.media.audio_frames_sent
+    );
+    // the StopAudio came 200 ms after the first talk-back frame: about 10 frames later
+    assert!(pos[5] > pos[0], "{pos:?}");
+    assert!(acs.hang_up(&id));
+    acs.shutdown().await;
+}
+
+#[tokio::test]
 async fn unmixed_24k_streams_one_participant_each() {
     let acs = start_fake(test_config()).await;
     let hooks = Receiver::start().await;

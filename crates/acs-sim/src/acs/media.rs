@@ -4,6 +4,11 @@
 //!
 //! Audio marks (preview): the fake plays outbound audio the moment it arrives, so an `AudioData`
 //! carrying a mark is answered with `MarkData` `Completed` before the stream's next frame.
+//!
+//! Every outbound message is recorded with its arrival time and the caller's stream position
+//! then (20 ms frames sent on that connection), so a test can line what came back up with what
+//! the caller had said; [`CallAudio::first_audio_after`] holds the first `AudioData` back after
+//! the `AudioMetadata`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -68,6 +73,10 @@ pub enum OutboundKind {
 pub struct OutboundEvent {
     /// Milliseconds since the call's first media connection opened.
     pub at_ms: f64,
+    /// The caller's stream position when it arrived: 20 ms frames of the (first) inbound stream
+    /// the fake had sent on this media connection (0: none yet). Its audio up to
+    /// `stream_frames × 20 ms` had gone out.
+    pub stream_frames: u64,
     /// What it was.
     pub kind: OutboundKind,
 }
@@ -149,7 +158,8 @@ pub struct OutboundSummary {
 pub(crate) struct OutboundLog {
     epoch: Option<Instant>,
     sample_rate: u32,
-    events: Vec<(Instant, OutboundKind)>,
+    /// (arrival, stream position, what).
+    events: Vec<(Instant, u64, OutboundKind)>,
     pcm: Vec<u8>,
     /// Speech onsets of the audio the fake sent, shared with the frame source.
     pub onsets: Arc<Mutex<Vec<Instant>>>,
@@ -169,8 +179,9 @@ impl OutboundLog {
     pub fn events(&self) -> Vec<OutboundEvent> {
         self.events
             .iter()
-            .map(|(t, k)| OutboundEvent {
+            .map(|(t, pos, k)| OutboundEvent {
                 at_ms: self.ms(*t),
+                stream_frames: *pos,
                 kind: k.clone(),
             })
             .collect()
@@ -183,7 +194,8 @@ impl OutboundLog {
             .collect()
     }
 
-    fn record(&mut self, at: Instant, payload: &[u8]) {
+    /// Records `payload`, received at `at` when the caller's stream was at frame `position`.
+    fn record(&mut self, at: Instant, position: u64, payload: &[u8]) {
         let kind = match parse_outbound(payload) {
             Ok(Outbound::AudioData { data }) => {
                 match base64::engine::general_purpose::STANDARD.decode(data.as_bytes()) {
@@ -222,13 +234,13 @@ impl OutboundLog {
                 reason: e.to_string(),
             },
         };
-        self.events.push((at, kind));
+        self.events.push((at, position, kind));
     }
 
     pub fn summary(&self) -> OutboundSummary {
         let mut s = OutboundSummary::default();
         let mut audio_times = Vec::new();
-        for (t, k) in &self.events {
+        for (t, _, k) in &self.events {
             match k {
                 OutboundKind::Audio { pcm_bytes, mark } => {
                     s.marks += u64::from(mark.is_some());
@@ -253,12 +265,12 @@ impl OutboundLog {
             .collect();
         s.intervals = IntervalStats::of(&intervals);
         let onsets = self.onsets.lock().map(|o| o.clone()).unwrap_or_default();
-        for (t, k) in &self.events {
+        for (t, _, k) in &self.events {
             if *k == OutboundKind::StopAudio {
                 s.audio_after_stop += self
                     .events
                     .iter()
-                    .filter(|(a, k)| {
+                    .filter(|(a, _, k)| {
                         matches!(k, OutboundKind::Audio { .. })
                             && *a > *t
                             && a.saturating_duration_since(*t) <= AFTER_STOP_WINDOW
@@ -366,6 +378,8 @@ struct CallFrames {
     p: usize,
     max_slots: u64,
     start_unix_ms: i64,
+    /// The first `AudioData` goes this long after the `AudioMetadata`; every slot shifts by it.
+    lead_in: Duration,
     stop: Arc<AtomicBool>,
     quiet: Vec<u32>,
     session_start: Option<Instant>,
@@ -415,8 +429,10 @@ impl Iterator for CallFrames {
     fn next(&mut self) -> Option<PlannedFrame> {
         // `play` asks for the first frame right after the handshake: that is the stream's t0.
         let start = *self.session_start.get_or_insert_with(Instant::now);
+        // the inbound stream (slot 0) starts after the lead-in
+        let audio_start = start + self.lead_in;
         if let Some(Ok(mut e)) = self.echo.as_ref().map(|e| e.lock()) {
-            e.start(start);
+            e.start(audio_start);
         }
         if let Some(text) = self.metadata.take() {
             return Some(PlannedFrame {
@@ -432,7 +448,7 @@ impl Iterator for CallFrames {
         let mark = self.marks.lock().ok().and_then(|mut q| q.pop_front());
         if let Some(id) = mark {
             return Some(PlannedFrame {
-                at: Duration::from_millis(self.slot * FRAME_MS),
+                at: self.lead_in + Duration::from_millis(self.slot * FRAME_MS),
                 kind: PlannedKind::MarkData,
                 text: mark_data_json(&id, MARK_COMPLETED),
             });
@@ -458,7 +474,7 @@ impl Iterator for CallFrames {
             {
                 self.last_onset_slot = Some(slot);
                 if let Ok(mut o) = self.onsets.lock() {
-                    o.push(start + Duration::from_millis(slot * FRAME_MS));
+                    o.push(audio_start + Duration::from_millis(slot * FRAME_MS));
                 }
             }
             self.quiet[p] = 0;
@@ -486,13 +502,15 @@ impl Iterator for CallFrames {
             participant: p,
             pcm_bytes: self.pcm_bytes,
         };
-        Some(plan_audio_frame(
+        let mut frame = plan_audio_frame(
             self.start_unix_ms,
             at,
             b64,
             stream.raw_id.as_deref(),
             silent,
-        ))
+        );
+        frame.at += self.lead_in;
+        Some(frame)
     }
 }
 
@@ -519,6 +537,8 @@ struct MediaObserver {
     call_id: String,
     generation: u64,
     tx: mpsc::UnboundedSender<Cmd>,
+    /// Frames of the first inbound stream sent on this connection.
+    position: u64,
 }
 
 impl PlayObserver for MediaObserver {
@@ -538,7 +558,13 @@ impl PlayObserver for MediaObserver {
     }
 
     fn sent(&mut self, frame: &SentFrame<'_>) {
-        if let PlannedKind::Audio { .. } = frame.kind {
+        if let PlannedKind::Audio {
+            participant, frame, ..
+        } = *frame.kind
+        {
+            if participant == 0 {
+                self.position = frame;
+            }
             // Counted without waking waiters: this runs 50 times a second per stream.
             if let Some(c) = self.shared.lock().call_mut(&self.call_id) {
                 c.info.media.audio_frames_sent += 1;
@@ -550,7 +576,7 @@ impl PlayObserver for MediaObserver {
         let now = Instant::now();
         self.shared.update(|s| {
             if let Some(c) = s.call_mut(&self.call_id) {
-                c.outbound.record(now, payload);
+                c.outbound.record(now, self.position, payload);
             }
         });
     }
@@ -569,7 +595,7 @@ async fn stream(p: &MediaParams) -> MediaOutcome {
     let (audio, raw_ids, rate, unmixed) =
         (p.audio.clone(), p.raw_ids.clone(), p.sample_rate, p.unmixed);
     let threshold = p.audio.silent_threshold_dbfs;
-    let echo = p.audio.echo;
+    let (echo, lead_in) = (p.audio.echo, p.audio.first_audio_after);
     let resolved = tokio::task::spawn_blocking(move || {
         resolve_audio(&audio, &raw_ids, rate, unmixed).map(|streams| {
             streams
@@ -624,7 +650,11 @@ async fn stream(p: &MediaParams) -> MediaOutcome {
         slot: 0,
         p: 0,
         max_slots,
-        start_unix_ms: chrono::Utc::now().timestamp_millis(),
+        // timestamps are the wall clock of each frame's slot, after the lead-in
+        start_unix_ms: chrono::Utc::now()
+            .timestamp_millis()
+            .saturating_add(i64::try_from(lead_in.as_millis()).unwrap_or(i64::MAX)),
+        lead_in,
         stop: Arc::clone(&p.stop),
         session_start: None,
         last_onset_slot: None,
@@ -644,6 +674,7 @@ async fn stream(p: &MediaParams) -> MediaOutcome {
         call_id: p.call_id.clone(),
         generation: p.generation,
         tx: p.tx.clone(),
+        position: 0,
     };
     match play_observed(&p.transport_url, &headers, frames, p.pacing, &mut observer).await {
         Ok(report) => MediaOutcome::Ended(report.end),
@@ -681,15 +712,16 @@ mod tests {
         log.onsets.lock().unwrap().push(t0);
         let mut msg = String::new();
         acs_protocol::write_outbound_audio(&mut msg, &[1, 0, 2, 0]);
-        log.record(t0 + Duration::from_millis(20), msg.as_bytes());
-        log.record(t0 + Duration::from_millis(40), msg.as_bytes());
+        log.record(t0 + Duration::from_millis(20), 1, msg.as_bytes());
+        log.record(t0 + Duration::from_millis(40), 2, msg.as_bytes());
         log.record(
             t0 + Duration::from_millis(150),
+            7,
             acs_protocol::STOP_AUDIO_JSON.as_bytes(),
         );
-        log.record(t0 + Duration::from_millis(160), b"{");
+        log.record(t0 + Duration::from_millis(160), 8, b"{");
         acs_protocol::mark::write_outbound_audio_marked(&mut msg, &[5, 0], "pb-1");
-        log.record(t0 + Duration::from_millis(170), msg.as_bytes());
+        log.record(t0 + Duration::from_millis(170), 8, msg.as_bytes());
         assert_eq!(
             log.marks.lock().unwrap().pop_front().as_deref(),
             Some("pb-1")
@@ -708,6 +740,111 @@ mod tests {
         assert!((s.stop_audio_latency_ms[0].unwrap() - 150.0).abs() < 1e-6);
         assert_eq!(log.pcm(), vec![1, 2, 1, 2]);
         assert!((log.events()[2].at_ms - 150.0).abs() < 1e-6);
+        // each message carries the caller's stream position at its arrival
+        let positions: Vec<u64> = log.events().iter().map(|e| e.stream_frames).collect();
+        assert_eq!(positions, vec![1, 2, 7, 8]);
+    }
+
+    /// The frames of one mixed stream of `pcm` at 16 kHz, starting `lead_in` after the
+    /// metadata, at most `max_slots` slots.
+    fn frames_of(pcm: &[i16], lead_in: Duration, max_slots: u64) -> CallFrames {
+        CallFrames {
+            metadata: Some(inbound_audio_metadata_json(16_000, "sub")),
+            quiet: vec![0],
+            streams: vec![EncodedStream {
+                raw_id: None,
+                frames: encode(pcm, 16_000, -50.0),
+                pcm: Vec::new(),
+            }],
+            silence: base64::engine::general_purpose::STANDARD.encode([0u8; 640]),
+            after: AfterAudio::Silence,
+            pcm_bytes: 640,
+            slot: 0,
+            p: 0,
+            max_slots,
+            start_unix_ms: 1_731_698_172_925,
+            lead_in,
+            stop: Arc::default(),
+            session_start: None,
+            last_onset_slot: None,
+            onsets: Arc::default(),
+            marks: Arc::default(),
+            echo: None,
+            echo_pcm: Vec::new(),
+            threshold_dbfs: -50.0,
+        }
+    }
+
+    /// (schedule, timestamp, PCM) of each `AudioData`.
+    fn audio_frames(frames: Vec<PlannedFrame>) -> Vec<(Duration, i64, Vec<i16>)> {
+        frames
+            .iter()
+            .filter_map(
+                |f| match acs_protocol::parse_inbound(f.text.as_bytes()).ok()? {
+                    acs_protocol::Inbound::AudioData(a) => {
+                        let mut pcm = Vec::new();
+                        acs_protocol::decode_base64_into(a.data.as_bytes(), &mut pcm).unwrap();
+                        let ts = acs_protocol::parse_timestamp(a.timestamp.as_deref()?)?.unix_ms;
+                        let pcm = pcm
+                            .chunks_exact(2)
+                            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                            .collect();
+                        Some((f.at, ts, pcm))
+                    }
+                    _ => None,
+                },
+            )
+            .collect()
+    }
+
+    #[test]
+    fn first_audio_after_holds_the_audio_back_and_shifts_its_clock() {
+        // deterministic caller audio, 3.5 frames: the last one padded, then silence
+        let pcm: Vec<i16> = (0..1120).map(|i| (i * 37 % 2001) as i16 - 1000).collect();
+        let lead_in = Duration::from_millis(500);
+        let mut it = frames_of(&pcm, lead_in, 5);
+        let first = it.next().unwrap();
+        assert_eq!(
+            (first.kind, first.at),
+            (PlannedKind::AudioMetadata, Duration::ZERO),
+            "the metadata goes as the socket opens"
+        );
+        let onsets = Arc::clone(&it.onsets);
+        let start = it.session_start.unwrap();
+        let audio = audio_frames(it.collect());
+        assert_eq!(audio.len(), 5);
+        for (k, (at, ts, _)) in audio.iter().enumerate() {
+            let k = k as u64;
+            assert_eq!(*at, lead_in + Duration::from_millis(20 * k), "frame {k}");
+            assert_eq!(
+                *ts,
+                1_731_698_172_925 + 20 * k as i64,
+                "frame {k}'s timestamp"
+            );
+        }
+        // the audio is exactly the PCM given, padded with silence
+        let sent: Vec<i16> = audio.iter().flat_map(|(_, _, p)| p.clone()).collect();
+        assert_eq!(&sent[..pcm.len()], &pcm[..]);
+        assert!(sent[pcm.len()..].iter().all(|&x| x == 0));
+        // the caller's speech onset is where its first frame went, after the lead-in
+        assert_eq!(*onsets.lock().unwrap(), vec![start + lead_in]);
+
+        // no lead-in: the first frame follows the metadata at once
+        let audio = audio_frames(frames_of(&pcm, Duration::ZERO, 2).collect());
+        assert_eq!(audio[0].0, Duration::ZERO);
+        assert_eq!(audio[1].0, Duration::from_millis(20));
+    }
+
+    #[test]
+    fn a_mark_answer_waits_for_the_lead_in_too() {
+        let mut it = frames_of(&[1000; 640], Duration::from_millis(300), 2);
+        it.next(); // metadata
+        it.marks.lock().unwrap().push_back("m-1".into());
+        let mark = it.next().unwrap();
+        assert_eq!(
+            (mark.kind, mark.at),
+            (PlannedKind::MarkData, Duration::from_millis(300))
+        );
     }
 
     #[test]

@@ -25,7 +25,10 @@
 //!   later operation posts its callbacks in order (table below), each with a fresh 5-minute
 //!   RS256 token, and the `operationContext` echoed;
 //! * records **outbound audio** the gateway sends back on the media socket (`AudioData`,
-//!   `StopAudio`) with arrival times ([`FakeAcsHandle::outbound_pcm`], [`OutboundSummary`]);
+//!   `StopAudio`) with arrival times and the caller's stream position then
+//!   ([`FakeAcsHandle::outbound_pcm`], [`FakeAcsHandle::outbound_events`], [`OutboundSummary`]);
+//!   the caller's audio can be the test's own PCM ([`AudioInput::Pcm`]) and start a while after
+//!   the `AudioMetadata` ([`CallAudio::first_audio_after`]);
 //! * serves its **JWKS** at `/calling/keys` (the current key first, then keys rotated out with
 //!   [`FakeAcsHandle::rotate_signer`]) and an OpenID-configuration-like document at
 //!   `/calling/.well-known/acsopenidconfiguration` (not signed, not logged as requests);

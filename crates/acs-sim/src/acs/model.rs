@@ -133,6 +133,11 @@ pub struct CallAudio {
     pub silent_threshold_dbfs: f64,
     /// The gateway's playback comes back in the (first) caller's stream (None: no echo).
     pub echo: Option<EchoPath>,
+    /// Nothing on the wire between `AudioMetadata` (sent as the socket opens) and the first
+    /// `AudioData`, this long: the caller's audio, and the call's timeline, start later than the
+    /// connection. Every frame's schedule and timestamp shift by it. Zero: the first frame
+    /// follows the metadata at once.
+    pub first_audio_after: Duration,
 }
 
 /// An echo path: level (dB, negative) and delay.
@@ -155,6 +160,7 @@ impl Default for CallAudio {
             after: AfterAudio::Silence,
             silent_threshold_dbfs: -50.0,
             echo: None,
+            first_audio_after: Duration::ZERO,
         }
     }
 }
