@@ -853,6 +853,30 @@ mod tests {
     }
 
     #[test]
+    fn the_frame_after_a_dtmf_tone_is_not_speech() {
+        // Keypad digits over a -55 dBFS line: the first frame after each tone holds the band
+        // filters' tail of it (the low band's 16 taps ring for 15 samples), which is no speech.
+        for rate in [16_000, 24_000] {
+            let n = rate as usize / 50;
+            let mut v = AdaptiveVad::new(rate);
+            let mut seed = 3;
+            for _ in 0..50 {
+                assert!(!v.process(&noise(&mut seed, 0.003, n)).1);
+            }
+            for digit in 0..10 {
+                for k in 0..5 {
+                    let x = tone(&[697.0, 1209.0], 0.2, rate, n, k * n);
+                    assert!(!v.process(&x).1, "{rate}: digit {digit}, tone frame {k}");
+                }
+                for k in 0..5 {
+                    let x = noise(&mut seed, 0.003, n);
+                    assert!(!v.process(&x).1, "{rate}: digit {digit}, pause frame {k}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn neural_at_16_and_24k_scores_blocks_and_silence_is_unvoiced() {
         for rate in [16_000, 24_000] {
             let n = rate as usize / 50;
