@@ -93,7 +93,8 @@ const HANGOVER_FRAMES: u8 = 6;
 /// noise's swing: one band alone poking above its swing (any noise does, often) is not enough.
 const HANG_SUM_DB: f32 = 0.75;
 /// Mean periodicity of the noise above which it is babble (white, pink, brown noise and hum
-/// measure 0.2-0.35; a crowd of voices 0.45-0.55).
+/// frames measure 0.2-0.35, their means 0.19-0.28 on the evaluation set; a crowd of voices
+/// 0.45-0.55, mean 0.49).
 const BABBLE_PERIODICITY: f32 = 0.34;
 /// In babble, a frame is voiced only at this periodicity or more...
 pub const PERIODIC_GATE: f32 = 0.8;
