@@ -496,13 +496,14 @@ fn run(rate: u32) -> Vec<Summary> {
 /// The figures asserted. The targets were F1 >= 0.90 with false alarms <= 0.15 and
 /// noise-only false alarms <= 0.05 for the default, better than WebRTC's best mode, and the
 /// neural option better still. On this set (strict frame truth: the short gaps between words are
-/// non-speech; 20-voice babble counts as noise) the default reaches F1 0.896 / FA 0.067 /
-/// noise-only FA 0.006 at 16 kHz (the detector before the periodicity gate and the longer
-/// hangover: 0.879 / 0.072 / 0.016, which fails here) and WebRTC's best mode 0.778 / 0.323; the
-/// neural option (0.805) beats WebRTC but not the default. F1 0.90 is not reached: the loss is
-/// babble at 0-5 dB SNR. The asserts hold those figures with a little slack, so a change that
-/// makes a detector worse fails here. They apply to the committed draw only (`VAD_EVAL_SEED`
-/// unset or 0): other draws print their tables.
+/// non-speech; 20-voice babble counts as noise) the default reaches F1 0.913 / FA 0.043 /
+/// noise-only FA 0.001 at 16 kHz (the previous release: 0.896 / 0.067 / 0.006, which fails here;
+/// the one before the periodicity gate: 0.879 / 0.072 / 0.016) and WebRTC's best mode 0.778 /
+/// 0.323; the neural option (0.805) beats WebRTC but not the default. What is left is babble at
+/// 0-5 dB SNR. The asserts hold those figures with a little slack, so a change that makes a
+/// detector worse fails here. They apply to the committed draw only (`VAD_EVAL_SEED` unset or 0):
+/// other draws print their tables. The thresholds were tuned on seeds 0 and 1 (seed 1: 0.915);
+/// seeds 2, 3 and 4, never tuned on, give 0.908, 0.913 and 0.915.
 fn check(sums: &[Summary]) {
     if std::env::var_os("VAD_EVAL_ONLY").is_some() || seed_shift() != 0 {
         return;
@@ -517,7 +518,7 @@ fn check(sums: &[Summary]) {
         .map(|s| s.all.f1())
         .fold(0.0, f64::max);
     assert!(
-        adaptive.all.f1() >= 0.89,
+        adaptive.all.f1() >= 0.91,
         "adaptive F1 {:.3}",
         adaptive.all.f1()
     );

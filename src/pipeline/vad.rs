@@ -17,10 +17,12 @@
 //! noise). Each band's noise floor is the minimum of its smoothed log energy over the last
 //! ~1.3 s (minimum statistics over 8 sub-windows of 8 frames), so the floor follows the stream's
 //! noise up or down within about a second and a half; a second estimate, the mean over frames
-//! near the floor, compensates the minimum's bias and measures how far the noise swings. A frame
-//! is voiced when its level is above [`ABS_FLOOR_DBFS`] and its sub-band SNRs over the noise
-//! mean, less a margin that grows with the swing, are high enough (a weighted sum over the bands,
-//! the low band weighing most, or one band alone).
+//! near the floor (within twice the swing and at least [`NOISE_FEED_MIN_DB`], so a mean that sits
+//! on its floor can still learn the swing; faster in a stream's first 20 frames), compensates the
+//! minimum's bias and measures how far the noise swings. A frame is voiced when its level is
+//! above [`ABS_FLOOR_DBFS`] and its sub-band SNRs over the noise mean, less a margin that grows
+//! with the swing, are high enough (a weighted sum over the bands, the low band weighing most, or
+//! one band alone).
 //!
 //! Babble (a crowd's voices) fools sub-band SNR: it swings like speech. So the low band is also
 //! kept at 4 kHz (every 4th output at 16 kHz, every 6th at 24 kHz: its 16 taps are the
@@ -28,12 +30,15 @@
 //! of its last 24 ms at the pitch lags (80–400 Hz): near 1 for one voice's voiced sounds. The
 //! mean periodicity of the frames the energy calls noise tells babble (0.45–0.55) from white,
 //! pink, brown noise and hum (0.2–0.35); in babble a frame the energy calls speech must also be
-//! periodic ([`PERIODIC_GATE`]) unless its excess is large. A hangover of 6 frames keeps the weak
-//! end of a word: it voices frames with some band still above its noise and counts down on
-//! every frame that is not clearly voiced, so one weaker frame does not end it.
+//! periodic ([`PERIODIC_GATE`]) unless its excess is large. A stream starts as if its noise were
+//! babble and leaves that mode once its noise frames prove aperiodic (about 0.4 s). A hangover of
+//! 6 frames keeps the weak end of a word: it voices frames whose bands are still above their
+//! noise's swing (a weighted sum, [`HANG_SUM_DB`]) and counts down on every frame that is not
+//! clearly voiced, so one weaker frame does not end it.
 //! Logarithms come from the float's exponent and a polynomial. Frames that are a DTMF dual tone
-//! are unvoiced; only the first voiced frame of a run is checked (a keypad tone starts after a
-//! pause), so the check costs nothing in running speech. No allocation, no FFT.
+//! are unvoiced, and so is the frame after one (the filters still ring with the tone); only the
+//! first voiced frame of a run is checked (a keypad tone starts after a pause), so the check
+//! costs nothing in running speech. No allocation, no FFT.
 //!
 //! # Neural detector
 //!
@@ -59,9 +64,13 @@ const BANDS: usize = 5;
 const SUBWINDOWS: usize = 8;
 const SUBWINDOW_FRAMES: u32 = 8;
 /// Smoothing of the per-band log energy before the minimum search (weight of the old value).
-const SMOOTH: f32 = 0.6;
-/// dB a band must exceed its floor by before it counts toward the summed SNR.
-const BAND_MARGIN_DB: f32 = 1.5;
+const SMOOTH: f32 = 0.7;
+/// dB a band must exceed its noise by (on top of [`SPREAD_WEIGHT`] of its swing) before it counts
+/// toward the summed SNR.
+const BAND_MARGIN_DB: f32 = 1.2;
+/// Share of the noise's swing (mean minus minimum) added to the margin: the mean already sits
+/// above most noise frames, so the whole swing on top of it cost quiet speech.
+const SPREAD_WEIGHT: f32 = 0.4;
 /// Weight of each band's excess in the sum (the level band takes no part).
 const BAND_WEIGHT: [f32; BANDS] = [0.0, 1.0, 0.5, 1.0, 1.5];
 /// Summed excess (dB over the margins, all bands) that makes a frame voiced.
@@ -70,19 +79,33 @@ const SUM_THRESHOLD_DB: f32 = 3.0;
 const SINGLE_THRESHOLD_DB: f32 = 5.0;
 /// Weight of the old value in the per-band noise mean (updated on unvoiced frames).
 const NOISE_MEAN_KEEP: f32 = 0.95;
-/// Frames kept voiced after the last clearly voiced one, while some band is still above its floor.
+/// ...and in a stream's first [`NOISE_START_FRAMES`] frames, so the mean leaves the first frame's
+/// value quickly (one low first frame made every later noise frame look like speech).
+const NOISE_MEAN_KEEP_START: f32 = 0.8;
+const NOISE_START_FRAMES: u32 = 20;
+/// A frame feeds the noise mean when it is within twice the swing, and at least this many dB, of
+/// the floor (plus the margin). Without the minimum a band whose mean sat on its floor could never
+/// learn how far its noise swings: babble's frames all looked like speech.
+const NOISE_FEED_MIN_DB: f32 = 2.0;
+/// Frames kept voiced after the last clearly voiced one, while the bands are still above their noise.
 const HANGOVER_FRAMES: u8 = 6;
+/// A hangover frame needs this weighted sum (dB, [`BAND_WEIGHT`]) of the bands' SNR above their
+/// noise's swing: one band alone poking above its swing (any noise does, often) is not enough.
+const HANG_SUM_DB: f32 = 0.75;
 /// Mean periodicity of the noise above which it is babble (white, pink, brown noise and hum
-/// measure 0.2-0.35; a crowd of voices 0.45-0.55).
-const BABBLE_PERIODICITY: f32 = 0.37;
+/// frames measure 0.2-0.35, their means 0.19-0.28 on the evaluation set; a crowd of voices
+/// 0.45-0.55, mean 0.49).
+const BABBLE_PERIODICITY: f32 = 0.34;
 /// In babble, a frame is voiced only at this periodicity or more...
-pub const PERIODIC_GATE: f32 = 0.75;
+pub const PERIODIC_GATE: f32 = 0.8;
 /// ...or with this summed excess (dB).
 const BABBLE_OVERRIDE_DB: f32 = 25.0;
 /// Weight of the old value in the noise's mean periodicity (updated on frames not called speech).
-const NOISE_PERIOD_KEEP: f32 = 0.9;
-/// The noise's mean periodicity at a stream's start (not babble).
-const NOISE_PERIOD_START: f32 = 0.35;
+const NOISE_PERIOD_KEEP: f32 = 0.95;
+/// The noise's mean periodicity at a stream's start: babble, the cautious guess. Until about
+/// 0.4 s of noise frames has shown otherwise, a frame needs periodicity or a large excess; a
+/// start that trusted the energy alone called the first words of babble speech.
+const NOISE_PERIOD_START: f32 = 0.4;
 /// Lowest energy a floor can hold (keeps logs finite in digital silence): -110 dBFS per sample.
 const MIN_ENERGY: f32 = 1e-11 * 32768.0 * 32768.0;
 
@@ -267,6 +290,10 @@ pub struct AdaptiveVad {
     /// Mean log energy per band over frames judged noise (dB).
     noise_mean: [f32; BANDS],
     hang: u8,
+    /// Frames seen (saturating): the noise mean adapts faster in the first few.
+    frames: u32,
+    /// The previous frame was a DTMF tone: this one holds the band filters' tail of it.
+    after_tone: bool,
     /// The previous frame was voiced speech (not a tone): this frame needs no DTMF check.
     speech_run: bool,
     /// In a run of frames the DTMF check rejected.
@@ -293,6 +320,8 @@ impl AdaptiveVad {
             started: false,
             noise_mean: [f32::NEG_INFINITY; BANDS],
             hang: 0,
+            frames: 0,
+            after_tone: false,
             speech_run: false,
             tone_run: false,
             dtmf: DtmfDetector::new(sample_rate),
@@ -356,7 +385,8 @@ impl AdaptiveVad {
         // the band's noise swings (mean minus minimum, about 2.5 standard deviations).
         let mut sum = 0f32;
         let mut best = f32::NEG_INFINITY;
-        let mut above = false;
+        // Weighted SNR above the swing, for the hangover.
+        let mut held = 0f32;
         for b in 1..BANDS {
             let f = floor[b];
             if !f.is_finite() {
@@ -369,11 +399,12 @@ impl AdaptiveVad {
             };
             let spread = mean - f;
             let snr = e[b] - mean;
-            let excess = snr - BAND_MARGIN_DB - spread;
+            let excess = snr - BAND_MARGIN_DB - SPREAD_WEIGHT * spread;
             sum += BAND_WEIGHT[b] * excess.max(0.0);
             best = best.max(excess);
-            above |= snr > spread;
+            held += BAND_WEIGHT[b] * (snr - spread).max(0.0);
         }
+        self.frames = self.frames.saturating_add(1);
         let loud_enough = level > ABS_FLOOR_DBFS;
         let energetic = loud_enough && (sum > SUM_THRESHOLD_DB || best > SINGLE_THRESHOLD_DB);
         // Babble: the noise is voices itself (its frames are as periodic as a crowd gets). A
@@ -390,11 +421,11 @@ impl AdaptiveVad {
         };
         let clear = energetic && !(babble && period < PERIODIC_GATE && sum < BABBLE_OVERRIDE_DB);
         // The hangover counts down on every frame that is not clearly voiced and voices those
-        // with some band above its noise; one frame without does not end it.
+        // whose bands are still above their noise; one frame without does not end it.
         let mut voiced = if clear {
             self.hang = HANGOVER_FRAMES;
             true
-        } else if self.hang > 0 && loud_enough && above {
+        } else if self.hang > 0 && loud_enough && held > HANG_SUM_DB {
             self.hang -= 1;
             true
         } else {
@@ -407,21 +438,33 @@ impl AdaptiveVad {
         }
         if !voiced {
             // Only frames near the floor feed the mean, so missed speech cannot raise it.
+            let keep = if self.frames <= NOISE_START_FRAMES {
+                NOISE_MEAN_KEEP_START
+            } else {
+                NOISE_MEAN_KEEP
+            };
             for ((m, v), f) in self.noise_mean.iter_mut().zip(&e).zip(&floor) {
                 if !m.is_finite() || !f.is_finite() {
                     *m = *v;
-                } else if *v < f + 2.0 * (*m - f).max(0.0) + BAND_MARGIN_DB {
-                    *m = NOISE_MEAN_KEEP * *m + (1.0 - NOISE_MEAN_KEEP) * v;
+                } else if *v < f + (2.0 * (*m - f)).max(NOISE_FEED_MIN_DB) + BAND_MARGIN_DB {
+                    *m = keep * *m + (1.0 - keep) * v;
                 }
             }
         }
         // A keypad tone starts after a pause: only the first voiced frame of a run is checked,
-        // and a run of tone frames stays checked until it ends.
+        // and a run of tone frames stays checked until it ends. The frame after a tone is not
+        // speech either: its band filters still ring with the tone's last samples.
+        let after_tone = std::mem::take(&mut self.after_tone);
         if voiced && !self.speech_run && self.dtmf.is_dtmf(x) {
             voiced = false;
             self.hang = 0;
             self.tone_run = true;
+            self.after_tone = true;
         } else if !voiced {
+            self.tone_run = false;
+        } else if after_tone {
+            voiced = false;
+            self.hang = 0;
             self.tone_run = false;
         }
         self.speech_run = voiced && !self.tone_run;
@@ -814,6 +857,30 @@ mod tests {
                 !v.process(&tone(&[770.0, 1336.0], 0.2, 16_000, 320, k * 320))
                     .1
             );
+        }
+    }
+
+    #[test]
+    fn the_frame_after_a_dtmf_tone_is_not_speech() {
+        // Keypad digits over a -55 dBFS line: the first frame after each tone holds the band
+        // filters' tail of it (the low band's 16 taps ring for 15 samples), which is no speech.
+        for rate in [16_000, 24_000] {
+            let n = rate as usize / 50;
+            let mut v = AdaptiveVad::new(rate);
+            let mut seed = 3;
+            for _ in 0..50 {
+                assert!(!v.process(&noise(&mut seed, 0.003, n)).1);
+            }
+            for digit in 0..10 {
+                for k in 0..5 {
+                    let x = tone(&[697.0, 1209.0], 0.2, rate, n, k * n);
+                    assert!(!v.process(&x).1, "{rate}: digit {digit}, tone frame {k}");
+                }
+                for k in 0..5 {
+                    let x = noise(&mut seed, 0.003, n);
+                    assert!(!v.process(&x).1, "{rate}: digit {digit}, pause frame {k}");
+                }
+            }
         }
     }
 
