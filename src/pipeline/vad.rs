@@ -17,7 +17,7 @@
 //! noise). Each band's noise floor is the minimum of its smoothed log energy over the last
 //! ~1.3 s (minimum statistics over 8 sub-windows of 8 frames), so the floor follows the stream's
 //! noise up or down within about a second and a half; a second estimate, the mean over frames
-//! near the floor (within twice the swing and at least [`NOISE_FEED_MIN_DB`], so a mean that sits
+//! near the floor (within twice the swing and at least `NOISE_FEED_MIN_DB`, so a mean that sits
 //! on its floor can still learn the swing; faster in a stream's first 20 frames), compensates the
 //! minimum's bias and measures how far the noise swings. A frame is voiced when its level is
 //! above [`ABS_FLOOR_DBFS`] and its sub-band SNRs over the noise mean, less a margin that grows
@@ -33,7 +33,7 @@
 //! periodic ([`PERIODIC_GATE`]) unless its excess is large. A stream starts as if its noise were
 //! babble and leaves that mode once its noise frames prove aperiodic (about 0.4 s). A hangover of
 //! 6 frames keeps the weak end of a word: it voices frames whose bands are still above their
-//! noise's swing (a weighted sum, [`HANG_SUM_DB`]) and counts down on every frame that is not
+//! noise's swing (a weighted sum, `HANG_SUM_DB`) and counts down on every frame that is not
 //! clearly voiced, so one weaker frame does not end it.
 //! Logarithms come from the float's exponent and a polynomial. Frames that are a DTMF dual tone
 //! are unvoiced, and so is the frame after one (the filters still ring with the tone); only the
