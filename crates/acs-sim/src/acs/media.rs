@@ -68,6 +68,9 @@ pub enum OutboundKind {
 pub struct OutboundEvent {
     /// Milliseconds since the call's first media connection opened.
     pub at_ms: f64,
+    /// Inbound stream time when it arrived (ms): the audio the fake had sent by then (the
+    /// connection's first stream, frames × 20 ms).
+    pub stream_ms: f64,
     /// What it was.
     pub kind: OutboundKind,
 }
@@ -136,6 +139,11 @@ pub struct OutboundSummary {
     /// For each `StopAudio`: milliseconds since the latest speech onset the fake sent before
     /// it (`None`: no onset within 10 s before it).
     pub stop_audio_latency_ms: Vec<Option<f64>>,
+    /// The same in stream time: the caller's audio sent from the onset's frame up to the
+    /// `StopAudio`'s arrival (frames × 20 ms; a `StopAudio` that came right after the onset's
+    /// frame is 20 ms). How late this test's own tasks ran on a loaded host does not count in
+    /// it: the fake reads and sends in one loop.
+    pub stop_audio_stream_latency_ms: Vec<Option<f64>>,
     /// `AudioData` messages carrying an audio mark (each answered with `MarkData`).
     pub marks: u64,
     /// Messages of other kinds.
@@ -149,10 +157,12 @@ pub struct OutboundSummary {
 pub(crate) struct OutboundLog {
     epoch: Option<Instant>,
     sample_rate: u32,
-    events: Vec<(Instant, OutboundKind)>,
+    /// Each message: when it came, the inbound frames sent by then (stream time), what it was.
+    events: Vec<(Instant, u64, OutboundKind)>,
     pcm: Vec<u8>,
-    /// Speech onsets of the audio the fake sent, shared with the frame source.
-    pub onsets: Arc<Mutex<Vec<Instant>>>,
+    /// Speech onsets of the audio the fake sent (their time and slot), shared with the frame
+    /// source.
+    pub onsets: Arc<Mutex<Vec<(Instant, u64)>>>,
     /// Marks received and not yet answered, shared with the frame source (which sends their
     /// `MarkData`).
     pub marks: Arc<Mutex<VecDeque<String>>>,
@@ -169,8 +179,9 @@ impl OutboundLog {
     pub fn events(&self) -> Vec<OutboundEvent> {
         self.events
             .iter()
-            .map(|(t, k)| OutboundEvent {
+            .map(|(t, slots, k)| OutboundEvent {
                 at_ms: self.ms(*t),
+                stream_ms: (*slots * FRAME_MS) as f64,
                 kind: k.clone(),
             })
             .collect()
@@ -183,14 +194,17 @@ impl OutboundLog {
             .collect()
     }
 
-    fn record(&mut self, at: Instant, payload: &[u8]) {
+    /// A message from the gateway came at `at`, when `slots` inbound frames (of the first
+    /// stream) had been sent.
+    fn record(&mut self, at: Instant, slots: u64, payload: &[u8]) {
+        let pos = slots * samples_per_frame(self.sample_rate.max(1)) as u64;
         let kind = match parse_outbound(payload) {
             Ok(Outbound::AudioData { data }) => {
                 match base64::engine::general_purpose::STANDARD.decode(data.as_bytes()) {
                     Ok(pcm) if pcm.len() % 2 == 0 => {
                         self.pcm.extend_from_slice(&pcm);
                         if let Some(Ok(mut e)) = self.echo.as_ref().map(|e| e.lock()) {
-                            e.played(&pcm, at);
+                            e.played(&pcm, pos);
                         }
                         let mark = outbound_mark_id(payload);
                         if let (Some(id), Ok(mut q)) = (&mark, self.marks.lock()) {
@@ -211,7 +225,7 @@ impl OutboundLog {
             }
             Ok(Outbound::StopAudio) => {
                 if let Some(Ok(mut e)) = self.echo.as_ref().map(|e| e.lock()) {
-                    e.stopped(at);
+                    e.stopped(pos);
                 }
                 OutboundKind::StopAudio
             }
@@ -222,13 +236,13 @@ impl OutboundLog {
                 reason: e.to_string(),
             },
         };
-        self.events.push((at, kind));
+        self.events.push((at, slots, kind));
     }
 
     pub fn summary(&self) -> OutboundSummary {
         let mut s = OutboundSummary::default();
         let mut audio_times = Vec::new();
-        for (t, k) in &self.events {
+        for (t, _, k) in &self.events {
             match k {
                 OutboundKind::Audio { pcm_bytes, mark } => {
                     s.marks += u64::from(mark.is_some());
@@ -253,25 +267,29 @@ impl OutboundLog {
             .collect();
         s.intervals = IntervalStats::of(&intervals);
         let onsets = self.onsets.lock().map(|o| o.clone()).unwrap_or_default();
-        for (t, k) in &self.events {
+        for (t, slots, k) in &self.events {
             if *k == OutboundKind::StopAudio {
                 s.audio_after_stop += self
                     .events
                     .iter()
-                    .filter(|(a, k)| {
+                    .filter(|(a, _, k)| {
                         matches!(k, OutboundKind::Audio { .. })
                             && *a > *t
                             && a.saturating_duration_since(*t) <= AFTER_STOP_WINDOW
                     })
                     .count() as u64;
-                let latency = onsets
+                let onset = onsets
                     .iter()
-                    .filter(|o| **o <= *t)
+                    .filter(|o| o.0 <= *t)
                     .max()
-                    .map(|o| t.saturating_duration_since(*o))
-                    .filter(|d| *d <= MAX_STOP_LATENCY)
-                    .map(|d| d.as_secs_f64() * 1e3);
-                s.stop_audio_latency_ms.push(latency);
+                    .filter(|o| t.saturating_duration_since(o.0) <= MAX_STOP_LATENCY);
+                s.stop_audio_latency_ms
+                    .push(onset.map(|o| t.saturating_duration_since(o.0).as_secs_f64() * 1e3));
+                s.stop_audio_stream_latency_ms.push(
+                    onset
+                        .filter(|o| o.1 < *slots)
+                        .map(|o| ((*slots - o.1) * FRAME_MS) as f64),
+                );
             }
         }
         s
@@ -370,7 +388,7 @@ struct CallFrames {
     quiet: Vec<u32>,
     session_start: Option<Instant>,
     last_onset_slot: Option<u64>,
-    onsets: Arc<Mutex<Vec<Instant>>>,
+    onsets: Arc<Mutex<Vec<(Instant, u64)>>>,
     marks: Arc<Mutex<VecDeque<String>>>,
     echo: Option<Arc<Mutex<EchoLine>>>,
     /// A frame's PCM with the echo mixed in, and its encoding.
@@ -415,9 +433,6 @@ impl Iterator for CallFrames {
     fn next(&mut self) -> Option<PlannedFrame> {
         // `play` asks for the first frame right after the handshake: that is the stream's t0.
         let start = *self.session_start.get_or_insert_with(Instant::now);
-        if let Some(Ok(mut e)) = self.echo.as_ref().map(|e| e.lock()) {
-            e.start(start);
-        }
         if let Some(text) = self.metadata.take() {
             return Some(PlannedFrame {
                 at: Duration::ZERO,
@@ -458,7 +473,7 @@ impl Iterator for CallFrames {
             {
                 self.last_onset_slot = Some(slot);
                 if let Ok(mut o) = self.onsets.lock() {
-                    o.push(start + Duration::from_millis(slot * FRAME_MS));
+                    o.push((start + Duration::from_millis(slot * FRAME_MS), slot));
                 }
             }
             self.quiet[p] = 0;
@@ -519,6 +534,8 @@ struct MediaObserver {
     call_id: String,
     generation: u64,
     tx: mpsc::UnboundedSender<Cmd>,
+    /// Frames of the first stream sent so far (the stream time messages arrive at).
+    slots: u64,
 }
 
 impl PlayObserver for MediaObserver {
@@ -538,7 +555,15 @@ impl PlayObserver for MediaObserver {
     }
 
     fn sent(&mut self, frame: &SentFrame<'_>) {
-        if let PlannedKind::Audio { .. } = frame.kind {
+        if let PlannedKind::Audio {
+            participant,
+            frame: n,
+            ..
+        } = *frame.kind
+        {
+            if participant == 0 {
+                self.slots = n;
+            }
             // Counted without waking waiters: this runs 50 times a second per stream.
             if let Some(c) = self.shared.lock().call_mut(&self.call_id) {
                 c.info.media.audio_frames_sent += 1;
@@ -548,9 +573,10 @@ impl PlayObserver for MediaObserver {
 
     fn received(&mut self, payload: &[u8]) {
         let now = Instant::now();
+        let slots = self.slots;
         self.shared.update(|s| {
             if let Some(c) = s.call_mut(&self.call_id) {
-                c.outbound.record(now, payload);
+                c.outbound.record(now, slots, payload);
             }
         });
     }
@@ -644,6 +670,7 @@ async fn stream(p: &MediaParams) -> MediaOutcome {
         call_id: p.call_id.clone(),
         generation: p.generation,
         tx: p.tx.clone(),
+        slots: 0,
     };
     match play_observed(&p.transport_url, &headers, frames, p.pacing, &mut observer).await {
         Ok(report) => MediaOutcome::Ended(report.end),
@@ -678,18 +705,20 @@ mod tests {
         };
         let t0 = Instant::now();
         log.epoch = Some(t0);
-        log.onsets.lock().unwrap().push(t0);
+        log.onsets.lock().unwrap().push((t0, 0));
         let mut msg = String::new();
         acs_protocol::write_outbound_audio(&mut msg, &[1, 0, 2, 0]);
-        log.record(t0 + Duration::from_millis(20), msg.as_bytes());
-        log.record(t0 + Duration::from_millis(40), msg.as_bytes());
+        log.record(t0 + Duration::from_millis(20), 1, msg.as_bytes());
+        log.record(t0 + Duration::from_millis(40), 2, msg.as_bytes());
+        // the host was busy: 150 ms of wall clock, 4 frames (80 ms) of stream
         log.record(
             t0 + Duration::from_millis(150),
+            4,
             acs_protocol::STOP_AUDIO_JSON.as_bytes(),
         );
-        log.record(t0 + Duration::from_millis(160), b"{");
+        log.record(t0 + Duration::from_millis(160), 4, b"{");
         acs_protocol::mark::write_outbound_audio_marked(&mut msg, &[5, 0], "pb-1");
-        log.record(t0 + Duration::from_millis(170), msg.as_bytes());
+        log.record(t0 + Duration::from_millis(170), 5, msg.as_bytes());
         assert_eq!(
             log.marks.lock().unwrap().pop_front().as_deref(),
             Some("pb-1")
@@ -706,8 +735,10 @@ mod tests {
         assert_eq!(s.intervals.unwrap().count, 1);
         assert!((s.span_ms - 20.0).abs() < 1e-6);
         assert!((s.stop_audio_latency_ms[0].unwrap() - 150.0).abs() < 1e-6);
+        assert_eq!(s.stop_audio_stream_latency_ms, vec![Some(80.0)]);
         assert_eq!(log.pcm(), vec![1, 2, 1, 2]);
         assert!((log.events()[2].at_ms - 150.0).abs() < 1e-6);
+        assert_eq!(log.events()[2].stream_ms, 80.0);
     }
 
     #[test]
