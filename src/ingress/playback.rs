@@ -401,6 +401,11 @@ fn stop_call(pb: &CallPlayback) -> Vec<PlaybackRecord> {
     if let Ok(mut q) = pb.queue.lock() {
         q.clear();
     }
+    // nothing plays from now on: a second stop before the writer sends this one (the target
+    // acknowledging a barge-in) finds nothing to stop and sends no second `StopAudio`
+    if let Ok(mut e) = pb.wall_end.lock() {
+        *e = None;
+    }
     let cancelled = pb.items.stop();
     pb.stop.store(true, Ordering::Release);
     pb.wake.notify_one();
