@@ -20,7 +20,7 @@
 use super::playback_items::{Items, Reporter};
 use crate::control::playback::{PlayError, PlaybackRecord, Player};
 use crate::metrics::Metrics;
-use crate::pipeline::echo::{EchoCheck, PlayedAudio, Verdict};
+use crate::pipeline::echo::{self, EchoCheck, PlayedAudio, Verdict};
 use crate::pipeline::frame::CallId;
 use crate::pipeline::outbound::OutboundTrack;
 use crate::pipeline::playback::{Enqueued, PlaybackTarget};
@@ -29,7 +29,7 @@ use crate::protocol::mark::write_outbound_audio_marked;
 use crate::protocol::media::{write_outbound_audio, STOP_AUDIO_JSON};
 use futures_util::{Sink, SinkExt};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
@@ -62,8 +62,11 @@ pub struct CallPlayback {
     /// Playback generation: a barge-in starts a new one; audio of an older one is refused.
     /// Locked before `queue` when both are.
     generation: Mutex<u64>,
-    /// What ACS is playing, on a wall-clock timeline (the echo reference of barge-in).
+    /// What ACS is playing, on the call timeline (the echo reference of barge-in).
     played: Mutex<PlayedAudio>,
+    /// Where what was sent ends on this host's clock, as ACS plays it back to back (None after
+    /// a stop): whether ACS may still be playing.
+    wall_end: Mutex<Option<std::time::Instant>>,
     /// Operator playbacks.
     pub items: Items,
     /// Names the operator API finds the call by (gateway call id, `callConnectionId`).
@@ -75,6 +78,9 @@ pub struct CallPlayback {
     /// µs after `epoch` at which the call timeline's position 0 was live, as the most timely
     /// inbound frame tells (`i64::MAX`: no frame yet).
     origin_us: AtomicI64,
+    /// The call timeline heard so far (the latest inbound frame's end): where a frame sent now
+    /// lies on the echo reference.
+    heard_pos: AtomicU64,
 }
 
 impl CallPlayback {
@@ -86,12 +92,14 @@ impl CallPlayback {
             wake: Notify::new(),
             last_push: Mutex::new(None),
             generation: Mutex::new(0),
-            played: Mutex::new(PlayedAudio::with_epoch(rate, std::time::Instant::now())),
+            played: Mutex::new(PlayedAudio::new(rate)),
+            wall_end: Mutex::new(None),
             items,
             keys,
             recorder: Mutex::new(None),
             epoch: std::time::Instant::now(),
             origin_us: AtomicI64::new(i64::MAX),
+            heard_pos: AtomicU64::new(0),
         }
     }
 
@@ -103,12 +111,13 @@ impl CallPlayback {
     }
 
     /// An inbound frame arrived at `at`, the call timeline heard up to `pos` (samples at the
-    /// call's rate): the live edge is at least `pos` at `at`. One atomic per frame.
+    /// call's rate): the live edge is at least `pos` at `at`. Two atomics per frame.
     pub fn heard(&self, at: std::time::Instant, pos: u64) {
         let at_us = at.saturating_duration_since(self.epoch).as_micros() as i64;
         let pos_us = (pos.saturating_mul(1_000_000) / u64::from(self.rate().max(1))) as i64;
         self.origin_us
             .fetch_min(at_us.saturating_sub(pos_us), Ordering::Relaxed);
+        self.heard_pos.fetch_max(pos, Ordering::Relaxed);
     }
 
     /// The call timeline's live edge at `now`: extrapolated from the most timely inbound frame
@@ -128,15 +137,39 @@ impl CallPlayback {
         self.rate.store(rate, Ordering::Relaxed);
         if let Ok(mut p) = self.played.lock() {
             if p.rate() != rate {
-                *p = PlayedAudio::with_epoch(rate, std::time::Instant::now());
+                *p = PlayedAudio::new(rate);
             }
         }
     }
 
-    /// A frame (PCM16LE bytes) went to ACS now.
+    /// A frame (PCM16LE bytes) goes to ACS now: laid on the echo reference at the position
+    /// heard, and on the clock.
     fn sent(&self, pcm: &[u8]) {
+        let heard = self.heard_pos.load(Ordering::Relaxed);
         if let Ok(mut p) = self.played.lock() {
-            p.push_le_bytes(pcm, std::time::Instant::now());
+            p.push_le_bytes(pcm, heard);
+        }
+        let rate = u64::from(self.rate().max(1));
+        let dur = Duration::from_micros((pcm.len() / 2) as u64 * 1_000_000 / rate);
+        let now = std::time::Instant::now();
+        if let Ok(mut e) = self.wall_end.lock() {
+            let jitter = Duration::from_millis(u64::from(echo::JITTER_MS));
+            let start = match *e {
+                Some(end) if now <= end + jitter => end,
+                _ => now,
+            };
+            *e = Some(start + dur);
+        }
+    }
+
+    /// Playback stopped now: nothing plays, what was laid ahead of the position heard is cut.
+    fn stopped(&self) {
+        let heard = self.heard_pos.load(Ordering::Relaxed);
+        if let Ok(mut p) = self.played.lock() {
+            p.stop(heard);
+        }
+        if let Ok(mut e) = self.wall_end.lock() {
+            *e = None;
         }
     }
 
@@ -149,7 +182,9 @@ impl CallPlayback {
         let soon = std::time::Instant::now()
             .checked_sub(PLAYING_TAIL)
             .unwrap_or_else(std::time::Instant::now);
-        self.played.lock().is_ok_and(|p| p.playing_at(soon))
+        self.wall_end
+            .lock()
+            .is_ok_and(|e| e.is_some_and(|end| end > soon))
     }
 
     fn rate(&self) -> u32 {
@@ -344,15 +379,15 @@ impl PlaybackTarget for PlaybackHub {
         call: CallId,
         check: &mut EchoCheck,
         caller: &[i16],
-        caller_end: std::time::Instant,
+        caller_end: u64,
     ) -> Option<Verdict> {
         let pb = self.get(call)?;
         {
             let p = pb.played.lock().ok()?;
-            // the caller's last frame may hold up to a frame more than its timing says
-            let end = p.pos_at(caller_end) + u64::from(p.rate() / 50);
+            // a frame more: what was laid as the caller's last frame arrived
+            let end = caller_end + u64::from(p.rate() / 50);
             if !p.holds(end.saturating_sub(check.span() as u64)) {
-                return None;
+                return Some(Verdict::stale());
             }
             check.load(&p, end);
         }
@@ -365,6 +400,11 @@ impl PlaybackTarget for PlaybackHub {
 fn stop_call(pb: &CallPlayback) -> Vec<PlaybackRecord> {
     if let Ok(mut q) = pb.queue.lock() {
         q.clear();
+    }
+    // nothing plays from now on: a second stop before the writer sends this one (the target
+    // acknowledging a barge-in) finds nothing to stop and sends no second `StopAudio`
+    if let Ok(mut e) = pb.wall_end.lock() {
+        *e = None;
     }
     let cancelled = pb.items.stop();
     pb.stop.store(true, Ordering::Release);
@@ -459,10 +499,9 @@ where
         if pb.stop.swap(false, Ordering::AcqRel) {
             due = None;
             // nothing plays after this: recorded before ACS (or anyone watching the socket) can
-            // see the StopAudio, so a stop that follows it finds nothing left to stop
-            if let Ok(mut p) = pb.played.lock() {
-                p.stop(std::time::Instant::now());
-            }
+            // see the StopAudio, so a stop that follows it finds nothing left to stop (a frame
+            // sent between `stop_call` and here set the playing tracker again)
+            pb.stopped();
             if sink.send(Message::text(STOP_AUDIO_JSON)).await.is_err() {
                 return sink;
             }
@@ -493,10 +532,11 @@ where
                     Some(id) => write_outbound_audio_marked(&mut json, &pcm, id),
                     None => write_outbound_audio(&mut json, &pcm),
                 }
+                // laid on the echo reference before the send: it is at ACS no earlier than that
+                pb.sent(&pcm);
                 if sink.send(Message::text(json.as_str())).await.is_err() {
                     return sink;
                 }
-                pb.sent(&pcm);
                 if let Some(r) = rec.as_mut() {
                     r.sent(&pcm, pb.rate(), pb.live_pos(std::time::Instant::now()));
                 }
@@ -535,10 +575,11 @@ where
                 break;
             }
             write_outbound_audio(&mut json, &pcm);
+            // laid on the echo reference before the send: it is at ACS no earlier than that
+            pb.sent(&pcm);
             if sink.send(Message::text(json.as_str())).await.is_err() {
                 return sink;
             }
-            pb.sent(&pcm);
             if let Some(r) = rec.as_mut() {
                 r.sent(&pcm, pb.rate(), pb.live_pos(std::time::Instant::now()));
             }

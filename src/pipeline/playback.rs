@@ -65,15 +65,16 @@ pub trait PlaybackTarget: Send + Sync + 'static {
         let _ = generation;
         self.enqueue(call, samples, sample_rate)
     }
-    /// Runs `check` on `caller` (a caller's latest audio, whose last sample was captured at
-    /// `caller_end`: placed by its stream position, see `sinks::forward::barge`) against what
-    /// `call` played; None when the target cannot tell (then any speech counts as talk).
+    /// Runs `check` on `caller` (a caller's latest audio, whose last sample ends at call-timeline
+    /// position `caller_end`: the stream's `call_offset` + position) against what `call`
+    /// played; None when the target cannot tell (then any speech counts as talk);
+    /// [`Verdict::stale`] when it no longer holds what played then.
     fn check_echo(
         &self,
         _call: CallId,
         _check: &mut EchoCheck,
         _caller: &[i16],
-        _caller_end: std::time::Instant,
+        _caller_end: u64,
     ) -> Option<Verdict> {
         None
     }

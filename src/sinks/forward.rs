@@ -485,7 +485,7 @@ impl Sink for ForwardSink {
             route.conns.push(conn);
         }
         let guard = (self.spawner.cfg.barge_in && self.spawner.playback.is_some())
-            .then(|| barge::Guard::new(stream.sample_rate));
+            .then(|| barge::Guard::new(stream.sample_rate, stream.call_offset));
         self.streams.insert(
             stream.id,
             StreamRoute {
@@ -503,7 +503,7 @@ impl Sink for ForwardSink {
             Some(r) if r.info.kind == StreamKind::Outbound => return Ok(()),
             r => r
                 .and_then(|r| r.guard.as_mut())
-                .is_some_and(|g| g.push(frame.samples(), frame.pos, std::time::Instant::now())),
+                .is_some_and(|g| g.push(frame.samples(), frame.pos)),
         };
         if suspect {
             self.judge_speech(frame.stream, frame.pos, false);

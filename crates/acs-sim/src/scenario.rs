@@ -505,10 +505,12 @@ pub fn summary(r: &CallReport) -> String {
             );
         }
         if !o.stop_audio_latency_ms.is_empty() {
+            let ms = |v: &Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.0} ms"));
             let l: Vec<String> = o
                 .stop_audio_latency_ms
                 .iter()
-                .map(|v| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.0} ms")))
+                .zip(&o.stop_audio_stream_latency_ms)
+                .map(|(w, st)| format!("{} ({} of stream)", ms(w), ms(st)))
                 .collect();
             let _ = writeln!(s, "  StopAudio   after speech onset: {}", l.join(", "));
         }

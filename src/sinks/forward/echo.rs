@@ -8,7 +8,9 @@
 //!   `AudioData` — after `delay`;
 //! * plays its clip (if it has one) at real time, 20 ms per message with 60 ms lead, in the
 //!   connection's format and mode: at `start` when `play_on_start`, on a `{"type":"play"}` text
-//!   message, on a `dtmf` event (or ACS `DtmfData`), or when [`EchoBot::play`] asks;
+//!   message, on a `dtmf` event (or ACS `DtmfData`), or when [`EchoBot::play`] asks; with
+//!   `answer`, also when a caller's turn ends: a `speech_ended` whose `speech_started` came
+//!   while it was silent (speech that starts while it plays is its own echo or a barge-in);
 //! * on `barge_in`: after `reaction` (a bot's reaction time; zero by default: at once) drops
 //!   pending echoes, stops playing and sends `{"type":"stop"}` (which acknowledges the barge-in's
 //!   playback generation); what it sends meanwhile is stale;
@@ -112,6 +114,9 @@ pub struct EchoOptions {
     pub reaction: Duration,
     /// Do not echo audio back (only the clip plays).
     pub no_echo: bool,
+    /// Play the clip when a caller's turn ends: a `speech_ended` whose `speech_started` came
+    /// while the bot was silent (a bot that answers each turn).
+    pub answer: bool,
 }
 
 /// What the bot received.
@@ -385,6 +390,8 @@ async fn serve(
     let mut playing: Option<Playing> = None;
     // when a barge-in's reaction time is up
     let mut react: Option<tokio::time::Instant> = None;
+    // the caller's speech started while nothing played (their turn, see `answer`)
+    let mut turn = false;
     let mut pcm = Vec::new();
     let mut carry = Vec::new();
     let mut json = String::new();
@@ -493,6 +500,11 @@ async fn serve(
                                 if let Some(e) = v["encoding"].as_str().and_then(Encoding::from_wire) { fmt.encoding = e; }
                             }
                             "play" | "dtmf" => playing = start_playing(&fmt),
+                            "speech_started" => turn = playing.is_none(),
+                            "speech_ended" if opts.answer && turn && playing.is_none() => {
+                                turn = false;
+                                playing = start_playing(&fmt);
+                            }
                             "barge_in" if opts.reaction.is_zero() => {
                                 echo.clear();
                                 playing = None;

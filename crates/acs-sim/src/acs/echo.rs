@@ -2,16 +2,18 @@
 //! the caller's stream, `delay_ms` later and `level_db` down, as a loudspeaker next to the
 //! caller's microphone (or a line echo) would return it.
 //!
+//! Everything is placed by stream position, never by the clock: a message from the gateway
+//! arrives at the inbound stream position the fake had sent up to then (its media task reads and
+//! sends in one loop, so that position is exact however late the task runs on a loaded host).
 //! Outbound audio is played as ACS plays it: in order, back to back through a fixed 40 ms jitter
-//! buffer (the first frame plays 40 ms after it arrives, each next one right after the previous
-//! if it arrived in time, else 40 ms after it arrives); a `StopAudio` drops what has not been
-//! played yet (so its echo never comes). Positions are samples of the inbound stream since its
-//! first frame.
-
-use std::collections::VecDeque;
-use tokio::time::Instant;
+//! buffer (the first frame plays 40 ms of stream after it arrives, each next one right after the
+//! previous if it arrived in time, else 40 ms after it arrives); the echo of what plays at
+//! position `P` is mixed into the caller's frame holding `P + delay`. A `StopAudio` drops what
+//! has not been played yet (so its echo never comes). Positions are samples of the inbound
+//! stream since its first frame.
 
 use super::EchoPath;
+use std::collections::VecDeque;
 
 /// The playout jitter buffer (ms).
 const JITTER_MS: u64 = 40;
@@ -22,7 +24,6 @@ pub(crate) struct EchoLine {
     gain: f32,
     delay: u64,
     rate: u32,
-    start: Option<Instant>,
     /// Where the played audio ends (inbound position, before the delay).
     playout_end: u64,
     /// Inbound position of `buf[0]` (after the delay).
@@ -38,7 +39,6 @@ impl EchoLine {
             gain: 10f32.powf(path.level_db as f32 / 20.0),
             delay: u64::from(path.delay_ms) * u64::from(rate) / 1000,
             rate,
-            start: None,
             playout_end: 0,
             base: 0,
             buf: VecDeque::new(),
@@ -46,23 +46,11 @@ impl EchoLine {
         }
     }
 
-    /// The inbound stream's first frame went out at `t`.
-    pub fn start(&mut self, t: Instant) {
-        self.start.get_or_insert(t);
-    }
-
-    fn pos(&self, t: Instant) -> u64 {
-        self.start.map_or(0, |s| {
-            let us = t.saturating_duration_since(s).as_micros() as u64;
-            us * u64::from(self.rate) / 1_000_000
-        })
-    }
-
-    /// The gateway sent `pcm` (PCM16LE) at `t`.
-    pub fn played(&mut self, pcm: &[u8], t: Instant) {
+    /// `pcm` (PCM16LE) from the gateway arrived when the inbound stream had been sent up to
+    /// position `now`.
+    pub fn played(&mut self, pcm: &[u8], now: u64) {
         // a fixed jitter buffer: the first frame plays JITTER_MS after it arrives, the next ones
         // back to back as long as they arrive before their turn; a later one starts anew
-        let now = self.pos(t);
         let jitter = u64::from(self.rate) * JITTER_MS / 1000;
         let at = if self.playing && now <= self.playout_end {
             self.playout_end
@@ -92,10 +80,9 @@ impl EchoLine {
         }
     }
 
-    /// `StopAudio` at `t`: what was not played yet never echoes.
-    pub fn stopped(&mut self, t: Instant) {
+    /// `StopAudio` arrived at inbound position `now`: what was not played yet never echoes.
+    pub fn stopped(&mut self, now: u64) {
         self.playing = false;
-        let now = self.pos(t);
         if self.playout_end > now {
             let keep = (now + self.delay).saturating_sub(self.base) as usize;
             self.buf.truncate(keep);
@@ -130,7 +117,6 @@ impl EchoLine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn le(v: &[i16]) -> Vec<u8> {
         v.iter().flat_map(|s| s.to_le_bytes()).collect()
@@ -138,7 +124,6 @@ mod tests {
 
     #[test]
     fn played_audio_returns_delayed_and_attenuated_and_a_stop_cuts_it() {
-        let t0 = Instant::now();
         let mut e = EchoLine::new(
             EchoPath {
                 level_db: -6.0206,
@@ -146,10 +131,9 @@ mod tests {
             },
             16_000,
         );
-        e.start(t0);
-        // Two frames at once at t0: played back to back from 40 ms (640); echo from 1280.
-        e.played(&le(&[1000; 320]), t0);
-        e.played(&le(&[2000; 320]), t0);
+        // Two frames at once at position 0: played back to back from 40 ms (640); echo from 1280.
+        e.played(&le(&[1000; 320]), 0);
+        e.played(&le(&[2000; 320]), 0);
         let mut out = vec![0i16; 1280];
         assert!(!e.mix_into(0, &mut out));
         assert!(out.iter().all(|&v| v == 0));
@@ -159,11 +143,11 @@ mod tests {
             (out[0], out[319], out[320], out[639]),
             (500, 500, 1000, 1000)
         );
-        // Two more at 100 ms (pos 1600, after the first two ended: they play from 2240),
-        // stopped at 150 ms (pos 2400): only 160 samples are played and echo, from 2880.
-        e.played(&le(&[3000; 320]), t0 + Duration::from_millis(100));
-        e.played(&le(&[3000; 320]), t0 + Duration::from_millis(100));
-        e.stopped(t0 + Duration::from_millis(150));
+        // Two more at 100 ms of stream (pos 1600, after the first two ended: they play from
+        // 2240), stopped at 150 ms (pos 2400): only 160 samples are played and echo, from 2880.
+        e.played(&le(&[3000; 320]), 1600);
+        e.played(&le(&[3000; 320]), 1600);
+        e.stopped(2400);
         let mut out = vec![0i16; 2000];
         assert!(e.mix_into(1920, &mut out));
         let echoed = out.iter().filter(|&&v| v != 0).count();

@@ -77,6 +77,9 @@ pub struct OutboundEvent {
     /// the fake had sent on this media connection (0: none yet). Its audio up to
     /// `stream_frames × 20 ms` had gone out.
     pub stream_frames: u64,
+    /// Inbound stream time when it arrived (ms): the audio the fake had sent by then (the
+    /// connection's first stream, frames × 20 ms).
+    pub stream_ms: f64,
     /// What it was.
     pub kind: OutboundKind,
 }
@@ -145,6 +148,11 @@ pub struct OutboundSummary {
     /// For each `StopAudio`: milliseconds since the latest speech onset the fake sent before
     /// it (`None`: no onset within 10 s before it).
     pub stop_audio_latency_ms: Vec<Option<f64>>,
+    /// The same in stream time: the caller's audio sent from the onset's frame up to the
+    /// `StopAudio`'s arrival (frames × 20 ms; a `StopAudio` that came right after the onset's
+    /// frame is 20 ms). How late this test's own tasks ran on a loaded host does not count in
+    /// it: the fake reads and sends in one loop.
+    pub stop_audio_stream_latency_ms: Vec<Option<f64>>,
     /// `AudioData` messages carrying an audio mark (each answered with `MarkData`).
     pub marks: u64,
     /// Messages of other kinds.
@@ -158,11 +166,12 @@ pub struct OutboundSummary {
 pub(crate) struct OutboundLog {
     epoch: Option<Instant>,
     sample_rate: u32,
-    /// (arrival, stream position, what).
+    /// Each message: when it came, the inbound frames sent by then (stream time), what it was.
     events: Vec<(Instant, u64, OutboundKind)>,
     pcm: Vec<u8>,
-    /// Speech onsets of the audio the fake sent, shared with the frame source.
-    pub onsets: Arc<Mutex<Vec<Instant>>>,
+    /// Speech onsets of the audio the fake sent (their time and slot), shared with the frame
+    /// source.
+    pub onsets: Arc<Mutex<Vec<(Instant, u64)>>>,
     /// Marks received and not yet answered, shared with the frame source (which sends their
     /// `MarkData`).
     pub marks: Arc<Mutex<VecDeque<String>>>,
@@ -179,9 +188,10 @@ impl OutboundLog {
     pub fn events(&self) -> Vec<OutboundEvent> {
         self.events
             .iter()
-            .map(|(t, pos, k)| OutboundEvent {
+            .map(|(t, slots, k)| OutboundEvent {
                 at_ms: self.ms(*t),
-                stream_frames: *pos,
+                stream_frames: *slots,
+                stream_ms: (*slots * FRAME_MS) as f64,
                 kind: k.clone(),
             })
             .collect()
@@ -194,15 +204,17 @@ impl OutboundLog {
             .collect()
     }
 
-    /// Records `payload`, received at `at` when the caller's stream was at frame `position`.
-    fn record(&mut self, at: Instant, position: u64, payload: &[u8]) {
+    /// A message from the gateway came at `at`, when `slots` inbound frames (of the first
+    /// stream) had been sent.
+    fn record(&mut self, at: Instant, slots: u64, payload: &[u8]) {
+        let pos = slots * samples_per_frame(self.sample_rate.max(1)) as u64;
         let kind = match parse_outbound(payload) {
             Ok(Outbound::AudioData { data }) => {
                 match base64::engine::general_purpose::STANDARD.decode(data.as_bytes()) {
                     Ok(pcm) if pcm.len() % 2 == 0 => {
                         self.pcm.extend_from_slice(&pcm);
                         if let Some(Ok(mut e)) = self.echo.as_ref().map(|e| e.lock()) {
-                            e.played(&pcm, at);
+                            e.played(&pcm, pos);
                         }
                         let mark = outbound_mark_id(payload);
                         if let (Some(id), Ok(mut q)) = (&mark, self.marks.lock()) {
@@ -223,7 +235,7 @@ impl OutboundLog {
             }
             Ok(Outbound::StopAudio) => {
                 if let Some(Ok(mut e)) = self.echo.as_ref().map(|e| e.lock()) {
-                    e.stopped(at);
+                    e.stopped(pos);
                 }
                 OutboundKind::StopAudio
             }
@@ -234,7 +246,7 @@ impl OutboundLog {
                 reason: e.to_string(),
             },
         };
-        self.events.push((at, position, kind));
+        self.events.push((at, slots, kind));
     }
 
     pub fn summary(&self) -> OutboundSummary {
@@ -265,7 +277,7 @@ impl OutboundLog {
             .collect();
         s.intervals = IntervalStats::of(&intervals);
         let onsets = self.onsets.lock().map(|o| o.clone()).unwrap_or_default();
-        for (t, _, k) in &self.events {
+        for (t, slots, k) in &self.events {
             if *k == OutboundKind::StopAudio {
                 s.audio_after_stop += self
                     .events
@@ -276,14 +288,18 @@ impl OutboundLog {
                             && a.saturating_duration_since(*t) <= AFTER_STOP_WINDOW
                     })
                     .count() as u64;
-                let latency = onsets
+                let onset = onsets
                     .iter()
-                    .filter(|o| **o <= *t)
+                    .filter(|o| o.0 <= *t)
                     .max()
-                    .map(|o| t.saturating_duration_since(*o))
-                    .filter(|d| *d <= MAX_STOP_LATENCY)
-                    .map(|d| d.as_secs_f64() * 1e3);
-                s.stop_audio_latency_ms.push(latency);
+                    .filter(|o| t.saturating_duration_since(o.0) <= MAX_STOP_LATENCY);
+                s.stop_audio_latency_ms
+                    .push(onset.map(|o| t.saturating_duration_since(o.0).as_secs_f64() * 1e3));
+                s.stop_audio_stream_latency_ms.push(
+                    onset
+                        .filter(|o| o.1 < *slots)
+                        .map(|o| ((*slots - o.1) * FRAME_MS) as f64),
+                );
             }
         }
         s
@@ -384,7 +400,7 @@ struct CallFrames {
     quiet: Vec<u32>,
     session_start: Option<Instant>,
     last_onset_slot: Option<u64>,
-    onsets: Arc<Mutex<Vec<Instant>>>,
+    onsets: Arc<Mutex<Vec<(Instant, u64)>>>,
     marks: Arc<Mutex<VecDeque<String>>>,
     echo: Option<Arc<Mutex<EchoLine>>>,
     /// A frame's PCM with the echo mixed in, and its encoding.
@@ -431,9 +447,6 @@ impl Iterator for CallFrames {
         let start = *self.session_start.get_or_insert_with(Instant::now);
         // the inbound stream (slot 0) starts after the lead-in
         let audio_start = start + self.lead_in;
-        if let Some(Ok(mut e)) = self.echo.as_ref().map(|e| e.lock()) {
-            e.start(audio_start);
-        }
         if let Some(text) = self.metadata.take() {
             return Some(PlannedFrame {
                 at: Duration::ZERO,
@@ -474,7 +487,7 @@ impl Iterator for CallFrames {
             {
                 self.last_onset_slot = Some(slot);
                 if let Ok(mut o) = self.onsets.lock() {
-                    o.push(audio_start + Duration::from_millis(slot * FRAME_MS));
+                    o.push((audio_start + Duration::from_millis(slot * FRAME_MS), slot));
                 }
             }
             self.quiet[p] = 0;
@@ -537,8 +550,8 @@ struct MediaObserver {
     call_id: String,
     generation: u64,
     tx: mpsc::UnboundedSender<Cmd>,
-    /// Frames of the first inbound stream sent on this connection.
-    position: u64,
+    /// Frames of the first stream sent so far (the stream time messages arrive at).
+    slots: u64,
 }
 
 impl PlayObserver for MediaObserver {
@@ -559,11 +572,13 @@ impl PlayObserver for MediaObserver {
 
     fn sent(&mut self, frame: &SentFrame<'_>) {
         if let PlannedKind::Audio {
-            participant, frame, ..
+            participant,
+            frame: n,
+            ..
         } = *frame.kind
         {
             if participant == 0 {
-                self.position = frame;
+                self.slots = n;
             }
             // Counted without waking waiters: this runs 50 times a second per stream.
             if let Some(c) = self.shared.lock().call_mut(&self.call_id) {
@@ -574,9 +589,10 @@ impl PlayObserver for MediaObserver {
 
     fn received(&mut self, payload: &[u8]) {
         let now = Instant::now();
+        let slots = self.slots;
         self.shared.update(|s| {
             if let Some(c) = s.call_mut(&self.call_id) {
-                c.outbound.record(now, self.position, payload);
+                c.outbound.record(now, slots, payload);
             }
         });
     }
@@ -674,7 +690,7 @@ async fn stream(p: &MediaParams) -> MediaOutcome {
         call_id: p.call_id.clone(),
         generation: p.generation,
         tx: p.tx.clone(),
-        position: 0,
+        slots: 0,
     };
     match play_observed(&p.transport_url, &headers, frames, p.pacing, &mut observer).await {
         Ok(report) => MediaOutcome::Ended(report.end),
@@ -709,19 +725,20 @@ mod tests {
         };
         let t0 = Instant::now();
         log.epoch = Some(t0);
-        log.onsets.lock().unwrap().push(t0);
+        log.onsets.lock().unwrap().push((t0, 0));
         let mut msg = String::new();
         acs_protocol::write_outbound_audio(&mut msg, &[1, 0, 2, 0]);
         log.record(t0 + Duration::from_millis(20), 1, msg.as_bytes());
         log.record(t0 + Duration::from_millis(40), 2, msg.as_bytes());
+        // the host was busy: 150 ms of wall clock, 4 frames (80 ms) of stream
         log.record(
             t0 + Duration::from_millis(150),
-            7,
+            4,
             acs_protocol::STOP_AUDIO_JSON.as_bytes(),
         );
-        log.record(t0 + Duration::from_millis(160), 8, b"{");
+        log.record(t0 + Duration::from_millis(160), 4, b"{");
         acs_protocol::mark::write_outbound_audio_marked(&mut msg, &[5, 0], "pb-1");
-        log.record(t0 + Duration::from_millis(170), 8, msg.as_bytes());
+        log.record(t0 + Duration::from_millis(170), 5, msg.as_bytes());
         assert_eq!(
             log.marks.lock().unwrap().pop_front().as_deref(),
             Some("pb-1")
@@ -738,11 +755,13 @@ mod tests {
         assert_eq!(s.intervals.unwrap().count, 1);
         assert!((s.span_ms - 20.0).abs() < 1e-6);
         assert!((s.stop_audio_latency_ms[0].unwrap() - 150.0).abs() < 1e-6);
+        assert_eq!(s.stop_audio_stream_latency_ms, vec![Some(80.0)]);
         assert_eq!(log.pcm(), vec![1, 2, 1, 2]);
         assert!((log.events()[2].at_ms - 150.0).abs() < 1e-6);
+        assert_eq!(log.events()[2].stream_ms, 80.0);
         // each message carries the caller's stream position at its arrival
         let positions: Vec<u64> = log.events().iter().map(|e| e.stream_frames).collect();
-        assert_eq!(positions, vec![1, 2, 7, 8]);
+        assert_eq!(positions, vec![1, 2, 4, 4]);
     }
 
     /// The frames of one mixed stream of `pcm` at 16 kHz, starting `lead_in` after the
@@ -827,7 +846,7 @@ mod tests {
         assert_eq!(&sent[..pcm.len()], &pcm[..]);
         assert!(sent[pcm.len()..].iter().all(|&x| x == 0));
         // the caller's speech onset is where its first frame went, after the lead-in
-        assert_eq!(*onsets.lock().unwrap(), vec![start + lead_in]);
+        assert_eq!(*onsets.lock().unwrap(), vec![(start + lead_in, 0)]);
 
         // no lead-in: the first frame follows the metadata at once
         let audio = audio_frames(frames_of(&pcm, Duration::ZERO, 2).collect());
