@@ -46,7 +46,7 @@ pub(crate) const MAX_ECHO_GAIN_DB: f32 = 6.0;
 /// A residual quieter than this (RMS dBFS) is never talk.
 pub(crate) const TALK_FLOOR_DBFS: f32 = -55.0;
 /// Played audio kept (ms): the longest delay plus the window, with room for a sink worker
-/// that runs late (a check of audio older than this cannot be judged: [`Verdict::stale`]).
+/// that runs late (a check of audio older than this cannot be judged: `Verdict::stale`).
 pub(crate) const KEEP_MS: u32 = MAX_DELAY_MS + WINDOW_MS + 540;
 /// Frames arriving at most this late after the previous one ended play back to back (ms).
 pub(crate) const JITTER_MS: u32 = 40;

@@ -68,7 +68,7 @@ pub trait PlaybackTarget: Send + Sync + 'static {
     /// Runs `check` on `caller` (a caller's latest audio, whose last sample ends at call-timeline
     /// position `caller_end`: the stream's `call_offset` + position) against what `call`
     /// played; None when the target cannot tell (then any speech counts as talk);
-    /// [`Verdict::stale`] when it no longer holds what played then.
+    /// `Verdict::stale` when it no longer holds what played then.
     fn check_echo(
         &self,
         _call: CallId,
