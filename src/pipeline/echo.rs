@@ -365,23 +365,15 @@ impl EchoCheck {
                 (recent, recent_e) = pc.recent;
             }
         }
-        let gain_db = 20.0 * (g.max(1e-9)).log10() as f32;
-        let talk = (share > f64::from(TALK_SHARE) && rms_dbfs(residual, n) > TALK_FLOOR_DBFS)
-            || (gain_db > MAX_ECHO_GAIN_DB && rms_dbfs(ex, n) > TALK_FLOOR_DBFS);
-        let mut v = Verdict {
-            talk,
-            delay_ms: Some(d as f32 * 1000.0 / self.rate as f32),
-            gain_db: Some(gain_db),
-            residual_share: share as f32,
-            recent_share: if recent_e > 0.0 {
-                (recent / recent_e) as f32
-            } else {
-                0.0
-            },
-            recent_dbfs: rms_dbfs(recent_e, piece),
-            recent_residual_dbfs: rms_dbfs(recent, piece),
-            stale: false,
-        };
+        let mut v = Fitted {
+            d,
+            gain: g,
+            residual,
+            share,
+            recent,
+            recent_e,
+        }
+        .verdict(ex, n, piece, self.rate);
         let (cx, cr) = (&mut self.coarse_x, &mut self.coarse_r);
         refit_newest(x, r, piece, cx, cr, self.max_delay, &mut v);
         v
@@ -466,24 +458,53 @@ fn older_explained(
             recent_e += a * a;
         }
     }
-    let share = residual / ex;
-    let gain_db = 20.0 * (g.abs().max(1e-9)).log10() as f32;
-    let v = Verdict {
-        talk: (share > f64::from(TALK_SHARE) && rms_dbfs(residual, n) > TALK_FLOOR_DBFS)
-            || (gain_db > MAX_ECHO_GAIN_DB && rms_dbfs(ex, n) > TALK_FLOOR_DBFS),
-        delay_ms: Some(d as f32 * 1000.0 / rate as f32),
-        gain_db: Some(gain_db),
-        residual_share: share as f32,
-        recent_share: if recent_e > 0.0 {
-            (recent / recent_e) as f32
-        } else {
-            0.0
-        },
-        recent_dbfs: rms_dbfs(recent_e, piece),
-        recent_residual_dbfs: rms_dbfs(recent, piece),
-        stale: false,
-    };
+    let v = Fitted {
+        d,
+        gain: g,
+        residual,
+        share: residual / ex,
+        recent,
+        recent_e,
+    }
+    .verdict(ex, n, piece, rate);
     Some((v, d))
+}
+
+/// What a fit of the caller's window (`n` samples, energy `ex`) against what was played leaves.
+struct Fitted {
+    /// The delay (samples) and gain of the fit.
+    d: usize,
+    gain: f64,
+    /// The residual energy over the window and its share of the window's energy.
+    residual: f64,
+    share: f64,
+    /// The newest piece's residual and energy.
+    recent: f64,
+    recent_e: f64,
+}
+
+impl Fitted {
+    /// The verdict: talk when the fit leaves a loud enough share of the window, or when the
+    /// window is louder than any echo can be (a gain above [`MAX_ECHO_GAIN_DB`]).
+    fn verdict(&self, ex: f64, n: usize, piece: usize, rate: u32) -> Verdict {
+        let gain_db = 20.0 * (self.gain.abs().max(1e-9)).log10() as f32;
+        Verdict {
+            talk: (self.share > f64::from(TALK_SHARE)
+                && rms_dbfs(self.residual, n) > TALK_FLOOR_DBFS)
+                || (gain_db > MAX_ECHO_GAIN_DB && rms_dbfs(ex, n) > TALK_FLOOR_DBFS),
+            delay_ms: Some(self.d as f32 * 1000.0 / rate as f32),
+            gain_db: Some(gain_db),
+            residual_share: self.share as f32,
+            recent_share: if self.recent_e > 0.0 {
+                (self.recent / self.recent_e) as f32
+            } else {
+                0.0
+            },
+            recent_dbfs: rms_dbfs(self.recent_e, piece),
+            recent_residual_dbfs: rms_dbfs(self.recent, piece),
+            stale: false,
+        }
+    }
 }
 
 /// What [`piecewise`] found.
