@@ -219,6 +219,25 @@ impl AudioFrame {
         Self::new(0, 0, 0, 0, &[])
     }
 
+    /// Readies a pool slot for a new block: its place (`call`, `stream`, `pos`, `sample_rate`),
+    /// neither ACS-silent nor voiced; the caller sets the samples and any flag.
+    #[inline]
+    pub(crate) fn reuse(
+        &mut self,
+        call: CallId,
+        stream: StreamId,
+        pos: u64,
+        sample_rate: u32,
+    ) -> &mut Self {
+        self.call = call;
+        self.stream = stream;
+        self.pos = pos;
+        self.sample_rate = sample_rate;
+        self.acs_silent = false;
+        self.voiced = false;
+        self
+    }
+
     /// Replaces the samples (truncated to [`MAX_FRAME_SAMPLES`]).
     pub fn set_samples(&mut self, samples: &[i16]) {
         let n = samples.len().min(MAX_FRAME_SAMPLES);

@@ -524,10 +524,7 @@ impl CallPipeline {
             match self.pool.acquire() {
                 Some(slot) => {
                     if let Some(f) = Arc::get_mut(slot) {
-                        f.stream = stream_id;
-                        f.call = call.id;
-                        f.pos = pos;
-                        f.sample_rate = self.rate;
+                        let f = f.reuse(call.id, stream_id, pos, self.rate);
                         f.acs_silent = a.silent;
                         f.voiced = voice.voiced;
                         f.set_samples(chunk);
@@ -672,13 +669,7 @@ impl CallPipeline {
                     return;
                 };
                 if let Some(frame) = Arc::get_mut(slot) {
-                    frame.stream = s.id;
-                    frame.call = call.id;
-                    frame.pos = pos;
-                    frame.sample_rate = rate;
-                    frame.acs_silent = false;
-                    frame.voiced = false;
-                    frame.set_samples(block);
+                    frame.reuse(call.id, s.id, pos, rate).set_samples(block);
                 }
                 fan.audio(slot);
                 *frames += 1;

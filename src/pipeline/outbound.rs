@@ -176,13 +176,8 @@ impl OutboundTrack {
             match self.pool.acquire() {
                 Some(slot) => {
                     if let Some(f) = Arc::get_mut(slot) {
-                        f.stream = stream.id;
-                        f.call = self.call.id;
-                        f.pos = pos;
-                        f.sample_rate = rate;
-                        f.acs_silent = false;
-                        f.voiced = false;
-                        f.set_le_bytes(chunk);
+                        f.reuse(self.call.id, stream.id, pos, rate)
+                            .set_le_bytes(chunk);
                     }
                     fan.audio(slot);
                 }
