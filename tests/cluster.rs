@@ -77,7 +77,6 @@ async fn operator(
     common::api(gw.addr, method, path, OPERATOR_KEY, ct, body).await
 }
 
-/// The call `id` as replica `gw` reports it, once `f` holds for it.
 /// Key-value operations (claim, load, store, list; any outcome) the replicas have made, by op.
 async fn kv_ops(gws: &[&Gw]) -> std::collections::BTreeMap<String, f64> {
     let mut m = std::collections::BTreeMap::new();
@@ -94,17 +93,16 @@ async fn kv_ops(gws: &[&Gw]) -> std::collections::BTreeMap<String, f64> {
     m
 }
 
+/// GET `path` with the operator key on replica `gw`.
+async fn get(gw: &Gw, path: &str) -> (u16, Value) {
+    operator(gw, reqwest::Method::GET, path, "", vec![]).await
+}
+
+/// The call `id` as replica `gw` reports it, once `f` holds for it.
 async fn wait_call(gw: &Gw, id: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
     let f = &f;
     eventually(&format!("call {what}"), STEP, || async move {
-        let (_, v) = operator(
-            gw,
-            reqwest::Method::GET,
-            &format!("/api/calls/{id}"),
-            "",
-            vec![],
-        )
-        .await;
+        let (_, v) = get(gw, &format!("/api/calls/{id}")).await;
         if f(&v) {
             Ok(v)
         } else {
@@ -259,14 +257,7 @@ async fn two_replicas_share_calls_answer_once_and_route_media_operations() {
     assert_eq!(s, 202, "{p}");
     let pid = p["playbackId"].as_str().unwrap().to_owned();
     eventually("playback sent on b", STEP, || async {
-        let (s, v) = operator(
-            &a,
-            reqwest::Method::GET,
-            &format!("/api/calls/{id}/playbacks/{pid}"),
-            "",
-            vec![],
-        )
-        .await;
+        let (s, v) = get(&a, &format!("/api/calls/{id}/playbacks/{pid}")).await;
         assert_eq!(s, 200, "{v}");
         if v["framesSent"].as_u64().unwrap_or(0) >= 10 {
             Ok(())
@@ -527,14 +518,7 @@ async fn with_nats_gone_mid_call_requests_get_503_and_media_keeps_recording() {
         1.0
     );
     // An operator request: 503 JSON naming the cause.
-    let (s, v) = operator(
-        &gw,
-        reqwest::Method::GET,
-        &format!("/api/calls/{id}"),
-        "",
-        vec![],
-    )
-    .await;
+    let (s, v) = get(&gw, &format!("/api/calls/{id}")).await;
     assert_eq!((s, &v["code"]), (503, &"nats_unreachable".into()), "{v}");
 
     // The call's media keeps streaming and recording (half a second more of it).
