@@ -47,8 +47,10 @@ pub enum Engine {
     /// One tokio-tungstenite task per call (the original engine).
     Tasks,
     /// Not real time: one tokio-tungstenite task per call sends its frames as fast as the socket
-    /// takes them (a flood; `--duration-secs` sets how many frames: 50 per second). Measures
-    /// the gateway's cost per frame when reads batch; send lag means nothing here.
+    /// takes them (a flood; `--duration-secs` sets how many frames: 50 per second), 16 frames
+    /// per socket write ([`crate::play::FAST_BATCH`]). Measures the gateway's cost per frame
+    /// when reads batch (a receiver that falls behind reads several frames per wake-up); send
+    /// lag means nothing here.
     Flood,
 }
 
