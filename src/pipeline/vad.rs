@@ -284,34 +284,21 @@ fn band_energies_body(
     let a4 = &b.s4[HIST - 4..end - 4];
     let a8 = &b.s4[HIST - 8..end - 8];
     let a12 = &b.s4[HIST - 12..end - 12];
-    let mut acc = [[0f32; 8]; BANDS];
-    let lanes = n / 8 * 8;
-    for c in (0..lanes).step_by(8) {
-        let (v, v1, v2) = (&v[c..c + 8], &v1[c..c + 8], &v2[c..c + 8]);
-        let (a0, a4, a8, a12) = (&a0[c..c + 8], &a4[c..c + 8], &a8[c..c + 8], &a12[c..c + 8]);
-        for l in 0..8 {
-            let d1 = v[l] - v1[l];
-            let d2 = v[l] - v2[l];
-            let d3 = a0[l] - a4[l];
-            let d4 = (a0[l] + a4[l]) - (a8[l] + a12[l]);
-            acc[0][l] += v[l] * v[l];
-            acc[1][l] += d1 * d1;
-            acc[2][l] += d2 * d2;
-            acc[3][l] += d3 * d3;
-            acc[4][l] += d4 * d4;
-        }
-    }
-    for k in lanes..n {
-        let d1 = v[k] - v1[k];
-        let d2 = v[k] - v2[k];
-        let d3 = a0[k] - a4[k];
-        let d4 = (a0[k] + a4[k]) - (a8[k] + a12[k]);
-        acc[0][0] += v[k] * v[k];
-        acc[1][0] += d1 * d1;
-        acc[2][0] += d2 * d2;
-        acc[3][0] += d3 * d3;
-        acc[4][0] += d4 * d4;
-    }
+    // One pass per band over whole slices: each compiles to a clean eight-lane loop (the
+    // five-band loop over eight-sample chunks became a shuffle-heavy mix of four- and
+    // eight-lane code, the gateway's largest user-space item). Per lane the additions keep
+    // their order, so the sums are unchanged.
+    let acc = [
+        sum_sq8(v, |c, l| c[0][l], [v]),
+        sum_sq8(v, |c, l| c[0][l] - c[1][l], [v, v1]),
+        sum_sq8(v, |c, l| c[0][l] - c[1][l], [v, v2]),
+        sum_sq8(v, |c, l| c[0][l] - c[1][l], [a0, a4]),
+        sum_sq8(
+            v,
+            |c, l| (c[0][l] + c[1][l]) - (c[2][l] + c[3][l]),
+            [a0, a4, a8, a12],
+        ),
+    ];
     // The low band at PITCH_RATE: every dec-th output (its 16 taps are the anti-alias filter).
     let m = (n / dec).min(PITCH_HIST);
     y.copy_within(m.., 0);
@@ -320,7 +307,36 @@ fn band_energies_body(
         *o = (a0[i] + a4[i]) - (a8[i] + a12[i]);
     }
     hist.copy_from_slice(&b.x[n..end]);
-    acc.map(|a| a.iter().sum())
+    acc
+}
+
+/// Sum of squares of `f` over `N` equally long slices taken eight samples at a time: lane `l`
+/// of a chunk adds `f(chunk, l)²` to accumulator `l`, the leftover samples go to lane 0 in
+/// order, and the eight lanes are summed last (f32 addition is not associative: this order is
+/// the result's definition). `len` only fixes the length for the optimiser.
+#[inline(always)]
+fn sum_sq8<const N: usize>(
+    len: &[f32],
+    f: impl Fn(&[&[f32]; N], usize) -> f32,
+    s: [&[f32]; N],
+) -> f32 {
+    let n = len.len();
+    let s = s.map(|x| &x[..n]);
+    let mut acc = [0f32; 8];
+    let lanes = n / 8 * 8;
+    for c in (0..lanes).step_by(8) {
+        let chunk = s.map(|x| &x[c..c + 8]);
+        for (l, a) in acc.iter_mut().enumerate() {
+            let d = f(&chunk, l);
+            *a += d * d;
+        }
+    }
+    for k in lanes..n {
+        let one = s.map(|x| &x[k..=k]);
+        let d = f(&one, 0);
+        acc[0] += d * d;
+    }
+    acc.iter().sum()
 }
 
 /// The default detector: sub-band SNR against per-stream noise floors (see the module docs).
