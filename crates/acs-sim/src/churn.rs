@@ -76,6 +76,10 @@ impl ChurnConfig {
     }
 }
 
+/// How long after the run's "after" sample the gateway's RSS is read again
+/// ([`ChurnProcess::rss_settled_kib`]).
+pub const RSS_SETTLE: Duration = Duration::from_secs(2);
+
 /// Gateway process figures before and after.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ChurnProcess {
@@ -91,6 +95,12 @@ pub struct ChurnProcess {
     pub rss_after_kib: Option<u64>,
     /// (after − before) per 1,000 ok cycles, KiB (negative: shrank).
     pub rss_growth_per_1000_kib: Option<f64>,
+    /// VmRSS [`RSS_SETTLE`] after the "after" sample, KiB: what the gateway keeps once it has
+    /// had a moment to give back the memory of the burst (its allocator returns freed memory
+    /// lazily), so growth here is what stays.
+    pub rss_settled_kib: Option<u64>,
+    /// (settled − before) per 1,000 ok cycles, KiB.
+    pub rss_settled_growth_per_1000_kib: Option<f64>,
     /// Read errors.
     pub errors: Vec<String>,
 }
@@ -184,16 +194,19 @@ impl std::fmt::Display for ChurnReport {
         )?;
         if let Some(g) = &self.gateway {
             let o = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+            let per = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:+.1}"));
             writeln!(
                 f,
-                "  gateway    pid {}: fds {} → {}; RSS {} → {} KiB ({} KiB per 1,000 connections)",
+                "  gateway    pid {}: fds {} → {}; RSS {} → {} KiB ({} KiB per 1,000 connections), {} KiB {} s later ({} per 1,000)",
                 g.pid,
                 o(g.fds_before),
                 o(g.fds_after),
                 o(g.rss_before_kib),
                 o(g.rss_after_kib),
-                g.rss_growth_per_1000_kib
-                    .map_or("?".to_string(), |v| format!("{v:+.1}"))
+                per(g.rss_growth_per_1000_kib),
+                o(g.rss_settled_kib),
+                RSS_SETTLE.as_secs(),
+                per(g.rss_settled_growth_per_1000_kib),
             )?;
             for e in &g.errors {
                 writeln!(f, "  gateway    {e}")?;
@@ -338,11 +351,17 @@ pub async fn run_churn(cfg: ChurnConfig) -> Result<ChurnReport, SimError> {
             Ok((rss, _)) => g.rss_after_kib = Some(rss),
             Err(e) => g.errors.push(e.to_string()),
         }
-        if let (Some(b), Some(a)) = (g.rss_before_kib, g.rss_after_kib) {
-            if ok > 0 {
-                g.rss_growth_per_1000_kib = Some((a as f64 - b as f64) * 1000.0 / ok as f64);
-            }
+        tokio::time::sleep(RSS_SETTLE).await;
+        match procstat::rss_kib(g.pid) {
+            Ok((rss, _)) => g.rss_settled_kib = Some(rss),
+            Err(e) => g.errors.push(e.to_string()),
         }
+        let per_1000 = |a: Option<u64>| match (g.rss_before_kib, a) {
+            (Some(b), Some(a)) if ok > 0 => Some((a as f64 - b as f64) * 1000.0 / ok as f64),
+            _ => None,
+        };
+        g.rss_growth_per_1000_kib = per_1000(g.rss_after_kib);
+        g.rss_settled_growth_per_1000_kib = per_1000(g.rss_settled_kib);
     }
     report.gateway = gateway;
     Ok(report)
