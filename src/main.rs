@@ -25,7 +25,7 @@ const COLLECT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// and freed by the sink threads; mimalloc keeps memory freed that way for reuse until its
 /// owner next allocates, so after a burst (connection churn that filled the sink queues) RSS
 /// stayed at the burst's peak: 26 → 86 → 36 → 89 MB over successive runs of 10,000 churn
-/// cycles against one gateway. With this, RSS two seconds after each run: 33 → 33 → 43 → 42 MB.
+/// cycles against one gateway. With this, RSS two seconds after each run: 33 → 34 → 37 → 36 MB.
 /// Returning memory on every free (`MIMALLOC_PURGE_DELAY=0`) kept RSS as low but cost 0.5 µs
 /// per real-time frame in paired runs; once a second per worker was within this VM's noise
 /// (README "Performance").
