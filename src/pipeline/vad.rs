@@ -49,7 +49,9 @@
 
 mod neural;
 
-pub use neural::{warm_up as warm_up_neural, ModelError, NeuralVad, SPEECH_OFF, SPEECH_ON};
+pub use neural::{
+    warm_up as warm_up_neural, ModelError, NeuralVad, CONFIDENT, FLOOR_MARGIN_DB, VETO_BELOW,
+};
 
 /// Frames quieter than this (RMS dBFS) are never speech for the adaptive detector.
 pub const ABS_FLOOR_DBFS: f32 = -60.0;
@@ -846,13 +848,18 @@ mod tests {
             for _ in 0..25 {
                 assert!(!v.process(&vec![0; n]).1);
             }
-            assert!(v.probability() < SPEECH_OFF, "{rate}: {}", v.probability());
-            let mut seed = 11;
-            let mut fa = 0;
-            for _ in 0..50 {
-                fa += usize::from(v.process(&noise(&mut seed, 0.02, n)).1);
+            assert!(v.probability() < VETO_BELOW, "{rate}: {}", v.probability());
+            // Loud white noise from a stream's start: the network is never sure of it, and once
+            // the level floor has learnt it (1.3 s) no frame is voiced.
+            let mut v = NeuralVad::new(rate);
+            let (mut seed, mut fa, mut top) = (11, 0, 0f32);
+            for k in 0..150 {
+                let voiced = v.process(&noise(&mut seed, 0.05, n)).1;
+                top = top.max(v.probability());
+                fa += usize::from(voiced && k >= 75);
             }
-            assert!(fa <= 2, "{rate}: {fa} of 50 noise frames voiced");
+            assert!(top < CONFIDENT, "{rate}: noise probability {top}");
+            assert!(fa <= 3, "{rate}: {fa} of 75 noise frames voiced");
             for k in 0..25 {
                 let x = tone(&[697.0, 1209.0], 0.2, rate, n, k * n);
                 assert!(!v.process(&x).1, "{rate}: DTMF frame {k} voiced");
