@@ -726,6 +726,13 @@ impl Config {
             ));
         }
         range(&mut p, "silence.hang_ms", si.hang_ms.into(), 0, 60_000);
+        // The neural detector's network is loaded here, once per process: a model that does not
+        // load fails the start rather than leaving every stream unvoiced.
+        if si.detector == crate::pipeline::silence::DetectorKind::Neural {
+            if let Err(e) = crate::pipeline::vad::warm_up_neural() {
+                p.push(format!("silence.detector \"neural\": {e}"));
+            }
+        }
         range(
             &mut p,
             "silence.min_speech_ms",

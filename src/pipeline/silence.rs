@@ -15,7 +15,8 @@
 //!   (`trust_acs_silent` and the frame's ACS `silent` flag). Gaps are always unvoiced. The
 //!   classifiers: `energy` says speech when `dbfs(frame) > threshold_dbfs`; `adaptive` (the
 //!   default) when its sub-band SNRs against the stream's tracked noise floors are high enough;
-//!   `neural` when earshot's score is at least 0.5. The last two never call a DTMF tone speech.
+//!   `neural` when Silero VAD's network and the adaptive decision agree by the fusion rule of
+//!   [`super::vad::NeuralVad`]. The last two never call a DTMF tone speech.
 //!   Every frame goes through the classifier, ACS-silent ones too (they keep the noise floor).
 //! - **Speech start.** Outside speech, consecutive voiced frames form a run; the run's start is the
 //!   position of its first sample. Once the run holds at least `min_speech_ms` of audio,
@@ -43,7 +44,8 @@ pub enum DetectorKind {
     /// Sub-band SNR against per-stream noise floors ([`super::vad::AdaptiveVad`]). The default.
     #[default]
     Adaptive,
-    /// earshot's small neural network ([`super::vad::NeuralVad`]): more accurate in loud babble, ~12x the cost.
+    /// Silero VAD's network (run by tract) fused with the adaptive decision
+    /// ([`super::vad::NeuralVad`]): more accurate, above all in babble; ~100x the adaptive cost.
     Neural,
     /// RMS level above the fixed `threshold_dbfs` (the original detector; noise counts as speech).
     Energy,

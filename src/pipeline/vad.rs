@@ -1,7 +1,7 @@
 //! PURE: per-frame speech/non-speech classifiers behind the silence detector.
 //!
 //! Owns [`AdaptiveVad`] (the default: sub-band energies against noise floors it tracks per
-//! stream), [`NeuralVad`] (earshot's small network, weights shipped in the crate) and
+//! stream), [`NeuralVad`] (Silero VAD's network, its weights compiled into the binary) and
 //! [`DtmfDetector`] (Goertzel on the eight DTMF frequencies: a keypad tone is never speech).
 //! [`super::silence::SilenceDetector`] turns their per-frame decisions into speech edges.
 //!
@@ -42,17 +42,19 @@
 //!
 //! # Neural detector
 //!
-//! earshot works on 256-sample (16 ms) frames at 16 kHz. 24 kHz input is brought to 16 kHz by a
-//! 2/3 polyphase low-pass resampler; samples are buffered across the 20 ms frames and each full
-//! 256-sample block is scored. A frame's score is the highest score of the blocks that ended in
-//! it (or the last score if none did); voiced when it reaches [`NEURAL_THRESHOLD`]. The detector
-//! state (~8 KiB) is boxed once per stream; scoring allocates nothing.
+//! [`NeuralVad`] (in `vad/neural.rs`) runs Silero VAD, a recurrent network trained on thousands
+//! of hours of speech and noise, through tract (pure-Rust ONNX inference) on 32 ms chunks at
+//! 16 kHz; 24 kHz input is brought to 16 kHz by the 2/3 polyphase low-pass resampler below.
+//! See that module for the loading, streaming and allocation details.
+
+mod neural;
+
+pub use neural::{
+    warm_up as warm_up_neural, ModelError, NeuralVad, CONFIDENT, FLOOR_MARGIN_DB, VETO_BELOW,
+};
 
 /// Frames quieter than this (RMS dBFS) are never speech for the adaptive detector.
 pub const ABS_FLOOR_DBFS: f32 = -60.0;
-
-/// earshot's score at or above which a frame is voiced.
-pub const NEURAL_THRESHOLD: f32 = 0.5;
 
 /// The eight DTMF frequencies (Hz): four rows, then four columns.
 pub const DTMF_FREQS: [f32; 8] = [697.0, 770.0, 852.0, 941.0, 1209.0, 1336.0, 1477.0, 1633.0];
@@ -673,86 +675,6 @@ impl Down24To16 {
     }
 }
 
-const EARSHOT_BLOCK: usize = 256;
-
-/// The neural option: earshot's network on 16 kHz blocks (see the module docs).
-pub struct NeuralVad {
-    det: Box<earshot::Detector>,
-    /// 16 kHz samples waiting for a full block.
-    block: [i16; EARSHOT_BLOCK],
-    fill: usize,
-    /// 24 kHz input goes through this first.
-    resample: Option<Down24To16>,
-    last_score: f32,
-    dtmf: DtmfDetector,
-}
-
-impl std::fmt::Debug for NeuralVad {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NeuralVad")
-            .field("fill", &self.fill)
-            .field("last_score", &self.last_score)
-            .finish_non_exhaustive()
-    }
-}
-
-impl NeuralVad {
-    /// A detector for audio at `sample_rate` Hz (16 kHz used as is; 24 kHz resampled to 16 kHz).
-    pub fn new(sample_rate: u32) -> Self {
-        Self {
-            det: earshot::Detector::default_boxed(),
-            block: [0; EARSHOT_BLOCK],
-            fill: 0,
-            resample: (sample_rate != 16_000).then(Down24To16::new),
-            last_score: 0.0,
-            dtmf: DtmfDetector::new(sample_rate),
-        }
-    }
-
-    /// The score of the last block (0–1).
-    pub fn last_score(&self) -> f32 {
-        self.last_score
-    }
-
-    fn push16(&mut self, s: i16, best: &mut f32) {
-        self.block[self.fill] = s;
-        self.fill += 1;
-        if self.fill == EARSHOT_BLOCK {
-            self.fill = 0;
-            self.last_score = self.det.predict_i16(&self.block);
-            *best = best.max(self.last_score);
-        }
-    }
-
-    /// Classifies one frame; returns (RMS dBFS, voiced).
-    pub fn process(&mut self, x: &[i16]) -> (f32, bool) {
-        let level = super::silence::dbfs(x);
-        if x.is_empty() {
-            return (level, false);
-        }
-        let mut best = f32::NEG_INFINITY;
-        if let Some(mut rs) = self.resample.take() {
-            for &v in x {
-                if let Some(s) = rs.push(v) {
-                    self.push16(s, &mut best);
-                }
-            }
-            self.resample = Some(rs);
-        } else {
-            for &v in x {
-                self.push16(v, &mut best);
-            }
-        }
-        let score = if best.is_finite() {
-            best
-        } else {
-            self.last_score
-        };
-        let voiced = score >= NEURAL_THRESHOLD && !self.dtmf.is_dtmf(x);
-        (level, voiced)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -992,14 +914,63 @@ mod tests {
     }
 
     #[test]
-    fn neural_at_16_and_24k_scores_blocks_and_silence_is_unvoiced() {
+    fn neural_at_16_and_24k_finds_a_voice_not_noise_silence_or_dtmf() {
+        warm_up_neural().unwrap();
+        // A committed speech clip (16 kHz; 24 kHz by linear interpolation) and its frame truth.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/vad/en_us_m.flac");
+        let clip: Vec<i16> = claxon::FlacReader::open(path)
+            .unwrap()
+            .samples()
+            .map(|s| s.unwrap() as i16)
+            .collect();
         for rate in [16_000, 24_000] {
             let n = rate as usize / 50;
+            let speech: Vec<i16> = if rate == 16_000 {
+                clip.clone()
+            } else {
+                (0..clip.len() * 3 / 2 - 2)
+                    .map(|m| {
+                        let (i, f) = (m * 2 / 3, (m * 2 % 3) as f32 / 3.0);
+                        (f32::from(clip[i]) * (1.0 - f) + f32::from(clip[i + 1]) * f) as i16
+                    })
+                    .collect()
+            };
+            let mut v = NeuralVad::new(rate);
+            let (mut hit, mut talk, mut fa) = (0, 0, 0);
+            for f in speech.chunks_exact(n) {
+                let voiced = v.process(f).1;
+                if super::super::silence::dbfs(f) > -40.0 {
+                    talk += 1;
+                    hit += usize::from(voiced);
+                } else if f.iter().all(|&s| s == 0) {
+                    fa += usize::from(voiced);
+                }
+            }
+            assert!(
+                hit * 10 >= talk * 7,
+                "{rate}: {hit} of {talk} loud frames voiced"
+            );
+            assert!(fa <= 10, "{rate}: {fa} digital-silence frames voiced");
             let mut v = NeuralVad::new(rate);
             for _ in 0..25 {
                 assert!(!v.process(&vec![0; n]).1);
             }
-            assert!(v.last_score() < NEURAL_THRESHOLD);
+            assert!(v.probability() < VETO_BELOW, "{rate}: {}", v.probability());
+            // Loud white noise from a stream's start: the network is never sure of it, and once
+            // the level floor has learnt it (1.3 s) no frame is voiced.
+            let mut v = NeuralVad::new(rate);
+            let (mut seed, mut fa, mut top) = (11, 0, 0f32);
+            for k in 0..150 {
+                let voiced = v.process(&noise(&mut seed, 0.05, n)).1;
+                top = top.max(v.probability());
+                fa += usize::from(voiced && k >= 75);
+            }
+            assert!(top < CONFIDENT, "{rate}: noise probability {top}");
+            assert!(fa <= 3, "{rate}: {fa} of 75 noise frames voiced");
+            for k in 0..25 {
+                let x = tone(&[697.0, 1209.0], 0.2, rate, n, k * n);
+                assert!(!v.process(&x).1, "{rate}: DTMF frame {k} voiced");
+            }
         }
     }
 
