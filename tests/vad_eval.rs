@@ -8,9 +8,8 @@
 //! seed. Ground truth: a 20 ms frame is speech when the clean clip's RMS there is above
 //! -50 dBFS (pauses are digital zero). Detectors see 20 ms frames with `silent: false`.
 //!
-//! `cargo test --test vad_eval` runs the 16 kHz set (about 31,000 frames) and asserts the
-//! targets; `cargo test --test vad_eval -- --ignored --nocapture` adds the same set at 24 kHz
-//! and prints the per-condition tables.
+//! `cargo test --test vad_eval` runs the set at 16 kHz (about 31,000 frames) and at 24 kHz and
+//! asserts the targets at both rates; `-- --nocapture` prints the per-condition tables.
 
 use acs_media_gateway::pipeline::silence::{DetectorKind, SilenceConfig, SilenceDetector};
 use std::collections::BTreeMap;
@@ -508,7 +507,11 @@ fn run(rate: u32) -> Vec<Summary> {
 /// their tables. The adaptive thresholds were tuned on seeds 0 and 1 (seed 1: 0.915); seeds 2, 3
 /// and 4, never tuned on, give 0.908, 0.913 and 0.915. The neural fusion was tuned on seed 0 at
 /// 16 kHz; seeds 1 and 2 give 0.924 and 0.923 (adaptive 0.915, 0.908), 24 kHz 0.922 (0.906).
-fn check(sums: &[Summary]) {
+///
+/// `adaptive_f1` is the default detector's floor: 0.91 on the 16 kHz draw it was tuned on, the
+/// issue's 0.90 at 24 kHz (0.906 there: its frames reach the same filters at a rate they were
+/// not tuned for).
+fn check(sums: &[Summary], adaptive_f1: f64) {
     if std::env::var_os("VAD_EVAL_ONLY").is_some() || seed_shift() != 0 {
         return;
     }
@@ -522,7 +525,7 @@ fn check(sums: &[Summary]) {
         .map(|s| s.all.f1())
         .fold(0.0, f64::max);
     assert!(
-        adaptive.all.f1() >= 0.91,
+        adaptive.all.f1() >= adaptive_f1,
         "adaptive F1 {:.3}",
         adaptive.all.f1()
     );
@@ -578,11 +581,10 @@ fn check(sums: &[Summary]) {
 
 #[test]
 fn detectors_meet_targets_at_16k() {
-    check(&run(16_000));
+    check(&run(16_000), 0.91);
 }
 
 #[test]
-#[ignore = "long run: the same set at 24 kHz (cargo test --test vad_eval -- --ignored --nocapture)"]
 fn detectors_meet_targets_at_24k() {
-    check(&run(24_000));
+    check(&run(24_000), 0.90);
 }
