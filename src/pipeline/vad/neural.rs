@@ -244,13 +244,13 @@ impl NeuralVad {
     /// Runs the network on the buffer; `None` (and a fresh state) if tract fails.
     fn score(&mut self) -> Option<f32> {
         let plan = self.plan.as_ref()?;
-        let state = self.state.take()?;
         let input = Tensor::from_shape(&[1, CONTEXT + CHUNK], &self.buf[..]).ok()?;
+        let state = self.state.take()?;
         match plan.run(tvec!(input.into(), state.into())) {
             Ok(mut out) if out.len() == 2 => {
-                let prob = out[0].as_slice::<f32>().ok()?.first().copied();
+                // the state first, so a malformed probability output cannot lose it
                 self.state = Some(out.remove(1).into_tensor());
-                prob
+                out[0].as_slice::<f32>().ok()?.first().copied()
             }
             _ => {
                 self.state = Tensor::zero::<f32>(&STATE).ok();
