@@ -162,24 +162,41 @@ const PITCH_LAG_MAX: usize = 50;
 const PITCH_HIST: usize = (PITCH_WINDOW + PITCH_LAG_MAX).next_multiple_of(8);
 const _: () = assert!(PITCH_HIST >= PITCH_WINDOW + PITCH_LAG_MAX);
 
-/// The highest normalised autocorrelation of the newest [`PITCH_WINDOW`] samples of `y` at the
-/// pitch lags: near 1 for one voice's voiced sounds, low for noise and for a crowd's babble
-/// (many voices, no common period).
-fn periodicity(y: &[f32; PITCH_HIST]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        #[allow(unsafe_code)]
-        // SAFETY: `periodicity_avx2` only needs AVX2, which the CPU was just found to have.
-        return unsafe { periodicity_avx2(y) };
-    }
-    periodicity_body(y)
+/// Defines `$name` and `$avx2`, two builds of the `#[inline(always)]` function `$body`: `$avx2`
+/// compiled for AVX2 (eight f32 lanes per instruction instead of SSE2's four) and `$name`, which
+/// runs it where the CPU has AVX2 and the baseline build elsewhere. Both run the same operations
+/// per lane (the compiler never fuses a multiply and an add), so their results are bit-identical
+/// and a detector's decisions never depend on the CPU. For the adaptive detector's vector loops,
+/// the largest user-space item of the gateway at 400 real-time streams (README "Performance").
+macro_rules! avx2_dispatch {
+    (
+        $(#[$doc:meta])*
+        fn $name:ident / $avx2:ident => $body:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty
+    ) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                #[allow(unsafe_code)]
+                // SAFETY: `$avx2` only needs AVX2, which the CPU was just found to have.
+                return unsafe { $avx2($($arg),*) };
+            }
+            $body($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        fn $avx2($($arg: $ty),*) -> $ret {
+            $body($($arg),*)
+        }
+    };
 }
 
-/// [`periodicity`] compiled for AVX2 (bit-identical results, as for [`band_energies_avx2`]).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn periodicity_avx2(y: &[f32; PITCH_HIST]) -> f32 {
-    periodicity_body(y)
+avx2_dispatch! {
+    /// The highest normalised autocorrelation of the newest [`PITCH_WINDOW`] samples of `y` at the
+    /// pitch lags: near 1 for one voice's voiced sounds, low for noise and for a crowd's babble
+    /// (many voices, no common period).
+    fn periodicity / periodicity_avx2 => periodicity_body(y: &[f32; PITCH_HIST]) -> f32
 }
 
 /// The body of [`periodicity`], inlined into each build of it.
@@ -215,47 +232,26 @@ fn periodicity_body(y: &[f32; PITCH_HIST]) -> f32 {
     best.sqrt().min(1.0)
 }
 
-/// Energies (sums of squares) of `x` through the five band filters: full band (`x[n]`), first
-/// difference (`x[n] - x[n-1]`), `x[n] - x[n-2]`, and two DC-free low bands built from running
-/// 4-sample sums `s4`: `s4[n] - s4[n-4]` (8 taps, ~0.5-3 kHz at 16 kHz) and
-/// `s4[n] + s4[n-4] - s4[n-8] - s4[n-12]` (16 taps, ~250-900 Hz, the first formant and pitch
-/// harmonics). `hist` holds the HIST samples before `x`; on return it holds the stream's last
-/// HIST samples. `b` is scratch.
-///
-/// Every filter output is a sum of a few integer samples, exact in f32, and only the squares are
-/// rounded: differencing autocorrelations instead loses the quiet bands to cancellation when a
-/// loud low rumble (brown noise, hum) dominates the frame. Each pass is a plain zipped loop the
-/// compiler vectorises; the reductions use eight lanes (f32 addition is not associative).
-fn band_energies(
-    x: &[i16],
-    hist: &mut [f32; HIST],
-    y: &mut [f32; PITCH_HIST],
-    b: &mut BandBuf,
-    dec: usize,
-) -> [f32; BANDS] {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        #[allow(unsafe_code)]
-        // SAFETY: `band_energies_avx2` only needs AVX2, which the CPU was just found to have.
-        return unsafe { band_energies_avx2(x, hist, y, b, dec) };
-    }
-    band_energies_body(x, hist, y, b, dec)
-}
-
-/// [`band_energies`] compiled for AVX2: eight f32 lanes per instruction instead of SSE2's four.
-/// Same operations in the same order on every lane (no fused multiply-add), so the results are
-/// bit-identical to the baseline build's; at 400 real-time streams this loop was the largest
-/// user-space item of the gateway (README "Performance").
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn band_energies_avx2(
-    x: &[i16],
-    hist: &mut [f32; HIST],
-    y: &mut [f32; PITCH_HIST],
-    b: &mut BandBuf,
-    dec: usize,
-) -> [f32; BANDS] {
-    band_energies_body(x, hist, y, b, dec)
+avx2_dispatch! {
+    /// Energies (sums of squares) of `x` through the five band filters: full band (`x[n]`), first
+    /// difference (`x[n] - x[n-1]`), `x[n] - x[n-2]`, and two DC-free low bands built from running
+    /// 4-sample sums `s4`: `s4[n] - s4[n-4]` (8 taps, ~0.5-3 kHz at 16 kHz) and
+    /// `s4[n] + s4[n-4] - s4[n-8] - s4[n-12]` (16 taps, ~250-900 Hz, the first formant and pitch
+    /// harmonics). `hist` holds the HIST samples before `x`; on return it holds the stream's last
+    /// HIST samples. `b` is scratch.
+    ///
+    /// Every filter output is a sum of a few integer samples, exact in f32, and only the squares
+    /// are rounded: differencing autocorrelations instead loses the quiet bands to cancellation
+    /// when a loud low rumble (brown noise, hum) dominates the frame. Each pass is a plain zipped
+    /// loop the compiler vectorises; the reductions use eight lanes (f32 addition is not
+    /// associative).
+    fn band_energies / band_energies_avx2 => band_energies_body(
+        x: &[i16],
+        hist: &mut [f32; HIST],
+        y: &mut [f32; PITCH_HIST],
+        b: &mut BandBuf,
+        dec: usize,
+    ) -> [f32; BANDS]
 }
 
 /// The body of [`band_energies`], inlined into each build of it.
@@ -291,12 +287,11 @@ fn band_energies_body(
     // eight-lane code, the gateway's largest user-space item). Per lane the additions keep
     // their order, so the sums are unchanged.
     let acc = [
-        sum_sq8(v, |c, l| c[0][l], [v]),
-        sum_sq8(v, |c, l| c[0][l] - c[1][l], [v, v1]),
-        sum_sq8(v, |c, l| c[0][l] - c[1][l], [v, v2]),
-        sum_sq8(v, |c, l| c[0][l] - c[1][l], [a0, a4]),
+        sum_sq8(|c, l| c[0][l], [v]),
+        sum_sq8(|c, l| c[0][l] - c[1][l], [v, v1]),
+        sum_sq8(|c, l| c[0][l] - c[1][l], [v, v2]),
+        sum_sq8(|c, l| c[0][l] - c[1][l], [a0, a4]),
         sum_sq8(
-            v,
             |c, l| (c[0][l] + c[1][l]) - (c[2][l] + c[3][l]),
             [a0, a4, a8, a12],
         ),
@@ -315,14 +310,11 @@ fn band_energies_body(
 /// Sum of squares of `f` over `N` equally long slices taken eight samples at a time: lane `l`
 /// of a chunk adds `f(chunk, l)²` to accumulator `l`, the leftover samples go to lane 0 in
 /// order, and the eight lanes are summed last (f32 addition is not associative: this order is
-/// the result's definition). `len` only fixes the length for the optimiser.
+/// the result's definition). Every slice is cut to the first one's length, which tells the
+/// optimiser they are equally long (no bounds checks left in the loop).
 #[inline(always)]
-fn sum_sq8<const N: usize>(
-    len: &[f32],
-    f: impl Fn(&[&[f32]; N], usize) -> f32,
-    s: [&[f32]; N],
-) -> f32 {
-    let n = len.len();
+fn sum_sq8<const N: usize>(f: impl Fn(&[&[f32]; N], usize) -> f32, s: [&[f32]; N]) -> f32 {
+    let n = s[0].len();
     let s = s.map(|x| &x[..n]);
     let mut acc = [0f32; 8];
     let lanes = n / 8 * 8;
