@@ -339,12 +339,6 @@ where
         }
         last_at = frame.at;
         if frame.kind == PlannedKind::Disconnect {
-            if unflushed > 0 {
-                if let Err(e) = tx.flush().await {
-                    ended = Some(rx.after_send_error(e, observer).await);
-                    break;
-                }
-            }
             ended = Some(StreamEnd::Disconnected);
             break;
         }
@@ -380,7 +374,8 @@ where
         });
     }
 
-    if ended.is_none() && unflushed > 0 {
+    // What fast pacing fed goes out before the normal end or a planned disconnect.
+    if unflushed > 0 && matches!(ended, None | Some(StreamEnd::Disconnected)) {
         if let Err(e) = tx.flush().await {
             ended = Some(rx.after_send_error(e, observer).await);
         }
