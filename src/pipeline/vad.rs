@@ -393,6 +393,11 @@ impl AdaptiveVad {
         }
     }
 
+    /// The stream's DTMF tone detector (the neural option applies the same check).
+    pub(super) fn dtmf(&self) -> &DtmfDetector {
+        &self.dtmf
+    }
+
     /// The last frame's periodicity (0-1, computed here) and the mean periodicity of the frames
     /// judged noise, for tests and tuning.
     pub fn periodicity(&self) -> (f32, f32) {

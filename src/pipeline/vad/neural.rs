@@ -46,7 +46,7 @@
 //! KiB in total): tract's run state holds `Rc` values, so it cannot be kept in a detector that
 //! moves between threads.
 
-use super::{AdaptiveVad, Down24To16, DtmfDetector, BABBLE_PERIODICITY};
+use super::{AdaptiveVad, Down24To16, BABBLE_PERIODICITY};
 use std::sync::{Arc, OnceLock};
 use tract_onnx::pb::{GraphProto, ModelProto, NodeProto};
 use tract_onnx::prelude::*;
@@ -195,7 +195,6 @@ pub struct NeuralVad {
     /// The last [`FLOOR_FRAMES`] frame levels (dBFS; +inf until filled), a ring.
     levels: [f32; FLOOR_FRAMES],
     level_at: usize,
-    dtmf: DtmfDetector,
 }
 
 impl std::fmt::Debug for NeuralVad {
@@ -222,7 +221,6 @@ impl NeuralVad {
             adaptive: AdaptiveVad::new(sample_rate),
             levels: [f32::INFINITY; FLOOR_FRAMES],
             level_at: 0,
-            dtmf: DtmfDetector::new(sample_rate),
         }
     }
 
@@ -284,7 +282,7 @@ impl NeuralVad {
         let voiced = (energy_voiced && (self.prob >= VETO_BELOW || !babble))
             || (self.prob >= CONFIDENT
                 && level >= floor + FLOOR_MARGIN_DB
-                && !self.dtmf.is_dtmf(x));
+                && !self.adaptive.dtmf().is_dtmf(x));
         (level, voiced)
     }
 }
