@@ -442,7 +442,11 @@ where
             _ => continue,
         };
         let started = std::time::Instant::now();
-        let handled = call.handle(payload);
+        let handled = match &msg {
+            // tungstenite validated the text's UTF-8: the pipeline does not check it again
+            Message::Text(t) => call.handle_text(t.as_str()),
+            _ => call.handle(payload),
+        };
         if let Ok(h) = handled {
             if h.was_audio_data() {
                 call.record_frame_time(started.elapsed());

@@ -1,6 +1,7 @@
 //! The values that flow from a call's pipeline to the sinks: call and stream descriptions,
-//! fixed-size audio frames (samples inline, so fanning a frame out to a bounded queue copies it
-//! into a pre-allocated slot and never touches the heap), call events and end-of-stream summaries.
+//! audio frames (reference-counted slots of a per-call pool whose sample buffers keep their
+//! capacity, so fanning a frame out to a bounded queue refills a slot and never touches the
+//! heap), call events and end-of-stream summaries.
 
 use std::sync::Arc;
 
@@ -171,6 +172,12 @@ pub struct StreamInfo {
 }
 
 /// One block of PCM (≤ [`MAX_FRAME_SAMPLES`] samples) with its place in its stream.
+///
+/// The samples live in a buffer of their own that keeps its capacity when the frame is refilled
+/// ([`AudioFrame::set_samples`]): a pool slot costs what its call's frames need (640 bytes at
+/// 16 kHz), not the 48 kHz maximum. Slots were 1.9 KiB with the samples inline, and a flood
+/// that fills the sink queues (64 Ki frames at the WAV sink's defaults) pinned three times the
+/// memory.
 #[derive(Clone, Debug)]
 pub struct AudioFrame {
     /// The stream.
@@ -186,8 +193,7 @@ pub struct AudioFrame {
     pub acs_silent: bool,
     /// Our detector judged it voiced.
     pub voiced: bool,
-    len: u16,
-    samples: [i16; MAX_FRAME_SAMPLES],
+    samples: Vec<i16>,
 }
 
 impl AudioFrame {
@@ -200,21 +206,18 @@ impl AudioFrame {
         sample_rate: u32,
         samples: &[i16],
     ) -> Self {
-        let mut f = Self {
+        Self {
             stream,
             call,
             pos,
             sample_rate,
             acs_silent: false,
             voiced: false,
-            len: 0,
-            samples: [0; MAX_FRAME_SAMPLES],
-        };
-        f.set_samples(samples);
-        f
+            samples: samples[..samples.len().min(MAX_FRAME_SAMPLES)].to_vec(),
+        }
     }
 
-    /// A frame with no samples (a pool slot).
+    /// A frame with no samples (a pool slot; its buffer is allocated by its first fill).
     pub fn empty() -> Self {
         Self::new(0, 0, 0, 0, &[])
     }
@@ -238,36 +241,41 @@ impl AudioFrame {
         self
     }
 
-    /// Replaces the samples (truncated to [`MAX_FRAME_SAMPLES`]).
+    /// Replaces the samples (truncated to [`MAX_FRAME_SAMPLES`]). Allocates only when the
+    /// frame never held this many samples before.
+    #[inline]
     pub fn set_samples(&mut self, samples: &[i16]) {
         let n = samples.len().min(MAX_FRAME_SAMPLES);
-        self.samples[..n].copy_from_slice(&samples[..n]);
-        self.len = n as u16;
+        self.samples.clear();
+        self.samples.extend_from_slice(&samples[..n]);
     }
 
     /// Replaces the samples with PCM16LE bytes (truncated to [`MAX_FRAME_SAMPLES`]; an odd
-    /// last byte is ignored).
+    /// last byte is ignored). Allocates only as [`AudioFrame::set_samples`] does.
     pub fn set_le_bytes(&mut self, pcm: &[u8]) {
         let n = (pcm.len() / 2).min(MAX_FRAME_SAMPLES);
-        for (s, b) in self.samples[..n].iter_mut().zip(pcm.chunks_exact(2)) {
-            *s = i16::from_le_bytes([b[0], b[1]]);
-        }
-        self.len = n as u16;
+        self.samples.clear();
+        self.samples.extend(
+            pcm[..n * 2]
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]])),
+        );
     }
 
     /// The samples.
+    #[inline]
     pub fn samples(&self) -> &[i16] {
-        &self.samples[..self.len as usize]
+        &self.samples
     }
 
     /// Number of samples.
     pub fn len(&self) -> usize {
-        self.len as usize
+        self.samples.len()
     }
 
     /// True when the frame holds no samples.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.samples.is_empty()
     }
 }
 
@@ -502,6 +510,23 @@ mod tests {
         let f = AudioFrame::new(1, 2, 0, 16_000, &[1, 2, 3]);
         assert_eq!(f.samples(), &[1, 2, 3]);
         assert!(!f.is_empty());
+    }
+
+    #[test]
+    fn a_refilled_frame_keeps_its_sample_buffer() {
+        let mut f = AudioFrame::empty();
+        f.set_samples(&[1; 480]);
+        let buf = f.samples().as_ptr();
+        for n in [320, 0, 480, 17, 480] {
+            f.set_samples(&vec![n as i16; n]);
+            assert_eq!(f.samples(), &vec![n as i16; n][..]);
+            assert_eq!(f.samples().as_ptr(), buf, "refill of {n} reallocated");
+        }
+        f.set_le_bytes(&[1, 0, 0xff, 0xff, 7]);
+        assert_eq!(f.samples(), &[1, -1], "little-endian pairs, odd byte ignored");
+        assert_eq!(f.samples().as_ptr(), buf);
+        f.set_le_bytes(&vec![0; 4 * MAX_FRAME_SAMPLES]);
+        assert_eq!(f.len(), MAX_FRAME_SAMPLES, "truncated to the maximum");
     }
 
     #[test]

@@ -35,7 +35,7 @@ use crate::metrics::{BadFrame, Metrics};
 use crate::protocol::b64::decode_base64_in;
 use crate::protocol::error::ProtocolError;
 use crate::protocol::media::{
-    parse_inbound, AudioData, AudioMetadata, Inbound, InboundKind, ResultStatus,
+    parse_inbound, parse_inbound_str, AudioData, AudioMetadata, Inbound, InboundKind, ResultStatus,
 };
 use crate::protocol::timestamp::parse_timestamp;
 use frame::{FramePool, Transcript, MAX_FRAME_SAMPLES};
@@ -316,7 +316,22 @@ impl CallPipeline {
     /// [`CallPipeline::record_frame_time`].
     pub fn handle(&mut self, frame: &[u8]) -> Result<Handled, FrameError> {
         self.local.frame_bytes += frame.len() as u64;
-        let msg = match parse_inbound(frame) {
+        self.dispatch(parse_inbound(frame))
+    }
+
+    /// [`CallPipeline::handle`] of a text message, which the WebSocket layer has already
+    /// validated as UTF-8 (so its strings are not checked again); same results.
+    pub fn handle_text(&mut self, frame: &str) -> Result<Handled, FrameError> {
+        self.local.frame_bytes += frame.len() as u64;
+        self.dispatch(parse_inbound_str(frame))
+    }
+
+    #[inline(always)]
+    fn dispatch(
+        &mut self,
+        parsed: Result<Inbound<'_>, ProtocolError>,
+    ) -> Result<Handled, FrameError> {
+        let msg = match parsed {
             Ok(msg) => msg,
             Err(e) => {
                 self.shared.metrics.bad_frame(BadFrame::from_protocol(&e));

@@ -459,6 +459,9 @@ pub struct ResampleSink {
     quality: Quality,
     inner: Box<dyn Sink>,
     streams: HashMap<StreamId, StreamState>,
+    /// The frame handed to `inner`, refilled for every output block (its sample buffer keeps
+    /// its capacity: no allocation per frame).
+    out: AudioFrame,
 }
 
 impl ResampleSink {
@@ -470,6 +473,7 @@ impl ResampleSink {
             quality,
             inner,
             streams: HashMap::new(),
+            out: AudioFrame::empty(),
         }
     }
 
@@ -497,16 +501,11 @@ impl ResampleSink {
                         // `as` saturates: out-of-range values clip to i16::MIN/MAX
                         *d = (x * 32768.0).round() as i16;
                     }
-                    let mut f = AudioFrame::new(
-                        s.call,
-                        stream,
-                        s.out_total,
-                        self.rate,
-                        &pcm[..chunk.len()],
-                    );
+                    let f = self.out.reuse(s.call, stream, s.out_total, self.rate);
+                    f.set_samples(&pcm[..chunk.len()]);
                     f.acs_silent = acs_silent;
                     f.voiced = voiced;
-                    self.inner.write(&f)
+                    self.inner.write(f)
                 }
                 SampleFormat::F32 => {
                     self.inner

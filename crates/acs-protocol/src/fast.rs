@@ -17,7 +17,27 @@ use std::borrow::Cow;
 /// Parses an AudioData frame of the canonical shape; `None` means "use the full parser".
 #[inline]
 pub fn parse_audio_data(frame: &[u8]) -> Option<AudioData<'_>> {
-    let mut p = Cursor { b: frame, i: 0 };
+    parse(Cursor {
+        b: frame,
+        src: None,
+        i: 0,
+    })
+}
+
+/// [`parse_audio_data`] of a frame already known to be UTF-8 (a WebSocket text message, which
+/// the WebSocket layer validated): its strings are slices of `frame`, not checked again.
+#[inline]
+pub fn parse_audio_data_str(frame: &str) -> Option<AudioData<'_>> {
+    parse(Cursor {
+        b: frame.as_bytes(),
+        src: Some(frame),
+        i: 0,
+    })
+}
+
+#[inline(always)]
+fn parse(mut p: Cursor<'_>) -> Option<AudioData<'_>> {
+    let frame = p.b;
     p.ws();
     p.eat(b'{')?;
     let mut kind_ok = false;
@@ -55,6 +75,8 @@ pub fn parse_audio_data(frame: &[u8]) -> Option<AudioData<'_>> {
 
 struct Cursor<'a> {
     b: &'a [u8],
+    /// `b` as `str`, when the caller knows it is UTF-8.
+    src: Option<&'a str>,
     i: usize,
 }
 
@@ -106,10 +128,17 @@ impl<'a> Cursor<'a> {
         Some(s)
     }
 
-    /// A string that must be valid UTF-8 (std's check has a word-at-a-time ASCII fast path).
+    /// A string that must be valid UTF-8: a slice of the source when it is a `str` (its ends
+    /// are quotes, so char boundaries: `get` checks only that), else checked (std's check has a
+    /// word-at-a-time ASCII fast path).
     #[inline]
     fn text(&mut self) -> Option<&'a str> {
-        std::str::from_utf8(self.string()?).ok()
+        let start = self.i + 1;
+        let s = self.string()?;
+        match self.src {
+            Some(src) => src.get(start..start + s.len()),
+            None => std::str::from_utf8(s).ok(),
+        }
     }
 
     fn literal(&mut self, word: &[u8]) -> Option<()> {
@@ -207,6 +236,7 @@ mod tests {
                 parse_audio_data(f.as_bytes()).unwrap_or_else(|| panic!("fast path refused {f}"));
             assert_eq!(Some(&fast), full(f.as_bytes()).as_ref(), "{f}");
             assert!(matches!(fast.data, Cow::Borrowed(_)));
+            assert_eq!(parse_audio_data_str(&f), Some(fast), "{f}");
         }
     }
 
@@ -229,6 +259,7 @@ mod tests {
             "{",
         ] {
             assert!(parse_audio_data(f.as_bytes()).is_none(), "{f}");
+            assert!(parse_audio_data_str(f).is_none(), "{f}");
         }
         assert!(parse_audio_data(
             b"{\"kind\":\"AudioData\",\"audioData\":{\"data\":\"\xff\xfe\"}}"
@@ -261,6 +292,10 @@ mod tests {
                         }
                         _ => b.truncate(pos),
                     }
+                }
+                // the str entry point agrees with the byte one on every valid UTF-8 mutation
+                if let Ok(text) = std::str::from_utf8(&b) {
+                    assert_eq!(parse_audio_data_str(text), parse_audio_data(&b), "{text}");
                 }
                 if let Some(fast) = parse_audio_data(&b) {
                     fast_hits += 1;

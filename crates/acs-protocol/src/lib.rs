@@ -90,9 +90,9 @@ pub use identifier::{
 };
 pub use media::{
     inbound_audio_data_json, inbound_audio_metadata_json, outbound_audio_json_len, parse_inbound,
-    parse_inbound_full, parse_outbound, write_outbound_audio, AudioData, AudioMetadata, DtmfData,
-    Inbound, InboundKind, Mark, MarkData, Outbound, ResultStatus, TranscriptionData,
-    TranscriptionMetadata, Word, STOP_AUDIO_JSON,
+    parse_inbound_full, parse_inbound_str, parse_outbound, write_outbound_audio, AudioData,
+    AudioMetadata, DtmfData, Inbound, InboundKind, Mark, MarkData, Outbound, ResultStatus,
+    TranscriptionData, TranscriptionMetadata, Word, STOP_AUDIO_JSON,
 };
 pub use rest::{AcsError, AcsOperation};
 pub use timestamp::{format_timestamp, parse_timestamp, Timestamp};

@@ -1,4 +1,5 @@
-//! Parsing inbound frames: [`parse_inbound`] (the AudioData fast path) and [`parse_inbound_full`].
+//! Parsing inbound frames: [`parse_inbound`] (the AudioData fast path), [`parse_inbound_str`]
+//! (the same for text already known to be UTF-8) and [`parse_inbound_full`].
 
 #[allow(unused_imports)]
 use super::*;
@@ -15,11 +16,24 @@ pub fn parse_inbound(frame: &[u8]) -> Result<Inbound<'_>, ProtocolError> {
     parse_inbound_full(frame)
 }
 
+/// [`parse_inbound`] of a frame already known to be UTF-8 (a WebSocket text message: the
+/// WebSocket layer validated it), so nothing is validated twice. Same results and errors.
+pub fn parse_inbound_str(frame: &str) -> Result<Inbound<'_>, ProtocolError> {
+    if let Some(audio) = crate::fast::parse_audio_data_str(frame) {
+        return Ok(Inbound::AudioData(audio));
+    }
+    parse_json(frame)
+}
+
 /// [`parse_inbound`] without the AudioData fast path: always the full serde_json parser.
 pub fn parse_inbound_full(frame: &[u8]) -> Result<Inbound<'_>, ProtocolError> {
     // Validating up front costs the same as serde_json's per-string validation in `from_slice`
     // (which `from_str` then skips), and also covers strings serde_json only skips over.
     let text = std::str::from_utf8(frame).map_err(|_| ProtocolError::NotUtf8)?;
+    parse_json(text)
+}
+
+fn parse_json(text: &str) -> Result<Inbound<'_>, ProtocolError> {
     let envelope: InboundEnvelope<'_> = serde_json::from_str(text).map_err(ProtocolError::json)?;
     envelope.into_inbound()
 }
