@@ -83,3 +83,42 @@ async fn churn_against(gw: Gw) {
         "fds {fds_before} → {fds_after}"
     );
 }
+
+/// `warmup_cycles` run first with their own call ids and are not counted: the report has the
+/// warm-up apart, the measured cycles' recordings are checked on their own, and the warm-up's
+/// recordings are finalised too (they were waited for before the measured run began).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_up_runs_first_and_is_reported_apart() {
+    let gw = Gw::start(|_| {}).await;
+    let pid = std::process::id();
+    let mut cfg = ChurnConfig::new(&gw.url("/ws"), 40, 3);
+    cfg.concurrency = 10;
+    cfg.warmup_cycles = 30;
+    cfg.gateway_pid = Some(pid);
+    cfg.recordings_dir = Some(gw.dir.path().to_path_buf());
+    let report = tokio::time::timeout(Duration::from_secs(30), run_churn(cfg))
+        .await
+        .expect("churn finishes in time")
+        .expect("churn runs");
+    eprintln!("{report}");
+    let w = report.warmup.clone().expect("a warm-up ran");
+    assert_eq!((w.cycles, w.cycles_ok), (30, 30));
+    assert!(w.rss_cold_kib.is_some_and(|k| k > 0), "{w:?}");
+    assert_eq!((report.cycles_ok, report.cycles_failed), (40, 0));
+    let g = report.gateway.clone().expect("process figures");
+    assert!(
+        g.rss_before_kib.is_some() && g.rss_settled_kib.is_some(),
+        "{g:?}"
+    );
+    let rec = report.recordings.clone().expect("recordings checked");
+    assert!(rec.complete(), "the measured cycles' own calls: {rec:?}");
+    assert_eq!(rec.call_folders, 40, "warm-up folders are not counted");
+    let text = report.to_string();
+    assert!(
+        text.contains("warm-up    30 cycles first (30 ok)"),
+        "{text}"
+    );
+    // every folder of the run, warm-up included, is there and finalised
+    let all = check_recordings(gw.dir.path(), "churn", 70);
+    assert!(all.complete(), "{all:?}");
+}

@@ -523,7 +523,11 @@ mod tests {
             assert_eq!(f.samples().as_ptr(), buf, "refill of {n} reallocated");
         }
         f.set_le_bytes(&[1, 0, 0xff, 0xff, 7]);
-        assert_eq!(f.samples(), &[1, -1], "little-endian pairs, odd byte ignored");
+        assert_eq!(
+            f.samples(),
+            &[1, -1],
+            "little-endian pairs, odd byte ignored"
+        );
         assert_eq!(f.samples().as_ptr(), buf);
         f.set_le_bytes(&vec![0; 4 * MAX_FRAME_SAMPLES]);
         assert_eq!(f.len(), MAX_FRAME_SAMPLES, "truncated to the maximum");

@@ -7,6 +7,12 @@
 //! for the server's close reply. `concurrency` workers run cycles back to back, or at `rate`
 //! cycles per second overall. With the gateway's pid, its open fds and RSS are compared before
 //! and after; with its recordings folder, every call folder, `call.json` and `.wav` is checked.
+//!
+//! `warmup_cycles` run first, unmeasured (their recordings are waited for and left alone): a
+//! process that has never served this concurrency touches memory once for it (its allocator's
+//! working set, code pages run for the first time), and growth measured from a cold process
+//! mixes that one-time step with what churn itself keeps. The report gives both: the cold RSS
+//! and the growth of the measured cycles after the warm-up.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -55,6 +61,8 @@ pub struct ChurnConfig {
     pub recordings_dir: Option<PathBuf>,
     /// How long to wait for the recordings to be finalised after the last close.
     pub finalise_timeout: Duration,
+    /// Cycles run before the measured ones, not counted (see the module docs).
+    pub warmup_cycles: u64,
 }
 
 impl ChurnConfig {
@@ -72,6 +80,7 @@ impl ChurnConfig {
             gateway_pid: None,
             recordings_dir: None,
             finalise_timeout: Duration::from_secs(5),
+            warmup_cycles: 0,
         }
     }
 }
@@ -136,6 +145,19 @@ impl RecordingsCheck {
     }
 }
 
+/// The unmeasured cycles run first ([`ChurnConfig::warmup_cycles`]).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChurnWarmup {
+    /// Cycles run.
+    pub cycles: u64,
+    /// Of which completed.
+    pub cycles_ok: u64,
+    /// The gateway's VmRSS before the warm-up (a cold process: before it served any of this),
+    /// KiB; the measured run's "before" is taken [`RSS_SETTLE`] after the warm-up's recordings
+    /// were finalised.
+    pub rss_cold_kib: Option<u64>,
+}
+
 /// Everything a churn run measured; serialized as the `--report` JSON.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ChurnReport {
@@ -159,7 +181,9 @@ pub struct ChurnReport {
     pub cycles_per_sec: f64,
     /// The `x-ms-call-connection-id` prefix of this run (`<prefix><n>`).
     pub call_id_prefix: String,
-    /// Gateway process figures.
+    /// The warm-up, when one ran.
+    pub warmup: Option<ChurnWarmup>,
+    /// Gateway process figures (of the measured cycles).
     pub gateway: Option<ChurnProcess>,
     /// Recordings check.
     pub recordings: Option<RecordingsCheck>,
@@ -192,6 +216,17 @@ impl std::fmt::Display for ChurnReport {
             "  rate       {:.0} cycles/s over {:.1} s",
             self.cycles_per_sec, self.wall_secs
         )?;
+        if let Some(w) = &self.warmup {
+            let before = self.gateway.as_ref().and_then(|g| g.rss_before_kib);
+            writeln!(
+                f,
+                "  warm-up    {} cycles first ({} ok), not measured; RSS cold {} KiB → {} KiB when the measured cycles began",
+                w.cycles,
+                w.cycles_ok,
+                w.rss_cold_kib.map_or("?".to_string(), |v| v.to_string()),
+                before.map_or("?".to_string(), |v| v.to_string()),
+            )?;
+        }
         if let Some(g) = &self.gateway {
             let o = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
             let per = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:+.1}"));
@@ -277,6 +312,26 @@ struct Run {
 pub async fn run_churn(cfg: ChurnConfig) -> Result<ChurnReport, SimError> {
     validate(&cfg)?;
     let mut rng = SimRng::from_entropy();
+    let warmup = match cfg.warmup_cycles {
+        0 => None,
+        n => {
+            let rss_cold_kib = cfg
+                .gateway_pid
+                .and_then(|pid| procstat::rss_kib(pid).ok().map(|(rss, _)| rss));
+            let prefix = format!("churnw-{:08x}-", rng.next_u64() as u32);
+            let done = run_cycles(&cfg, n, &prefix, &mut rng).await?;
+            if let Some(dir) = &cfg.recordings_dir {
+                let last = done.last_close.unwrap_or_else(Instant::now);
+                wait_for_recordings(dir, &prefix, done.ok, last, cfg.finalise_timeout).await;
+            }
+            tokio::time::sleep(RSS_SETTLE).await;
+            Some(ChurnWarmup {
+                cycles: n,
+                cycles_ok: done.ok,
+                rss_cold_kib,
+            })
+        }
+    };
     let prefix = format!("churn-{:08x}-", rng.next_u64() as u32);
     let mut gateway = cfg.gateway_pid.map(|pid| {
         let mut g = ChurnProcess {
@@ -293,32 +348,12 @@ pub async fn run_churn(cfg: ChurnConfig) -> Result<ChurnReport, SimError> {
         }
         g
     });
-    let run = Arc::new(Run {
-        url: WsUrl::parse(&cfg.url)?,
-        url_text: cfg.url.clone(),
-        prefix: prefix.clone(),
-        bearer: cfg.bearer.clone(),
-        metadata: inbound_audio_metadata_json(cfg.sample_rate, &rng.uuid_like()),
-        src: EncodedSource::new(&cfg.source, cfg.sample_rate, -50.0),
-        frames: cfg.frames,
-        next: AtomicU64::new(0),
-        cycles: cfg.cycles,
-        start: Instant::now(),
-        rate: cfg.rate,
-        outcome: Mutex::new((0, BTreeMap::new(), None)),
-    });
-    let workers: Vec<_> = (0..cfg.concurrency.min(cfg.cycles as usize))
-        .map(|_| {
-            let run = run.clone();
-            let rng = SimRng::seeded(rng.next_u64());
-            tokio::spawn(worker(run, rng))
-        })
-        .collect();
-    for w in workers {
-        let _ = w.await;
-    }
-    let wall = run.start.elapsed();
-    let (ok, reasons, last_close) = run.outcome.lock().map(|g| g.clone()).unwrap_or_default();
+    let Cycles {
+        ok,
+        reasons,
+        last_close,
+        wall,
+    } = run_cycles(&cfg, cfg.cycles, &prefix, &mut rng).await?;
     let failed = reasons.values().sum();
     let mut report = ChurnReport {
         url: cfg.url.clone(),
@@ -331,6 +366,7 @@ pub async fn run_churn(cfg: ChurnConfig) -> Result<ChurnReport, SimError> {
         wall_secs: wall.as_secs_f64(),
         cycles_per_sec: (ok + failed) as f64 / wall.as_secs_f64().max(1e-9),
         call_id_prefix: prefix.clone(),
+        warmup,
         gateway: None,
         recordings: None,
     };
@@ -365,6 +401,55 @@ pub async fn run_churn(cfg: ChurnConfig) -> Result<ChurnReport, SimError> {
     }
     report.gateway = gateway;
     Ok(report)
+}
+
+/// What one batch of cycles came to.
+struct Cycles {
+    ok: u64,
+    reasons: BTreeMap<String, u64>,
+    last_close: Option<Instant>,
+    wall: Duration,
+}
+
+/// Runs `cycles` cycles with call ids `<prefix><n>`, `cfg.concurrency` at a time.
+async fn run_cycles(
+    cfg: &ChurnConfig,
+    cycles: u64,
+    prefix: &str,
+    rng: &mut SimRng,
+) -> Result<Cycles, SimError> {
+    let run = Arc::new(Run {
+        url: WsUrl::parse(&cfg.url)?,
+        url_text: cfg.url.clone(),
+        prefix: prefix.to_string(),
+        bearer: cfg.bearer.clone(),
+        metadata: inbound_audio_metadata_json(cfg.sample_rate, &rng.uuid_like()),
+        src: EncodedSource::new(&cfg.source, cfg.sample_rate, -50.0),
+        frames: cfg.frames,
+        next: AtomicU64::new(0),
+        cycles,
+        start: Instant::now(),
+        rate: cfg.rate,
+        outcome: Mutex::new((0, BTreeMap::new(), None)),
+    });
+    let workers: Vec<_> = (0..cfg.concurrency.min(cycles as usize))
+        .map(|_| {
+            let run = run.clone();
+            let rng = SimRng::seeded(rng.next_u64());
+            tokio::spawn(worker(run, rng))
+        })
+        .collect();
+    for w in workers {
+        let _ = w.await;
+    }
+    let wall = run.start.elapsed();
+    let (ok, reasons, last_close) = run.outcome.lock().map(|g| g.clone()).unwrap_or_default();
+    Ok(Cycles {
+        ok,
+        reasons,
+        last_close,
+        wall,
+    })
 }
 
 async fn worker(run: Arc<Run>, mut rng: SimRng) {

@@ -287,6 +287,10 @@ pub struct ChurnArgs {
     /// How long after the last close the recordings may take to be finalised.
     #[arg(long, default_value_t = 5.0, value_parser = parse_secs, value_name = "S")]
     pub finalise_timeout_secs: f64,
+    /// Cycles to run first, unmeasured, so RSS growth is measured on a process that has served
+    /// this concurrency before (the cold RSS is reported too).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub warmup_cycles: u64,
     /// Write the JSON report here.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -490,6 +494,7 @@ pub async fn run_churn(a: ChurnArgs) -> Result<bool, SimError> {
     cfg.gateway_pid = resolve_pid(a.gateway_pid, &a.url).await?;
     cfg.recordings_dir = a.recordings_dir.clone();
     cfg.finalise_timeout = Duration::from_secs_f64(a.finalise_timeout_secs);
+    cfg.warmup_cycles = a.warmup_cycles;
     churn::validate(&cfg)?;
     eprintln!(
         "acs-sim churn: {} cycles × {} frames, {} workers → {}",
