@@ -32,7 +32,7 @@ pub use frame::{
 pub use sink::{FanOut, Sink, SinkError, SinkHandle};
 
 use crate::metrics::{BadFrame, Metrics};
-use crate::protocol::b64::decode_base64_in;
+use crate::protocol::b64::decode_base64_pcm16;
 use crate::protocol::error::ProtocolError;
 use crate::protocol::media::{
     parse_inbound, parse_inbound_str, AudioData, AudioMetadata, Inbound, InboundKind, ResultStatus,
@@ -122,8 +122,7 @@ impl Pipeline {
             rate: self.cfg.default_sample_rate,
             metadata: None,
             participants: Vec::new(),
-            b64: Vec::with_capacity(4096),
-            pcm: Vec::with_capacity(2048),
+            pcm: Vec::new(),
             call_origin_ms: None,
             heard: 0,
             elapsed_ms: 0,
@@ -245,7 +244,8 @@ pub struct CallPipeline {
     rate: u32,
     metadata: Option<u32>,
     participants: Vec<Participant>,
-    b64: Vec<u8>,
+    /// Decoded samples of the message being handled: `pcm[..n]` (base64 decoded straight into
+    /// it; grown to the largest payload seen, never shrunk).
     pcm: Vec<i16>,
     call_origin_ms: Option<i64>,
     /// Call-timeline position just after the latest sample heard from any stream.
@@ -452,11 +452,10 @@ impl CallPipeline {
             return refuse(&self.shared.metrics, BadFrame::ParticipantIdTooLong);
         }
         // decode and check the payload
-        let decoded = match decode_base64_in(a.data.as_bytes(), &mut self.b64) {
-            Ok(d) => d,
+        let bytes = match decode_base64_pcm16(a.data.as_bytes(), &mut self.pcm) {
+            Ok(n) => n,
             Err(_) => return refuse(&self.shared.metrics, BadFrame::BadBase64),
         };
-        let bytes = decoded.len();
         let m = &*self.shared.metrics;
         if bytes == 0 {
             return refuse(m, BadFrame::Empty);
@@ -470,7 +469,7 @@ impl CallPipeline {
         if bytes != pcm::frame_bytes(self.rate) {
             m.bad_frame(BadFrame::LengthMismatch); // accepted: whole samples, just not 20 ms
         }
-        pcm::le_bytes_to_i16(decoded, &mut self.pcm);
+        let n = bytes / 2;
         let ts = a.timestamp.as_deref().and_then(parse_timestamp);
         let idx = match self.participant_index(pid, ts.filter(|t| t.precise).map(|t| t.unix_ms)) {
             Some(i) => i,
@@ -485,7 +484,6 @@ impl CallPipeline {
         let fan = &self.shared.fanout;
         let call = &self.call;
         let p = &mut self.participants[idx];
-        let n = self.pcm.len();
         let placement = p
             .timeline
             .place(ts.map(|t| t.unix_ms), ts.is_some_and(|t| t.precise), n);
@@ -528,7 +526,7 @@ impl CallPipeline {
             p.acs_silent_frames += 1;
         }
         let mut pos = p.written;
-        for chunk in self.pcm.chunks(MAX_FRAME_SAMPLES) {
+        for chunk in self.pcm[..n].chunks(MAX_FRAME_SAMPLES) {
             let voice = p.detector.process(chunk, a.silent);
             if !voice.voiced {
                 self.local.silent_detected += 1;

@@ -1,4 +1,4 @@
-//! PCM helpers: little-endian bytes to samples, and the negotiated frame sizes.
+//! PCM helpers: the negotiated frame sizes (and, for tests, little-endian bytes to samples).
 
 /// Bytes of one 20 ms frame at `sample_rate` (640 at 16 kHz, 960 at 24 kHz).
 pub(crate) const fn frame_bytes(sample_rate: u32) -> usize {
@@ -11,8 +11,8 @@ pub(crate) const fn frame_samples(sample_rate: u32) -> usize {
 }
 
 /// Converts PCM16LE bytes into `out` (cleared first; capacity reused). An odd trailing byte is
-/// ignored; callers check alignment first.
-#[inline]
+/// ignored. (The pipeline decodes base64 straight into samples instead.)
+#[cfg(test)]
 pub(crate) fn le_bytes_to_i16(bytes: &[u8], out: &mut Vec<i16>) {
     out.resize(bytes.len() / 2, 0);
     for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {

@@ -41,10 +41,52 @@ pub fn decode_base64_in<'a>(b64: &[u8], scratch: &'a mut Vec<u8>) -> Result<&'a 
     }
 }
 
+/// Decodes standard base64 PCM16LE (`AudioData.data`) straight into samples: the decoded bytes
+/// land in `out`'s memory, so there is no byte buffer to convert from afterwards. `out` is
+/// grown to the largest payload seen and never shrunk (no allocation once it suffices; its old
+/// contents past the decoded samples are left as they were). Returns the number of decoded
+/// bytes `n`: the samples are `out[..n / 2]` (an odd last byte is left half-written in
+/// `out[n / 2]`, for the caller to refuse). Same strictness as [`decode_base64_into`].
+pub fn decode_base64_pcm16(b64: &[u8], out: &mut Vec<i16>) -> Result<usize, Base64Error> {
+    let engine = base64_simd::STANDARD;
+    let need = engine.estimated_decoded_length(b64.len()).div_ceil(2);
+    if out.len() < need {
+        out.resize(need, 0);
+    }
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut out[..need]);
+    let n = engine
+        .decode(b64, base64_simd::Out::from_slice(bytes))
+        .map_err(|_| Base64Error::Invalid)?
+        .len();
+    #[cfg(target_endian = "big")]
+    for s in &mut out[..n / 2] {
+        *s = i16::from_le(*s);
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use base64::Engine as _;
+
+    #[test]
+    fn pcm16_decode_gives_the_little_endian_samples_in_place() {
+        let pcm: Vec<i16> = (0..320).map(|i| (i * 97 - 15_000) as i16).collect();
+        let bytes: Vec<u8> = pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        let mut out = Vec::new();
+        assert_eq!(decode_base64_pcm16(b64.as_bytes(), &mut out).unwrap(), 640);
+        assert_eq!(&out[..320], &pcm[..]);
+        let buf = out.as_ptr();
+        // shorter payloads reuse the buffer; an odd length is reported as such
+        assert_eq!(decode_base64_pcm16(b"AQIDBAU=", &mut out).unwrap(), 5);
+        assert_eq!(&out[..2], &[0x0201, 0x0403]);
+        assert_eq!(out.as_ptr(), buf, "no reallocation");
+        assert!(decode_base64_pcm16(b"A!==", &mut out).is_err());
+        assert!(decode_base64_pcm16(b"AQI", &mut out).is_err());
+        assert_eq!(decode_base64_pcm16(b"", &mut out).unwrap(), 0);
+    }
 
     #[test]
     fn decode_in_spare_capacity_matches_decode_into() {

@@ -3,9 +3,10 @@
 //! "silent":…}}`, keys in any order, any JSON whitespace).
 //!
 //! serde_json spends most of an AudioData parse scanning the ~850-1300 base64 characters of
-//! `data` a word at a time for quotes, backslashes and control characters. Here the closing quote
-//! is found with `memchr2` (SIMD) and the string is checked for control and non-ASCII bytes with
-//! a branch-free fold the compiler vectorises, which is the same validity rule. Anything outside
+//! `data` a word at a time for quotes, backslashes and control characters. Here one pass of
+//! branch-free 32-byte blocks (which the compiler vectorises) finds the closing quote and any
+//! backslash or control character, which is the same validity rule; UTF-8 is checked only where
+//! the input is not already a `str`. Anything outside
 //! that shape — an escape, an unknown or repeated key, a `null`, a nested value, trailing bytes —
 //! makes [`parse_audio_data`] return `None`, and the caller parses with serde_json as usual, so
 //! the fast path can only ever agree with the full parser (the tests check this against
@@ -110,20 +111,22 @@ impl<'a> Cursor<'a> {
     fn string(&mut self) -> Option<&'a [u8]> {
         self.eat(b'"')?;
         let rest = &self.b[self.i..];
-        // keys and short values end within a few bytes: a plain loop beats memchr's setup there
-        let head = &rest[..rest.len().min(48)];
-        let end = match head.iter().position(|&c| c == b'"' || c == b'\\') {
-            Some(e) => e,
-            None => head.len() + memchr::memchr2(b'"', b'\\', &rest[head.len()..])?,
-        };
+        // One pass for the end and the validity: the first quote, backslash or control character
+        // (invalid inside a JSON string). Whole 32-byte blocks are tested branch-free (the
+        // compiler vectorises the fold), the block that has one is searched byte by byte.
+        let stop = |c: u8| (c == b'"') | (c == b'\\') | (c < 0x20);
+        let mut at = 0;
+        for block in rest.chunks_exact(32) {
+            if block.iter().fold(false, |hit, &c| hit | stop(c)) {
+                break;
+            }
+            at += 32;
+        }
+        let end = at + rest[at..].iter().position(|&c| stop(c))?;
         if rest[end] != b'"' {
-            return None; // an escape: let serde_json decode it
+            return None; // an escape (serde_json decodes it) or a control character (invalid)
         }
         let s = &rest[..end];
-        // control characters are invalid inside JSON strings
-        if s.iter().fold(false, |bad, &c| bad | (c < 0x20)) {
-            return None;
-        }
         self.i += end + 1;
         Some(s)
     }

@@ -77,7 +77,7 @@ pub mod timestamp;
 pub mod token;
 
 pub use auth::{AuthError, ConnectionString, ConnectionStringError, SignedHeaders, SignedRequest};
-pub use b64::decode_base64_into;
+pub use b64::{decode_base64_into, decode_base64_pcm16};
 pub use error::{Base64Error, ProtocolError};
 pub use events::{
     parse_callbacks, parse_webhook_events, CallbackEvent, CallbackKind, CloudEvent, EventError,
