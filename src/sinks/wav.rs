@@ -111,8 +111,8 @@ pub const MAX_BUFFER_KIB: usize = 1024;
 
 /// Default audio frames each worker's queue holds: about 1.3 s of 1,000 real-time streams
 /// split over the default workers, enough to ride out a burst of call set-ups (folder and file
-/// creation) or a slow disk moment without dropping audio. A queued frame holds a ~2 KiB slot of
-/// its call's frame pool, so a full queue pins at most 64 MiB.
+/// creation) or a slow disk moment without dropping audio. A queued frame holds a slot of its
+/// call's frame pool (~0.7 KiB at 16 kHz, ~1 KiB at 24 kHz), so a full queue pins 23-33 MiB.
 pub const DEFAULT_QUEUE_FRAMES: usize = 32 * 1024;
 /// Default worker threads; calls are sharded across them by id, so one slow file system call
 /// holds up only the calls of its worker.
