@@ -8,8 +8,8 @@ use std::hint::black_box;
 
 use acs_media_gateway::protocol::media::InboundEnvelope;
 use acs_media_gateway::protocol::{
-    decode_base64_into, inbound_audio_data_json, parse_inbound, parse_timestamp,
-    write_outbound_audio, Inbound,
+    decode_base64_into, decode_base64_pcm16, inbound_audio_data_json, parse_inbound,
+    parse_inbound_str, parse_timestamp, write_outbound_audio, Inbound,
 };
 use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -225,6 +225,27 @@ fn bench_frame(c: &mut Criterion) {
             })
         });
         assert_eq!(pcm_buf.len(), f.pcm_len);
+        // the gateway's own path: the text message is already UTF-8 (tungstenite checked it),
+        // and the audio is decoded straight into samples
+        let text = std::str::from_utf8(&f.json).unwrap();
+        let mut samples: Vec<i16> = Vec::new();
+        g.bench_with_input(BenchmarkId::new("gateway", f.name), text, |b, text| {
+            b.iter(|| {
+                let Ok(Inbound::AudioData(a)) = parse_inbound_str(black_box(text)) else {
+                    unreachable!()
+                };
+                let ts = a.timestamp.as_deref().and_then(parse_timestamp);
+                let n = decode_base64_pcm16(a.data.as_bytes(), &mut samples).unwrap();
+                black_box((ts, a.participant(), a.silent, &samples[..n / 2]));
+            })
+        });
+        let Ok(Inbound::AudioData(a)) = parse_inbound_str(text) else {
+            unreachable!()
+        };
+        assert_eq!(
+            decode_base64_pcm16(a.data.as_bytes(), &mut samples).unwrap(),
+            f.pcm_len
+        );
     }
     g.finish();
 }

@@ -28,7 +28,8 @@
 //! | [`events`] | Event Grid / CloudEvents envelopes, [`parse_webhook_events`] (validation, IncomingCall), [`parse_callbacks`] → [`CallbackEvent`] (§3.3, §7, §8) |
 //! | [`rest`] | Call Automation request/response bodies, [`AcsError`], [`AcsOperation`] routes, Teams extensibility bodies (§4, §11) |
 //!
-//! The inbound hot path (`parse_inbound` on an `AudioData` frame, then `decode_base64_into`)
+//! The inbound hot path (`parse_inbound`, or `parse_inbound_str` for text already known to be
+//! UTF-8, on an `AudioData` frame, then `decode_base64_pcm16` or `decode_base64_into`)
 //! allocates nothing when the JSON strings contain no escapes and the PCM buffer is reused.
 //!
 //! # Example
