@@ -136,6 +136,9 @@ struct BandBuf {
     x: [f32; BUF],
     /// Running 4-sample sums of `x` (`s4[i] = x[i] + x[i-1] + x[i-2] + x[i-3]`, from i = 3).
     s4: [f32; BUF],
+    /// The low band's outputs over the frame (`band_sums` writes them; every `dec`-th feeds the
+    /// periodicity).
+    low: [f32; super::frame::MAX_FRAME_SAMPLES],
 }
 
 thread_local! {
@@ -144,6 +147,7 @@ thread_local! {
         std::cell::RefCell::new(BandBuf {
             x: [0.0; BUF],
             s4: [0.0; BUF],
+            low: [0.0; super::frame::MAX_FRAME_SAMPLES],
         })
     };
 }
@@ -161,70 +165,131 @@ const PITCH_LAG_MAX: usize = 50;
 /// samples nothing read.)
 const PITCH_HIST: usize = (PITCH_WINDOW + PITCH_LAG_MAX).next_multiple_of(8);
 const _: () = assert!(PITCH_HIST >= PITCH_WINDOW + PITCH_LAG_MAX);
+/// Pitch lags searched.
+const LAGS: usize = PITCH_LAG_MAX - PITCH_LAG_MIN + 1;
 
-/// Defines `$name` and `$avx2`, two builds of the `#[inline(always)]` function `$body`: `$avx2`
-/// compiled for AVX2 (eight f32 lanes per instruction instead of SSE2's four) and `$name`, which
-/// runs it where the CPU has AVX2 and the baseline build elsewhere. Both run the same operations
-/// per lane (the compiler never fuses a multiply and an add), so their results are bit-identical
-/// and a detector's decisions never depend on the CPU. For the adaptive detector's vector loops,
-/// the largest user-space item of the gateway at 400 real-time streams (README "Performance").
-macro_rules! avx2_dispatch {
-    (
-        $(#[$doc:meta])*
-        fn $name:ident / $avx2:ident => $body:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty
-    ) => {
-        $(#[$doc])*
-        fn $name($($arg: $ty),*) -> $ret {
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                #[allow(unsafe_code)]
-                // SAFETY: `$avx2` only needs AVX2, which the CPU was just found to have.
-                return unsafe { $avx2($($arg),*) };
-            }
-            $body($($arg),*)
-        }
+// The detector's two vector loops (band energies, pitch correlations) each have two builds: a
+// portable one, the definition, and one in AVX vectors that runs where the CPU has AVX2. Both do
+// the same operations per lane in the same order (Rust never fuses a multiply and an add), so
+// their results are bit-identical and a detector's decisions never depend on the CPU (the test
+// `avx2_builds_are_bit_identical_to_the_baseline`). They were the largest user-space item of
+// the gateway at 400 real-time streams and in a flood (README "Performance").
 
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
-        fn $avx2($($arg: $ty),*) -> $ret {
-            $body($($arg),*)
-        }
-    };
-}
+/// Pitch lags whose correlations are computed: [`LAGS`] rounded up to whole groups of four
+/// (the last three are not read).
+const LAGS_PADDED: usize = LAGS.next_multiple_of(4);
+const _: () = assert!(PITCH_HIST - PITCH_WINDOW >= PITCH_LAG_MIN + LAGS_PADDED - 1);
 
-avx2_dispatch! {
-    /// The highest normalised autocorrelation of the newest [`PITCH_WINDOW`] samples of `y` at the
-    /// pitch lags: near 1 for one voice's voiced sounds, low for noise and for a crowd's babble
-    /// (many voices, no common period).
-    fn periodicity / periodicity_avx2 => periodicity_body(y: &[f32; PITCH_HIST]) -> f32
-}
-
-/// The body of [`periodicity`], inlined into each build of it.
-#[inline(always)]
-fn periodicity_body(y: &[f32; PITCH_HIST]) -> f32 {
-    let w = PITCH_WINDOW;
-    let n = PITCH_HIST;
-    let x = &y[n - w..];
-    let e0: f32 = x.iter().map(|v| v * v).sum();
-    if e0 <= 0.0 {
-        return 0.0;
+/// The highest normalised autocorrelation of the newest [`PITCH_WINDOW`] samples of `y` at the
+/// pitch lags: near 1 for one voice's voiced sounds, low for noise and for a crowd's babble
+/// (many voices, no common period).
+fn periodicity(y: &[f32; PITCH_HIST]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        #[allow(unsafe_code)]
+        // SAFETY: `periodicity_avx2` only needs AVX2, which the CPU was just found to have.
+        return unsafe { periodicity_avx2(y) };
     }
-    let lo = PITCH_LAG_MIN;
-    let mut el: f32 = y[n - w - lo..n - lo].iter().map(|v| v * v).sum();
-    let mut best = 0f32;
-    for lag in lo..=PITCH_LAG_MAX {
-        let seg = &y[n - w - lag..n - lag];
-        if lag > lo {
-            let (add, drop) = (seg[0], y[n - lag]);
-            el = (el + add * add - drop * drop).max(0.0);
+    periodicity_body(y, correlations)
+}
+
+/// [`periodicity`] compiled for AVX2, with [`correlations_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn periodicity_avx2(y: &[f32; PITCH_HIST]) -> f32 {
+    periodicity_body(y, |y| correlations_avx2(y))
+}
+
+/// Sum of squares of `x` in eight lanes: lane `l` of each eight-sample chunk adds to accumulator
+/// `l`, leftovers to lane 0 in order, lanes summed last (the result's definition, the same in
+/// every build).
+#[inline(always)]
+fn sum_sq_lanes(x: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            acc[l] += c[l] * c[l];
         }
+    }
+    for v in chunks.remainder() {
+        acc[0] += v * v;
+    }
+    acc.iter().sum()
+}
+
+/// Correlations of the newest [`PITCH_WINDOW`] samples of `y` with the window `lag` samples
+/// earlier, for lags `PITCH_LAG_MIN..PITCH_LAG_MIN + LAGS_PADDED`: eight lanes per lag (lane `l`
+/// of each chunk into accumulator `l`, lanes summed last), the definition
+/// [`correlations_avx2`] computes too, bit for bit.
+fn correlations(y: &[f32; PITCH_HIST]) -> [f32; LAGS_PADDED] {
+    let (n, w) = (PITCH_HIST, PITCH_WINDOW);
+    let x = &y[n - w..];
+    std::array::from_fn(|k| {
+        let lag = PITCH_LAG_MIN + k;
+        let seg = &y[n - w - lag..n - lag];
         let mut acc = [0f32; 8];
         for (a, b) in x.chunks_exact(8).zip(seg.chunks_exact(8)) {
             for l in 0..8 {
                 acc[l] += a[l] * b[l];
             }
         }
-        let c: f32 = acc.iter().sum();
+        acc.iter().sum()
+    })
+}
+
+/// [`correlations`] in AVX vectors, four lags at a time: four independent chains of vector
+/// additions side by side instead of one lag's chain waiting on each addition (same operations
+/// per lane in the same order, so the same bits).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn correlations_avx2(y: &[f32; PITCH_HIST]) -> [f32; LAGS_PADDED] {
+    use std::arch::x86_64::{__m256, _mm256_add_ps, _mm256_mul_ps, _mm256_setzero_ps};
+    const _: () = assert!(PITCH_WINDOW.is_multiple_of(8));
+    let (n, w) = (PITCH_HIST, PITCH_WINDOW);
+    let load = |at: usize| -> __m256 {
+        let a: [f32; 8] = y[at..at + 8].try_into().expect("eight samples");
+        bytemuck::cast(a)
+    };
+    let mut out = [0f32; LAGS_PADDED];
+    for (g, out) in out.chunks_exact_mut(4).enumerate() {
+        let first = PITCH_LAG_MIN + 4 * g;
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for c in (0..w).step_by(8) {
+            let a = load(n - w + c);
+            for (k, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm256_add_ps(*acc, _mm256_mul_ps(a, load(n - w - (first + k) + c)));
+            }
+        }
+        for (o, acc) in out.iter_mut().zip(acc) {
+            let lanes: [f32; 8] = bytemuck::cast(acc);
+            *o = lanes.iter().sum();
+        }
+    }
+    out
+}
+
+/// The body of [`periodicity`], inlined into each build of it.
+#[inline(always)]
+fn periodicity_body(
+    y: &[f32; PITCH_HIST],
+    correlations: impl FnOnce(&[f32; PITCH_HIST]) -> [f32; LAGS_PADDED],
+) -> f32 {
+    let w = PITCH_WINDOW;
+    let n = PITCH_HIST;
+    let e0 = sum_sq_lanes(&y[n - w..]);
+    if e0 <= 0.0 {
+        return 0.0;
+    }
+    let corr = correlations(y);
+    let lo = PITCH_LAG_MIN;
+    let mut el = sum_sq_lanes(&y[n - w - lo..n - lo]);
+    let mut best = 0f32;
+    for (lag, &c) in (lo..=PITCH_LAG_MAX).zip(&corr) {
+        if lag > lo {
+            let (add, drop) = (y[n - w - lag], y[n - lag]);
+            el = (el + add * add - drop * drop).max(0.0);
+        }
         if c > 0.0 && el > 0.0 {
             best = best.max(c * c / (e0 * el));
         }
@@ -232,26 +297,45 @@ fn periodicity_body(y: &[f32; PITCH_HIST]) -> f32 {
     best.sqrt().min(1.0)
 }
 
-avx2_dispatch! {
-    /// Energies (sums of squares) of `x` through the five band filters: full band (`x[n]`), first
-    /// difference (`x[n] - x[n-1]`), `x[n] - x[n-2]`, and two DC-free low bands built from running
-    /// 4-sample sums `s4`: `s4[n] - s4[n-4]` (8 taps, ~0.5-3 kHz at 16 kHz) and
-    /// `s4[n] + s4[n-4] - s4[n-8] - s4[n-12]` (16 taps, ~250-900 Hz, the first formant and pitch
-    /// harmonics). `hist` holds the HIST samples before `x`; on return it holds the stream's last
-    /// HIST samples. `b` is scratch.
-    ///
-    /// Every filter output is a sum of a few integer samples, exact in f32, and only the squares
-    /// are rounded: differencing autocorrelations instead loses the quiet bands to cancellation
-    /// when a loud low rumble (brown noise, hum) dominates the frame. Each pass is a plain zipped
-    /// loop the compiler vectorises; the reductions use eight lanes (f32 addition is not
-    /// associative).
-    fn band_energies / band_energies_avx2 => band_energies_body(
-        x: &[i16],
-        hist: &mut [f32; HIST],
-        y: &mut [f32; PITCH_HIST],
-        b: &mut BandBuf,
-        dec: usize,
-    ) -> [f32; BANDS]
+/// Energies (sums of squares) of `x` through the five band filters: full band (`x[n]`), first
+/// difference (`x[n] - x[n-1]`), `x[n] - x[n-2]`, and two DC-free low bands built from running
+/// 4-sample sums `s4`: `s4[n] - s4[n-4]` (8 taps, ~0.5-3 kHz at 16 kHz) and
+/// `s4[n] + s4[n-4] - s4[n-8] - s4[n-12]` (16 taps, ~250-900 Hz, the first formant and pitch
+/// harmonics). `hist` holds the HIST samples before `x`; on return it holds the stream's last
+/// HIST samples. `b` is scratch.
+///
+/// Every filter output is a sum of a few integer samples, exact in f32, and only the squares
+/// are rounded: differencing autocorrelations instead loses the quiet bands to cancellation
+/// when a loud low rumble (brown noise, hum) dominates the frame. Each pass is a plain zipped
+/// loop the compiler vectorises; the reductions use eight lanes (f32 addition is not
+/// associative).
+fn band_energies(
+    x: &[i16],
+    hist: &mut [f32; HIST],
+    y: &mut [f32; PITCH_HIST],
+    b: &mut BandBuf,
+    dec: usize,
+) -> [f32; BANDS] {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        #[allow(unsafe_code)]
+        // SAFETY: `band_energies_avx2` only needs AVX2, which the CPU was just found to have.
+        return unsafe { band_energies_avx2(x, hist, y, b, dec) };
+    }
+    band_energies_body(x, hist, y, b, dec, band_sums)
+}
+
+/// [`band_energies`] compiled for AVX2, with [`band_sums_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn band_energies_avx2(
+    x: &[i16],
+    hist: &mut [f32; HIST],
+    y: &mut [f32; PITCH_HIST],
+    b: &mut BandBuf,
+    dec: usize,
+) -> [f32; BANDS] {
+    band_energies_body(x, hist, y, b, dec, |t, low| band_sums_avx2(t, low))
 }
 
 /// The body of [`band_energies`], inlined into each build of it.
@@ -262,6 +346,7 @@ fn band_energies_body(
     y: &mut [f32; PITCH_HIST],
     b: &mut BandBuf,
     dec: usize,
+    sums: impl FnOnce([&[f32]; 7], &mut [f32]) -> [f32; BANDS],
 ) -> [f32; BANDS] {
     let n = x.len().min(super::frame::MAX_FRAME_SAMPLES);
     let end = HIST + n;
@@ -282,55 +367,105 @@ fn band_energies_body(
     let a4 = &b.s4[HIST - 4..end - 4];
     let a8 = &b.s4[HIST - 8..end - 8];
     let a12 = &b.s4[HIST - 12..end - 12];
-    // One pass per band over whole slices: each compiles to a clean eight-lane loop (the
-    // five-band loop over eight-sample chunks became a shuffle-heavy mix of four- and
-    // eight-lane code, the gateway's largest user-space item). Per lane the additions keep
-    // their order, so the sums are unchanged.
-    let acc = [
-        sum_sq8(|c, l| c[0][l], [v]),
-        sum_sq8(|c, l| c[0][l] - c[1][l], [v, v1]),
-        sum_sq8(|c, l| c[0][l] - c[1][l], [v, v2]),
-        sum_sq8(|c, l| c[0][l] - c[1][l], [a0, a4]),
-        sum_sq8(
-            |c, l| (c[0][l] + c[1][l]) - (c[2][l] + c[3][l]),
-            [a0, a4, a8, a12],
-        ),
-    ];
-    // The low band at PITCH_RATE: every dec-th output (its 16 taps are the anti-alias filter).
+    let acc = sums([v, v1, v2, a0, a4, a8, a12], &mut b.low[..n]);
+    // The low band at PITCH_RATE: every dec-th output, the frame's last one last (its 16 taps
+    // are the anti-alias filter).
     let m = (n / dec).min(PITCH_HIST);
     y.copy_within(m.., 0);
-    for (k, o) in y[PITCH_HIST - m..].iter_mut().enumerate() {
-        let i = n - (m - k - 1) * dec - 1;
-        *o = (a0[i] + a4[i]) - (a8[i] + a12[i]);
+    let newest = b.low[..n].iter().rev().step_by(dec);
+    for (o, v) in y[PITCH_HIST - m..].iter_mut().rev().zip(newest) {
+        *o = *v;
     }
     hist.copy_from_slice(&b.x[n..end]);
     acc
 }
 
-/// Sum of squares of `f` over `N` equally long slices taken eight samples at a time: lane `l`
-/// of a chunk adds `f(chunk, l)²` to accumulator `l`, the leftover samples go to lane 0 in
-/// order, and the eight lanes are summed last (f32 addition is not associative: this order is
-/// the result's definition). Every slice is cut to the first one's length, which tells the
-/// optimiser they are equally long (no bounds checks left in the loop).
-#[inline(always)]
-fn sum_sq8<const N: usize>(f: impl Fn(&[&[f32]; N], usize) -> f32, s: [&[f32]; N]) -> f32 {
-    let n = s[0].len();
-    let s = s.map(|x| &x[..n]);
-    let mut acc = [0f32; 8];
+/// The five bands' sums of squares from the filter taps `[x[n], x[n-1], x[n-2], s4[n], s4[n-4],
+/// s4[n-8], s4[n-12]]` (equally long slices): full band `x[n]`, `x[n] - x[n-1]`, `x[n] - x[n-2]`,
+/// `s4[n] - s4[n-4]` and `(s4[n] + s4[n-4]) - (s4[n-8] + s4[n-12])`.
+///
+/// Each band has eight accumulators: lane `l` of each eight-sample chunk adds its square to
+/// accumulator `l`, the leftover samples go to lane 0 in order, and the eight lanes are summed
+/// last (f32 addition is not associative: this order is the result's definition, which
+/// [`band_sums_avx2`] computes too, bit for bit).
+fn band_sums(t: [&[f32]; 7], low: &mut [f32]) -> [f32; BANDS] {
+    let n = t[0].len();
+    let t = t.map(|x| &x[..n]);
+    let mut acc = [[0f32; 8]; BANDS];
     let lanes = n / 8 * 8;
     for c in (0..lanes).step_by(8) {
-        let chunk = s.map(|x| &x[c..c + 8]);
-        for (l, a) in acc.iter_mut().enumerate() {
-            let d = f(&chunk, l);
-            *a += d * d;
+        for l in 0..8 {
+            let d = bands_at(&t, c + l);
+            low[c + l] = d[BANDS - 1];
+            for (a, d) in acc.iter_mut().zip(d) {
+                a[l] += d * d;
+            }
         }
     }
-    for k in lanes..n {
-        let one = s.map(|x| &x[k..=k]);
-        let d = f(&one, 0);
-        acc[0] += d * d;
+    band_sums_finish(acc, &t, lanes, low)
+}
+
+/// The five band filters' outputs at sample `k` of the taps (see [`band_sums`]).
+#[inline(always)]
+fn bands_at(t: &[&[f32]; 7], k: usize) -> [f32; BANDS] {
+    let [x0, x1, x2, s0, s4, s8, s12] = t.map(|x| x[k]);
+    [x0, x0 - x1, x0 - x2, s0 - s4, (s0 + s4) - (s8 + s12)]
+}
+
+/// [`band_sums`]'s end: the samples after the last whole chunk go to lane 0 in order, then each
+/// band's eight lanes are summed.
+#[inline(always)]
+fn band_sums_finish(
+    mut acc: [[f32; 8]; BANDS],
+    t: &[&[f32]; 7],
+    from: usize,
+    low: &mut [f32],
+) -> [f32; BANDS] {
+    for (k, low) in (from..).zip(&mut low[from..t[0].len()]) {
+        let d = bands_at(t, k);
+        *low = d[BANDS - 1];
+        for (a, d) in acc.iter_mut().zip(d) {
+            a[0] += d * d;
+        }
     }
-    acc.iter().sum()
+    acc.map(|a| a.iter().sum())
+}
+
+/// [`band_sums`] in AVX vectors: the same operations per lane in the same order (no fused
+/// multiply-add), so the same bits. All five bands run in one pass, five independent chains of
+/// vector additions side by side; one pass per band (what the compiler made of the scalar
+/// definition) waited on each addition's latency and was the gateway's largest user-space item
+/// in a flood.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn band_sums_avx2(t: [&[f32]; 7], low: &mut [f32]) -> [f32; BANDS] {
+    use std::arch::x86_64::{
+        __m256, _mm256_add_ps, _mm256_mul_ps, _mm256_setzero_ps, _mm256_sub_ps,
+    };
+    let n = t[0].len();
+    let t = t.map(|x| &x[..n]);
+    let load = |x: &[f32], c: usize| -> __m256 {
+        let a: [f32; 8] = x[c..c + 8].try_into().expect("eight samples");
+        bytemuck::cast(a)
+    };
+    let mut acc = [_mm256_setzero_ps(); BANDS];
+    let lanes = n / 8 * 8;
+    for c in (0..lanes).step_by(8) {
+        let [x0, x1, x2, s0, s4, s8, s12] = t.map(|x| load(x, c));
+        let d = [
+            x0,
+            _mm256_sub_ps(x0, x1),
+            _mm256_sub_ps(x0, x2),
+            _mm256_sub_ps(s0, s4),
+            _mm256_sub_ps(_mm256_add_ps(s0, s4), _mm256_add_ps(s8, s12)),
+        ];
+        let lo: [f32; 8] = bytemuck::cast(d[BANDS - 1]);
+        low[c..c + 8].copy_from_slice(&lo);
+        for (a, d) in acc.iter_mut().zip(d) {
+            *a = _mm256_add_ps(*a, _mm256_mul_ps(d, d));
+        }
+    }
+    band_sums_finish(acc.map(bytemuck::cast), &t, lanes, low)
 }
 
 /// The default detector: sub-band SNR against per-stream noise floors (see the module docs).
@@ -712,6 +847,7 @@ mod tests {
         let mut buf = BandBuf {
             x: [0.0; BUF],
             s4: [0.0; BUF],
+            low: [0.0; crate::pipeline::frame::MAX_FRAME_SAMPLES],
         };
         let (mut h1, mut h2) = ([0f32; HIST], [0f32; HIST]);
         let (mut y1, mut y2) = ([0f32; PITCH_HIST], [0f32; PITCH_HIST]);
@@ -739,6 +875,20 @@ mod tests {
             let rel = (f64::from(got[band]) - want).abs() / want;
             assert!(rel < 1e-5, "band {band}: {} vs {want}", got[band]);
         }
+        // the pitch history ends with every 4th low-band output of `b`, its last sample last
+        // (sums of integers: exact in f32)
+        let low = |n: usize| -> f64 {
+            taps[4]
+                .iter()
+                .enumerate()
+                .map(|(k, c)| c * all[n - k])
+                .sum()
+        };
+        let m = b.len() / 4;
+        for k in 0..m {
+            let at = all.len() - 1 - 4 * k;
+            assert_eq!(f64::from(y1[PITCH_HIST - 1 - k]), low(at), "{k}");
+        }
     }
 
     /// The AVX2 builds compute exactly what the baseline ones do (same operations per lane), so
@@ -754,13 +904,15 @@ mod tests {
         let mut buf = BandBuf {
             x: [0.0; BUF],
             s4: [0.0; BUF],
+            low: [0.0; crate::pipeline::frame::MAX_FRAME_SAMPLES],
         };
-        for (len, dec) in [(320, 4), (480, 6), (333, 4), (7, 4)] {
+        let lens = (0..=17).chain([160, 240, 320, 333, 480, 959, 960]);
+        for (len, dec) in lens.flat_map(|len| [(len, 4), (len, 6)]) {
             let (mut h1, mut h2) = ([0f32; HIST], [0f32; HIST]);
             let (mut y1, mut y2) = ([0f32; PITCH_HIST], [0f32; PITCH_HIST]);
             for amp in [0.001, 0.3, 1.0] {
                 let x = noise(&mut seed, amp, len);
-                let base = band_energies_body(&x, &mut h1, &mut y1, &mut buf, dec);
+                let base = band_energies_body(&x, &mut h1, &mut y1, &mut buf, dec, band_sums);
                 #[allow(unsafe_code)]
                 // SAFETY: AVX2 was detected above.
                 let wide = unsafe { band_energies_avx2(&x, &mut h2, &mut y2, &mut buf, dec) };
@@ -774,9 +926,38 @@ mod tests {
                 #[allow(unsafe_code)]
                 // SAFETY: AVX2 was detected above.
                 let p = unsafe { periodicity_avx2(&y1) };
-                assert_eq!(periodicity_body(&y1).to_bits(), p.to_bits());
+                assert_eq!(periodicity_body(&y1, correlations).to_bits(), p.to_bits());
+                #[allow(unsafe_code)]
+                // SAFETY: AVX2 was detected above.
+                let wide = unsafe { correlations_avx2(&y1) };
+                assert_eq!(correlations(&y1).map(f32::to_bits), wide.map(f32::to_bits));
             }
         }
+    }
+
+    /// The vector builds' definitions, against sums in f64 in any order: only rounding apart.
+    #[test]
+    fn correlations_are_the_lagged_products() {
+        let mut seed = 5;
+        let y: [f32; PITCH_HIST] = noise(&mut seed, 0.5, PITCH_HIST)
+            .iter()
+            .map(|&v| f32::from(v))
+            .collect::<Vec<_>>()
+            .try_into()
+            .unwrap();
+        let (n, w) = (PITCH_HIST, PITCH_WINDOW);
+        for (k, got) in correlations(&y).iter().enumerate() {
+            let lag = PITCH_LAG_MIN + k;
+            let want: f64 = (0..w)
+                .map(|i| f64::from(y[n - w + i]) * f64::from(y[n - w - lag + i]))
+                .sum();
+            let scale: f64 = (0..w).map(|i| f64::from(y[n - w + i]).powi(2)).sum();
+            assert!((f64::from(*got) - want).abs() < 1e-5 * scale, "lag {lag}");
+        }
+        let want: f64 = y[n - w..].iter().map(|&v| f64::from(v).powi(2)).sum();
+        assert!((f64::from(sum_sq_lanes(&y[n - w..])) - want).abs() < 1e-5 * want);
+        assert_eq!(sum_sq_lanes(&[]), 0.0);
+        assert_eq!(sum_sq_lanes(&[3.0; 9]), 81.0);
     }
 
     #[test]
