@@ -306,8 +306,9 @@ fn periodicity_body(
 ///
 /// Every filter output is a sum of a few integer samples, exact in f32, and only the squares
 /// are rounded: differencing autocorrelations instead loses the quiet bands to cancellation
-/// when a loud low rumble (brown noise, hum) dominates the frame. Each pass is a plain zipped
-/// loop the compiler vectorises; the reductions use eight lanes (f32 addition is not
+/// when a loud low rumble (brown noise, hum) dominates the frame. The conversion and the running
+/// sums are plain zipped loops the compiler vectorises; the five sums of squares run in one pass
+/// ([`band_sums`], [`band_sums_avx2`]) with eight lanes per band (f32 addition is not
 /// associative).
 fn band_energies(
     x: &[i16],

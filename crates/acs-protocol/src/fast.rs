@@ -6,9 +6,8 @@
 //! `data` a word at a time for quotes, backslashes and control characters. Here one pass of
 //! 16-byte SSE2 blocks (on x86-64; elsewhere branch-free 32-byte blocks the compiler vectorises)
 //! finds the closing quote and any backslash or control character, which is the same validity
-//! rule; UTF-8 is checked only where
-//! the input is not already a `str`. Anything outside
-//! that shape — an escape, an unknown or repeated key, a `null`, a nested value, trailing bytes —
+//! rule; UTF-8 is checked only where the input is not already a `str`. Anything outside that
+//! shape — an escape, an unknown or repeated key, a `null`, a nested value, trailing bytes —
 //! makes [`parse_audio_data`] return `None`, and the caller parses with serde_json as usual, so
 //! the fast path can only ever agree with the full parser (the tests check this against
 //! thousands of mutated frames).
