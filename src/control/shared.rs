@@ -4,7 +4,7 @@
 //!
 //! Single-process mode (no `[cluster] nats_url`) attaches no link: every method here then does
 //! exactly what the local [`CallRegistry`] and [`Dedupe`](super::dedupe::Dedupe) did before, and
-//! nothing else. With a link (the JetStream one that `app` attaches in cluster mode, or [`MemoryLink`] in tests):
+//! nothing else. With a link (the JetStream one that `app` attaches in cluster mode, or `MemoryLink` in tests):
 //!
 //! - a call record lives under `call.<id>` in a shared key-value store (the local registry is a
 //!   cache refreshed before every read); every change is a compare-and-set on the key's revision,

@@ -221,7 +221,7 @@ fn sum_sq_lanes(x: &[f32]) -> f32 {
 /// Correlations of the newest [`PITCH_WINDOW`] samples of `y` with the window `lag` samples
 /// earlier, for lags `PITCH_LAG_MIN..PITCH_LAG_MIN + LAGS_PADDED`: eight lanes per lag (lane `l`
 /// of each chunk into accumulator `l`, lanes summed last), the definition
-/// [`correlations_avx2`] computes too, bit for bit.
+/// `correlations_avx2` (x86-64) computes too, bit for bit.
 fn correlations(y: &[f32; PITCH_HIST]) -> [f32; LAGS_PADDED] {
     let (n, w) = (PITCH_HIST, PITCH_WINDOW);
     let x = &y[n - w..];
@@ -308,7 +308,7 @@ fn periodicity_body(
 /// are rounded: differencing autocorrelations instead loses the quiet bands to cancellation
 /// when a loud low rumble (brown noise, hum) dominates the frame. The conversion and the running
 /// sums are plain zipped loops the compiler vectorises; the five sums of squares run in one pass
-/// ([`band_sums`], [`band_sums_avx2`]) with eight lanes per band (f32 addition is not
+/// ([`band_sums`], `band_sums_avx2`) with eight lanes per band (f32 addition is not
 /// associative).
 fn band_energies(
     x: &[i16],
@@ -388,7 +388,7 @@ fn band_energies_body(
 /// Each band has eight accumulators: lane `l` of each eight-sample chunk adds its square to
 /// accumulator `l`, the leftover samples go to lane 0 in order, and the eight lanes are summed
 /// last (f32 addition is not associative: this order is the result's definition, which
-/// [`band_sums_avx2`] computes too, bit for bit).
+/// `band_sums_avx2` (x86-64) computes too, bit for bit).
 fn band_sums(t: [&[f32]; 7], low: &mut [f32]) -> [f32; BANDS] {
     let n = t[0].len();
     let t = t.map(|x| &x[..n]);
@@ -788,7 +788,7 @@ impl Down24To16 {
     }
 
     /// Feeds input sample t (48 kHz index 2t); returns the output whose 48 kHz index 3m is 2t
-    /// (t ≡ 0 mod 3: taps h[2j] on x[t-j]) or 2t-1 (t ≡ 2 mod 3: taps h[2j+1] on x[t-1-j]).
+    /// (t ≡ 0 mod 3: taps `h[2j]` on `x[t-j]`) or 2t-1 (t ≡ 2 mod 3: taps `h[2j+1]` on `x[t-1-j]`).
     fn push(&mut self, v: i16) -> Option<i16> {
         self.hist.copy_within(0..RS_TAPS / 2, 1);
         self.hist[0] = f32::from(v);
