@@ -175,29 +175,47 @@ const LAGS: usize = PITCH_LAG_MAX - PITCH_LAG_MIN + 1;
 // `avx2_builds_are_bit_identical_to_the_baseline`). They were the largest user-space item of
 // the gateway at 400 real-time streams and in a flood (README "Performance").
 
+/// Defines `$name` and `$avx2`, the two builds of the `#[inline(always)]` function `$body`,
+/// which takes its vector kernel as its last argument: `$avx2` is compiled for AVX2 and passes
+/// the AVX kernel (`$wide`, callable there), and `$name` runs `$avx2` where the CPU has AVX2 and
+/// the portable build with the portable kernel (`$portable`) elsewhere.
+macro_rules! avx2_dispatch {
+    (
+        $(#[$doc:meta])*
+        fn $name:ident / $avx2:ident => $body:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty;
+        kernels $portable:expr, $wide:expr
+    ) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                #[allow(unsafe_code)]
+                // SAFETY: `$avx2` only needs AVX2, which the CPU was just found to have.
+                return unsafe { $avx2($($arg),*) };
+            }
+            $body($($arg,)* $portable)
+        }
+
+        #[doc = concat!("[`", stringify!($name), "`] compiled for AVX2, with its AVX kernel.")]
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        fn $avx2($($arg: $ty),*) -> $ret {
+            $body($($arg,)* $wide)
+        }
+    };
+}
+
 /// Pitch lags whose correlations are computed: [`LAGS`] rounded up to whole groups of four
 /// (the last three are not read).
 const LAGS_PADDED: usize = LAGS.next_multiple_of(4);
 const _: () = assert!(PITCH_HIST - PITCH_WINDOW >= PITCH_LAG_MIN + LAGS_PADDED - 1);
 
-/// The highest normalised autocorrelation of the newest [`PITCH_WINDOW`] samples of `y` at the
-/// pitch lags: near 1 for one voice's voiced sounds, low for noise and for a crowd's babble
-/// (many voices, no common period).
-fn periodicity(y: &[f32; PITCH_HIST]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        #[allow(unsafe_code)]
-        // SAFETY: `periodicity_avx2` only needs AVX2, which the CPU was just found to have.
-        return unsafe { periodicity_avx2(y) };
-    }
-    periodicity_body(y, correlations)
-}
-
-/// [`periodicity`] compiled for AVX2, with [`correlations_avx2`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn periodicity_avx2(y: &[f32; PITCH_HIST]) -> f32 {
-    periodicity_body(y, |y| correlations_avx2(y))
+avx2_dispatch! {
+    /// The highest normalised autocorrelation of the newest [`PITCH_WINDOW`] samples of `y` at the
+    /// pitch lags: near 1 for one voice's voiced sounds, low for noise and for a crowd's babble
+    /// (many voices, no common period).
+    fn periodicity / periodicity_avx2 => periodicity_body(y: &[f32; PITCH_HIST]) -> f32;
+    kernels correlations, |y| correlations_avx2(y)
 }
 
 /// Sum of squares of `x` in eight lanes: lane `l` of each eight-sample chunk adds to accumulator
@@ -297,46 +315,28 @@ fn periodicity_body(
     best.sqrt().min(1.0)
 }
 
-/// Energies (sums of squares) of `x` through the five band filters: full band (`x[n]`), first
-/// difference (`x[n] - x[n-1]`), `x[n] - x[n-2]`, and two DC-free low bands built from running
-/// 4-sample sums `s4`: `s4[n] - s4[n-4]` (8 taps, ~0.5-3 kHz at 16 kHz) and
-/// `s4[n] + s4[n-4] - s4[n-8] - s4[n-12]` (16 taps, ~250-900 Hz, the first formant and pitch
-/// harmonics). `hist` holds the HIST samples before `x`; on return it holds the stream's last
-/// HIST samples. `b` is scratch.
-///
-/// Every filter output is a sum of a few integer samples, exact in f32, and only the squares
-/// are rounded: differencing autocorrelations instead loses the quiet bands to cancellation
-/// when a loud low rumble (brown noise, hum) dominates the frame. The conversion and the running
-/// sums are plain zipped loops the compiler vectorises; the five sums of squares run in one pass
-/// ([`band_sums`], `band_sums_avx2`) with eight lanes per band (f32 addition is not
-/// associative).
-fn band_energies(
-    x: &[i16],
-    hist: &mut [f32; HIST],
-    y: &mut [f32; PITCH_HIST],
-    b: &mut BandBuf,
-    dec: usize,
-) -> [f32; BANDS] {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        #[allow(unsafe_code)]
-        // SAFETY: `band_energies_avx2` only needs AVX2, which the CPU was just found to have.
-        return unsafe { band_energies_avx2(x, hist, y, b, dec) };
-    }
-    band_energies_body(x, hist, y, b, dec, band_sums)
-}
-
-/// [`band_energies`] compiled for AVX2, with [`band_sums_avx2`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn band_energies_avx2(
-    x: &[i16],
-    hist: &mut [f32; HIST],
-    y: &mut [f32; PITCH_HIST],
-    b: &mut BandBuf,
-    dec: usize,
-) -> [f32; BANDS] {
-    band_energies_body(x, hist, y, b, dec, |t, low| band_sums_avx2(t, low))
+avx2_dispatch! {
+    /// Energies (sums of squares) of `x` through the five band filters: full band (`x[n]`), first
+    /// difference (`x[n] - x[n-1]`), `x[n] - x[n-2]`, and two DC-free low bands built from running
+    /// 4-sample sums `s4`: `s4[n] - s4[n-4]` (8 taps, ~0.5-3 kHz at 16 kHz) and
+    /// `s4[n] + s4[n-4] - s4[n-8] - s4[n-12]` (16 taps, ~250-900 Hz, the first formant and pitch
+    /// harmonics). `hist` holds the HIST samples before `x`; on return it holds the stream's last
+    /// HIST samples. `b` is scratch.
+    ///
+    /// Every filter output is a sum of a few integer samples, exact in f32, and only the squares
+    /// are rounded: differencing autocorrelations instead loses the quiet bands to cancellation
+    /// when a loud low rumble (brown noise, hum) dominates the frame. The conversion and the
+    /// running sums are plain zipped loops the compiler vectorises; the five sums of squares run
+    /// in one pass ([`band_sums`], `band_sums_avx2`) with eight lanes per band (f32 addition is
+    /// not associative).
+    fn band_energies / band_energies_avx2 => band_energies_body(
+        x: &[i16],
+        hist: &mut [f32; HIST],
+        y: &mut [f32; PITCH_HIST],
+        b: &mut BandBuf,
+        dec: usize,
+    ) -> [f32; BANDS];
+    kernels band_sums, |t, low| band_sums_avx2(t, low)
 }
 
 /// The body of [`band_energies`], inlined into each build of it.
