@@ -216,6 +216,7 @@ impl std::fmt::Display for ChurnReport {
             "  rate       {:.0} cycles/s over {:.1} s",
             self.cycles_per_sec, self.wall_secs
         )?;
+        let o = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
         if let Some(w) = &self.warmup {
             let before = self.gateway.as_ref().and_then(|g| g.rss_before_kib);
             writeln!(
@@ -223,12 +224,11 @@ impl std::fmt::Display for ChurnReport {
                 "  warm-up    {} cycles first ({} ok), not measured; RSS cold {} KiB → {} KiB when the measured cycles began",
                 w.cycles,
                 w.cycles_ok,
-                w.rss_cold_kib.map_or("?".to_string(), |v| v.to_string()),
-                before.map_or("?".to_string(), |v| v.to_string()),
+                o(w.rss_cold_kib),
+                o(before),
             )?;
         }
         if let Some(g) = &self.gateway {
-            let o = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
             let per = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:+.1}"));
             writeln!(
                 f,
